@@ -1,0 +1,81 @@
+"""Session fixtures: the real services of the test bed, started once by the project's own scripts.
+
+A service that was already running (say, the demo stack) is used as it is and left running; one the
+fixtures started is stopped at the end, so a test run leaves no daemon of ours behind.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEVSTACK = ROOT / "devstack"
+STATE = Path(os.environ.get("JVNC_STATE", "/var/lib/jupyter-vnc-dev"))
+
+pytest_plugins = [p for p in ["fixtures_apptainer"] if (Path(__file__).parent / f"{p}.py").exists()]  # TEMP
+
+
+def devstack(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(DEVSTACK / args[0]), *args[1:]], check=check, capture_output=True, text=True)
+
+
+def _managed_service(name: str) -> Iterator[None]:
+    if os.geteuid() != 0:
+        pytest.skip(f"the {name} test bed needs root (it starts system daemons); run devstack/test as root")
+    was_running = devstack(name, "status", check=False).returncode == 0
+    started = devstack(name, "start", check=False)
+    if started.returncode != 0:
+        pytest.fail(f"devstack/{name} start failed:\n{started.stderr}")
+    yield
+    if not was_running:
+        devstack(name, "stop")
+
+
+@dataclass(frozen=True)
+class SlurmBed:
+    conf: Path
+    partition: str = "vnc"
+
+
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[SlurmBed]:
+    """A running single-machine Slurm cluster (munged, slurmctld, slurmd per node)."""
+    for _ in _managed_service("slurm"):
+        yield SlurmBed(conf=Path(devstack("slurm", "conf").stdout.strip()))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of the test bed's own redis-server."""
+    for _ in _managed_service("redis"):
+        yield devstack("redis", "url").stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def test_user() -> pwd.struct_passwd:
+    """The non-root Unix user that jobs run as (created by devstack/install)."""
+    try:
+        return pwd.getpwnam("alice")
+    except KeyError:
+        pytest.skip("test user alice does not exist: run devstack/install")
+
+
+@dataclass(frozen=True)
+class HubBed:
+    url: str
+    password: str  # the demo login's password (users alice and bob)
+
+
+@pytest.fixture(scope="session")
+def hub(slurm: SlurmBed) -> Iterator[HubBed]:
+    """The demo JupyterHub (with configurable-http-proxy) on 127.0.0.1:8000, spawning into Slurm."""
+    for _ in _managed_service("hub"):
+        port = os.environ.get("JVNC_HUB_PORT", "8000")
+        yield HubBed(url=f"http://127.0.0.1:{port}", password=devstack("hub", "password").stdout.strip())

@@ -1,0 +1,80 @@
+"""The demo stack: its scripts are idempotent, clean up after themselves, and the hub spawns into Slurm."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import DEVSTACK, HubBed, devstack
+from hubclient import HubUser
+
+from jupyter_vnc.slurm import Phase, SlurmClient
+
+
+def _pids(pattern: str) -> set[str]:
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+    return set(out.split())
+
+
+def test_starting_slurm_twice_is_harmless(slurm) -> None:
+    before = _pids("slurmctld -f") | _pids("slurmd -f")
+    assert len(before) >= 2
+    devstack("slurm", "start")
+    assert _pids("slurmctld -f") | _pids("slurmd -f") == before
+    sinfo = subprocess.run(["sinfo", "-h", "-o", "%P %T"], capture_output=True, text=True, check=True).stdout
+    assert "vnc" in sinfo and "drain" not in sinfo and "down" not in sinfo
+
+
+def test_gpus_are_scheduled_by_gres(slurm) -> None:
+    nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %G"], capture_output=True, text=True, check=True)
+    assert "gpu:2" in nodes.stdout
+
+
+def test_a_redis_of_its_own_stops_without_leftovers(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    env = {**os.environ, "JVNC_STATE": str(tmp_path), "JVNC_REDIS_PORT": "16391"}
+    subprocess.run([DEVSTACK / "redis", "start"], env=env, check=True, capture_output=True)
+    subprocess.run([DEVSTACK / "redis", "start"], env=env, check=True, capture_output=True)  # twice: harmless
+    pong = subprocess.run(["redis-cli", "-p", "16391", "ping"], capture_output=True, text=True).stdout
+    assert pong.strip() == "PONG"
+    assert len(_pids("redis-server 127.0.0.1:16391")) == 1
+    subprocess.run([DEVSTACK / "redis", "stop"], env=env, check=True, capture_output=True)
+    assert not _pids("redis-server 127.0.0.1:16391")
+    down = subprocess.run([DEVSTACK / "redis", "status"], env=env, capture_output=True, text=True)
+    assert down.returncode != 0 and "stopped" in down.stdout
+
+
+async def test_hub_spawns_a_slurm_job_as_the_user_and_stops_it(hub: HubBed) -> None:
+    alice = HubUser(hub.url, "alice", hub.password)
+    version = alice.api("GET", "/").json()["version"]
+    assert version.split(".")[0] in {"5", "6"}
+    assert alice.api("POST", "/users/alice/server").status_code in {201, 202}
+    try:
+        alice.wait_ready()
+        jobs = subprocess.run(
+            ["squeue", "-h", "-u", "alice", "-o", "%i %T"], capture_output=True, text=True, check=True
+        ).stdout.split("\n")
+        running = [line.split()[0] for line in jobs if line.endswith("RUNNING")]
+        assert len(running) == 1, jobs
+        # Through the proxy, with the hub's OAuth: the single-user server in the job answers.
+        assert alice.open_server(path="lab").status_code == 200
+        lab = alice.server_api("api/status")
+        assert lab.status_code == 200 and "last_activity" in lab.json()
+        # Another user gets no access to alice's server.
+        bob = HubUser(hub.url, "bob", hub.password)
+        other = bob.http.get(f"{hub.url}/user/alice/api/status", allow_redirects=True)
+        assert other.status_code in {403, 404} or "/user/bob/" in other.url or "/hub/" in other.url
+        assert "last_activity" not in other.text
+    finally:
+        alice.api("DELETE", "/users/alice/server")
+        alice.wait_stopped()
+    info = (await SlurmClient().query(running))[running[0]]
+    assert info.phase is Phase.ENDED, info
+
+
+def test_wrong_password_is_refused(hub: HubBed) -> None:
+    with pytest.raises(AssertionError, match="login as alice failed"):
+        HubUser(hub.url, "alice", hub.password + "x")

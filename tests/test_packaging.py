@@ -1,0 +1,54 @@
+"""The package as an admin installs it: a wheel carrying its templates; the code ruff-clean."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from jupyter_vnc.resources import template_path, templates_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_carries_the_templates(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    # Build from a copy so the checkout gets no build/ folder.
+    shutil.copytree(
+        ROOT, src, ignore=shutil.ignore_patterns(".git", "node_modules", "test-artifacts", ".*cache")
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(src),
+        ],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("jupyter_vnc-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for template in sorted(p.name for p in (ROOT / "templates").iterdir()):
+        assert f"jupyter_vnc/templates/{template}" in names
+    assert "jupyter_vnc/slurm.py" in names
+
+
+def test_templates_are_found_from_a_checkout() -> None:
+    assert template_path("xstartup").read_text().startswith("#!/bin/sh")
+    assert templates_dir().is_dir()
+
+
+def test_ruff_is_clean() -> None:
+    ruff = Path(sys.executable).with_name("ruff")
+    result = subprocess.run([str(ruff), "check", str(ROOT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    fmt = subprocess.run([str(ruff), "format", "--check", str(ROOT)], capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
