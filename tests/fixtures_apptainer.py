@@ -1,0 +1,92 @@
+"""Pytest fixtures for tests that run a real Apptainer.
+
+Registered by ``pytest_plugins = ["fixtures_apptainer"]`` in tests/conftest.py. Both fixtures skip
+(never fail) when Apptainer cannot be had on this machine, and the skip says why: the reason that
+``devstack/install-apptainer`` wrote to ``$JVNC_STATE/apptainer-unavailable``, or the last line of
+``devstack/build-test-image``'s output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+JVNC_STATE = Path(os.environ.get("JVNC_STATE", "/var/lib/jupyter-vnc-dev"))
+APPTAINER_PREFIX = Path(os.environ.get("APPTAINER_PREFIX", "/opt/apptainer-sid"))
+UNAVAILABLE = JVNC_STATE / "apptainer-unavailable"
+NOT_INSTALLED = "apptainer not installed: run devstack/install"
+BUILD_TIMEOUT_S = 900
+
+
+def _unavailable_reason() -> str:
+    try:
+        reason = UNAVAILABLE.read_text().strip()
+    except OSError:
+        return NOT_INSTALLED
+    return f"apptainer unavailable: {reason}" if reason else NOT_INSTALLED
+
+
+def _find_apptainer() -> Path | None:
+    candidates = [APPTAINER_PREFIX / "bin" / "apptainer"]
+    on_path = shutil.which("apptainer")
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+@pytest.fixture(scope="session")
+def apptainer() -> Path:
+    """The apptainer binary, checked to run; skips with the install's reason when there is none."""
+    if UNAVAILABLE.exists():
+        pytest.skip(_unavailable_reason())
+    binary = _find_apptainer()
+    if binary is None:
+        pytest.skip(_unavailable_reason())
+    try:
+        result = subprocess.run(
+            [str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"apptainer at {binary} does not run: {exc}")
+    if result.returncode != 0:
+        pytest.skip(f"apptainer at {binary} does not run: {_last_line(result.stderr + result.stdout)}")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def testbed_image(apptainer: Path) -> Path:
+    """The SIF built from apptainer/testbed.def (built once, then cached by devstack/build-test-image)."""
+    script = REPO / "devstack" / "build-test-image"
+    env = {**os.environ, "JVNC_STATE": str(JVNC_STATE)}
+    try:
+        result = subprocess.run(
+            [str(script)],
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT_S,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"devstack/build-test-image took longer than {BUILD_TIMEOUT_S} s")
+    except OSError as exc:
+        pytest.skip(f"devstack/build-test-image could not run: {exc}")
+    if result.returncode != 0:
+        pytest.skip(f"testbed image not built: {_last_line(result.stderr + result.stdout)}")
+    sif = Path(_last_line(result.stdout))
+    if not sif.is_file():
+        pytest.skip(f"devstack/build-test-image printed {sif}, which is not a file")
+    return sif
