@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEVSTACK = ROOT / "devstack"
 STATE = Path(os.environ.get("JVNC_STATE", "/var/lib/jupyter-vnc-dev"))
 
-pytest_plugins = ["fixtures_apptainer"]
+pytest_plugins = ["fixtures_apptainer", "fixtures_jupyter"]
 
 
 def devstack(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,102 @@
+"""The websocket that carries RFB between the browser and the desktop's unix socket.
+
+Our own bridge rather than jupyter-server-proxy's raw-socket proxy because that one measurably
+slows the desktop down: it leaves TCP_NODELAY off on the browser-facing socket (small RFB messages then
+wait on delayed ACKs, capping compressed updates near 20/s) and ignores backpressure (a slow client
+lets its buffer grow without bound). Here every frame waits for the previous one to be flushed, and the
+unix socket is only read as fast as the browser takes the data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import ws_authenticated
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
+from tornado import web
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from .desktop import DesktopError, VNCDesktop
+
+READ_CHUNK = 256 * 1024  # one websocket frame carries at most this much RFB
+
+
+class DesktopWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type: ignore[misc]
+    # A desktop runs arbitrary programs, like a terminal: an authorizer that denies terminals
+    # denies desktops too.
+    auth_resource = "terminals"
+
+    _reader: asyncio.StreamReader | None = None
+    _writer: asyncio.StreamWriter | None = None
+    _pump: asyncio.Task[None] | None = None
+
+    @property
+    def desktop(self) -> VNCDesktop:
+        return self.settings["jupyter_vnc_desktop"]
+
+    def set_default_headers(self) -> None:
+        """JupyterHandler's default headers (CSP, ...) make no sense on a websocket upgrade."""
+
+    def get_compression_options(self) -> None:
+        # RFB updates are already compressed (Tight/ZRLE): deflating them again costs CPU for nothing.
+        return None
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return "binary" if "binary" in subprotocols else None
+
+    @ws_authenticated
+    async def get(self, *args: str, **kwargs: str) -> None:
+        allowed = await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, "execute", "terminals")
+        )
+        if not allowed:
+            raise web.HTTPError(403)
+        try:
+            socket_path = await self.desktop.ensure_running()
+            self._reader, self._writer = await asyncio.open_unix_connection(
+                str(socket_path), limit=READ_CHUNK * 4
+            )
+        except (DesktopError, OSError) as e:
+            self.log.error("jupyter-vnc: cannot connect to the desktop: %s", e)
+            raise web.HTTPError(503, f"the desktop is not available: {e}") from e
+        await ensure_async(super().get(*args, **kwargs))
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        super().open()  # the mixin's ping loop keeps idle connections through proxies alive
+        self.set_nodelay(True)
+        self._pump = asyncio.create_task(self._desktop_to_browser())
+
+    async def _desktop_to_browser(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                data = await self._reader.read(READ_CHUNK)
+                if not data:
+                    break
+                # Waiting for the flush is the backpressure: while the browser is slow we stop
+                # reading, the socket buffer fills, and Xvnc sends fewer, larger updates.
+                await self.write_message(data, binary=True)
+        except (WebSocketClosedError, StreamClosedError, ConnectionError):
+            pass
+        finally:
+            self.close()
+
+    async def on_message(self, message: str | bytes) -> None:
+        if self._writer is None:
+            return
+        self._writer.write(message.encode() if isinstance(message, str) else message)
+        try:
+            await self._writer.drain()
+        except ConnectionError:
+            self.close()
+
+    def on_close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()

@@ -1,0 +1,482 @@
+"""One user's desktop: a private Xvnc and an XFCE session on it, started, watched and ended as a whole.
+
+The desktop belongs to the Jupyter server process that serves it (see ``extension.py``): it is started
+when the server starts (so it is ready before the user asks) or on the first connection, started again
+on the next connection if Xvnc crashed, and ended, every process of it, when the server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import re
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, Unicode, default, validate
+from traitlets.config import LoggingConfigurable
+
+from . import gpu, processes, vncserver, xauth
+from .jobinfo import JobClock
+from .resources import template_path
+
+RESOLUTION_RE = re.compile(r"^(\d{3,5})x(\d{3,5})$")
+MIN_SIDE, MAX_SIDE = 320, 8192
+
+# Secrets of the Jupyter server that desktop applications have no business seeing.
+_SECRET_ENV = (
+    "JUPYTERHUB_API_TOKEN",
+    "JPY_API_TOKEN",
+    "JUPYTERHUB_OAUTH_CLIENT_SECRET",
+    "JUPYTER_TOKEN",
+)
+
+
+def parse_resolution(value: str) -> tuple[int, int]:
+    """``"1920x1080"`` → ``(1920, 1080)``; anything else raises ValueError with the reason."""
+    m = RESOLUTION_RE.match(value.strip())
+    if not m:
+        raise ValueError(f"resolution must look like 1920x1080, not {value!r}")
+    width, height = int(m.group(1)), int(m.group(2))
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise ValueError(f"resolution {value} is outside {MIN_SIDE}..{MAX_SIDE} pixels per side")
+    return width, height
+
+
+class DesktopError(RuntimeError):
+    """The desktop could not start; the message says why in words a user can act on."""
+
+
+class VNCDesktop(LoggingConfigurable):
+    """The XFCE desktop served at ``/vnc/``. Configure it as ``c.VNCDesktop.<trait>`` in the Jupyter
+    server's configuration (for example ``jupyter_server_config.py`` in the image)."""
+
+    vnc_server = Unicode(
+        "",
+        help="""Path or command name of the Xvnc to run. Empty: TurboVNC's /opt/TurboVNC/bin/Xvnc when
+        installed, else the Xvnc (or Xtigervnc) on PATH. The flavour is read from `Xvnc -version`.
+        Example: c.VNCDesktop.vnc_server = "/opt/TurboVNC/bin/Xvnc"
+        """,
+    ).tag(config=True)
+
+    resolution = Unicode(
+        help="""Initial screen size, WIDTHxHEIGHT; the viewer then resizes it to the browser window.
+        Defaults to $JUPYTER_VNC_RESOLUTION (set by the spawner from the spawn form), else 1920x1080.
+        Example: c.VNCDesktop.resolution = "2560x1440"
+        """,
+    ).tag(config=True)
+
+    @default("resolution")
+    def _default_resolution(self) -> str:
+        return os.environ.get("JUPYTER_VNC_RESOLUTION") or "1920x1080"
+
+    @validate("resolution")
+    def _check_resolution(self, proposal: dict[str, Any]) -> str:
+        parse_resolution(proposal["value"])
+        return proposal["value"].strip()
+
+    depth = Int(
+        24,
+        help="Colour depth of the X screen: 16, 24 or 32. Example: c.VNCDesktop.depth = 24",
+    ).tag(config=True)
+
+    @validate("depth")
+    def _check_depth(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] not in (16, 24, 32):
+            raise ValueError(f"depth must be 16, 24 or 32, not {proposal['value']}")
+        return proposal["value"]
+
+    xstartup = Unicode(
+        "",
+        help="""Program that starts the desktop session on the new display. Empty: the user's own
+        ~/.vnc/xstartup when it exists, else jupyter-vnc's XFCE session (templates/xstartup).
+        Example: c.VNCDesktop.xstartup = "/opt/site/bin/start-mate-session"
+        """,
+    ).tag(config=True)
+
+    clipboard = Bool(
+        True,
+        help="""Let the clipboard cross between the browser and the desktop, both ways. Sites that must
+        keep data from leaving the cluster turn it off. Example: c.VNCDesktop.clipboard = False
+        """,
+    ).tag(config=True)
+
+    prestart = Bool(
+        True,
+        help="""Start the desktop as soon as the Jupyter server starts, so it is ready when the user
+        opens it. False: start on the first connection. Example: c.VNCDesktop.prestart = False
+        """,
+    ).tag(config=True)
+
+    virtualgl = CaselessStrEnum(
+        ["auto", "session", "off"],
+        "auto",
+        help="""OpenGL on the GPU through VirtualGL's EGL back end (VGL_DISPLAY=egl). "auto": run the whole
+        session under vglrun when VirtualGL and a GPU are present; "session": always (fails without
+        VirtualGL); "off": never (users may still run `vglrun app` themselves).
+        Example: c.VNCDesktop.virtualgl = "off"
+        """,
+    ).tag(config=True)
+
+    desktop_name = Unicode(
+        "GPU Desktop",
+        help='Name the VNC server announces (shown as the page title). Example: "Lab desktop"',
+    ).tag(config=True)
+
+    start_timeout = Float(
+        30.0,
+        help="Seconds to wait for Xvnc to accept connections before giving up. Example: 60",
+    ).tag(config=True)
+
+    extra_args = List(
+        Unicode(),
+        help='Extra Xvnc arguments, appended as given. Example: c.VNCDesktop.extra_args = ["-dpi", "120"]',
+    ).tag(config=True)
+
+    runtime_dir = Unicode(
+        "",
+        help="""Where the desktop's private 0700 directory (VNC socket, X cookie, logs) is made.
+        Empty: $XDG_RUNTIME_DIR when set, else the system temp dir. Unix socket paths must stay under
+        108 bytes. Example: c.VNCDesktop.runtime_dir = "/dev/shm"
+        """,
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state = "stopped"
+        self.message = "not started"
+        self.server: vncserver.VNCServer | None = None
+        self.display: int | None = None
+        self.directory: Path | None = None
+        self.started_at: float | None = None
+        self._marker = ""
+        self._xvnc: asyncio.subprocess.Process | None = None
+        self._session: asyncio.subprocess.Process | None = None
+        self._reaper: asyncio.subprocess.Process | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._gpu: gpu.GPUInfo | None = None
+        self._gl_renderer: str | None = None
+        self._clock = JobClock(os.environ)
+
+    # --- paths ---------------------------------------------------------------------------------
+
+    @property
+    def socket_path(self) -> Path:
+        assert self.directory is not None
+        return self.directory / "vnc.sock"
+
+    @property
+    def authority(self) -> Path:
+        assert self.directory is not None
+        return self.directory / "Xauthority"
+
+    def _runtime_root(self) -> str:
+        for candidate in (self.runtime_dir, os.environ.get("XDG_RUNTIME_DIR", "")):
+            if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK):
+                return candidate
+        return tempfile.gettempdir()
+
+    # --- public API ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running" and self._xvnc is not None and self._xvnc.returncode is None
+
+    async def ensure_running(self) -> Path:
+        """The VNC socket of a running desktop, starting one (again) when needed."""
+        async with self._lock:
+            if not self.running:
+                if self._marker:
+                    await self._cleanup()
+                await self._start()
+            return self.socket_path
+
+    async def stop(self) -> None:
+        async with self._lock:
+            await self._cleanup()
+            self.state, self.message = "stopped", "stopped"
+
+    async def restart(self) -> Path:
+        async with self._lock:
+            await self._cleanup()
+            await self._start()
+            return self.socket_path
+
+    async def status(self) -> dict[str, Any]:
+        """What the viewer and the JupyterLab panel show. Never contains a secret."""
+        if self._gpu is None:
+            self._gpu = await gpu.detect()
+        width, height = parse_resolution(self.resolution)
+        if self.running:
+            width, height = await self._screen_size() or (width, height)
+            if self._gl_renderer is None:
+                self._gl_renderer = await self._probe_gl_renderer()
+        on_gpu = self._gl_on_gpu()
+        return {
+            "state": self.state,
+            "message": self.message,
+            "display": self.display,
+            "width": width,
+            "height": height,
+            "vnc_server": self.server.kind if self.server else "",
+            "vnc_version": self.server.version if self.server else "",
+            "gpus": self._gpu.names or [f"GPU {i}" for i in self._gpu.ids],
+            "gl": "gpu" if on_gpu else "software",
+            "gl_renderer": self._gl_renderer or "",
+            "gl_notice": "" if on_gpu else self._software_gl_notice(),
+            "clipboard": self.clipboard,
+            "job_id": self._clock.job_id,
+            "seconds_left": await self._clock.seconds_left(),
+            "uptime": int(time.monotonic() - self.started_at) if self.started_at and self.running else 0,
+        }
+
+    # --- start ---------------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        self.state, self.message = "starting", "starting the desktop"
+        try:
+            await self._launch()
+        except DesktopError as e:
+            self.state, self.message = "failed", str(e)
+            self.log.error("jupyter-vnc: desktop failed to start: %s", e)
+            await self._cleanup(keep_message=True)
+            raise
+        self.state, self.message = "running", f"running on display :{self.display}"
+        self.started_at = time.monotonic()
+        self._gl_renderer = None
+        self._watcher = asyncio.create_task(self._watch_xvnc())
+        kind = self.server.kind if self.server else ""
+        self.log.info("jupyter-vnc: desktop running on :%s (%s)", self.display, kind)
+
+    async def _launch(self) -> None:
+        try:
+            self.server = await asyncio.to_thread(vncserver.detect, self.vnc_server)
+        except vncserver.NoVNCServerError as e:
+            raise DesktopError(str(e)) from e
+        if self._gpu is None:
+            self._gpu = await gpu.detect()
+        self._marker = uuid.uuid4().hex
+        user = pwd.getpwuid(os.getuid()).pw_name
+        job = os.environ.get("SLURM_JOB_ID")
+        prefix = f"jupyter-vnc-{user}-" + (f"job{job}-" if job else "")
+        self.directory = Path(tempfile.mkdtemp(prefix=prefix, dir=self._runtime_root()))  # mode 0700
+        cookie = xauth.new_cookie()
+        xauth.write_authority(self.authority, cookie)
+
+        read_fd, write_fd = os.pipe()
+        argv = self.server.argv(
+            socket_path=self.socket_path,
+            authority=self.authority,
+            displayfd=write_fd,
+            geometry=self.resolution,
+            depth=self.depth,
+            name=self.desktop_name,
+            clipboard=self.clipboard,
+            extra=self.extra_args,
+        )
+        env = self._environment()
+        with open(self.directory / "xvnc.log", "ab") as log:
+            try:
+                self._xvnc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    pass_fds=(write_fd,),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            finally:
+                os.close(write_fd)
+        await self._start_reaper()
+        self.display = await self._read_display(read_fd)
+        # Clients match the display number in the cookie file: add it now that Xvnc has chosen one.
+        xauth.write_authority(self.authority, cookie, self.display)
+
+        session_env = {**env, "DISPLAY": f":{self.display}", "XAUTHORITY": str(self.authority)}
+        argv = self._session_argv(session_env)
+        with open(self.directory / "session.log", "ab") as log:
+            self._session = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                env=session_env,
+                cwd=os.path.expanduser("~"),
+                start_new_session=True,
+            )
+
+    async def _start_reaper(self) -> None:
+        """A watcher that ends this desktop if the Jupyter server dies without stopping it."""
+        assert self.directory is not None
+        env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}  # no marker: it must survive
+        self._reaper = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "jupyter_vnc.reaper", str(os.getpid()), self._marker, str(self.directory),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )  # fmt: skip
+
+    async def _read_display(self, read_fd: int) -> int:
+        """Xvnc writes its display number to the -displayfd pipe once it accepts connections."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        pipe = os.fdopen(read_fd, "rb", buffering=0)
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+        try:
+            line = await asyncio.wait_for(reader.readline(), self.start_timeout)
+        except asyncio.TimeoutError:
+            raise DesktopError(
+                f"{self.server.kind if self.server else 'Xvnc'} did not start within "
+                f"{self.start_timeout:g}s. {self._log_tail('xvnc.log')}"
+            ) from None
+        finally:
+            transport.close()
+        text = line.decode(errors="replace").strip()
+        if not text.isdigit():
+            code = self._xvnc.returncode if self._xvnc else None
+            if self._xvnc is not None and code is None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    code = await asyncio.wait_for(self._xvnc.wait(), 2)
+            raise DesktopError(f"Xvnc exited (code {code}) before it was ready. {self._log_tail('xvnc.log')}")
+        return int(text)
+
+    def _environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+        env[processes.MARKER_VAR] = self._marker
+        # The desktop's own applications must not find the Jupyter server's variables pointing at the
+        # single-user server; they would talk to it with a token they do not have.
+        for name in list(env):
+            if name.startswith("JUPYTERHUB_") and "TOKEN" in name:
+                env.pop(name)
+        if self._gpu and self._gpu.virtualgl:
+            env.setdefault("VGL_DISPLAY", "egl")
+        return env
+
+    def _session_argv(self, env: dict[str, str]) -> list[str]:
+        if self.xstartup:
+            program = [self.xstartup]
+        else:
+            own = Path(env.get("HOME", os.path.expanduser("~"))) / ".vnc" / "xstartup"
+            if own.is_file():
+                program = [str(own)] if os.access(own, os.X_OK) else ["/bin/sh", str(own)]
+            else:
+                program = ["/bin/sh", str(template_path("xstartup"))]
+        if self._use_virtualgl():
+            assert self._gpu is not None
+            return [self._gpu.virtualgl, *program]
+        return program
+
+    def _use_virtualgl(self) -> bool:
+        if self.virtualgl == "off" or self._gpu is None:
+            return False
+        if self.virtualgl == "session":
+            if not self._gpu.virtualgl:
+                raise DesktopError('c.VNCDesktop.virtualgl = "session" but vglrun is not installed')
+            return True
+        return self._gpu.usable_for_gl
+
+    # --- watch, inspect ------------------------------------------------------------------------
+
+    async def _watch_xvnc(self) -> None:
+        assert self._xvnc is not None
+        code = await self._xvnc.wait()
+        if self.state == "running":
+            self.log.warning("jupyter-vnc: Xvnc exited with code %s; restarting on the next connection", code)
+            self.state = "failed"
+            self.message = f"the desktop's VNC server stopped (exit code {code}); reconnect to start it again"
+
+    async def _screen_size(self) -> tuple[int, int] | None:
+        if not shutil.which("xdpyinfo"):
+            return None
+        out = await self._run_on_display(["xdpyinfo"])
+        m = re.search(r"dimensions:\s+(\d+)x(\d+) pixels", out)
+        return (int(m.group(1)), int(m.group(2))) if m else None
+
+    async def _probe_gl_renderer(self) -> str:
+        if not shutil.which("glxinfo"):
+            return ""
+        argv = ["glxinfo", "-B"]
+        if self._use_virtualgl() and self._gpu:
+            argv = [self._gpu.virtualgl, *argv]
+        return gpu.renderer_from_glxinfo(await self._run_on_display(argv))
+
+    def _gl_on_gpu(self) -> bool:
+        if self._gl_renderer:
+            return not gpu.is_software_renderer(self._gl_renderer)
+        return bool(self._gpu and self._use_virtualgl())
+
+    def _software_gl_notice(self) -> str:
+        if self._gpu and not self._gpu.ids and not self._gpu.names:
+            return "No GPU in this session: OpenGL renders in software (slower, but it works)."
+        if self._gpu and not self._gpu.virtualgl:
+            return "VirtualGL is not installed: OpenGL renders in software, not on the GPU."
+        return "OpenGL renders in software."
+
+    async def _run_on_display(self, argv: list[str]) -> str:
+        env = {**self._environment(), "DISPLAY": f":{self.display}", "XAUTHORITY": str(self.authority)}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+            )
+            out, _ = await asyncio.wait_for(proc.communicate(), 10)
+        except (OSError, asyncio.TimeoutError):
+            return ""
+        return out.decode(errors="replace")
+
+    def _log_tail(self, name: str, lines: int = 8) -> str:
+        if not self.directory:
+            return ""
+        try:
+            text = (self.directory / name).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return "Last lines of its log:\n" + "\n".join(text[-lines:]) if text else ""
+
+    # --- stop ----------------------------------------------------------------------------------
+
+    async def _cleanup(self, keep_message: bool = False) -> None:
+        """End every process of the desktop and remove its directory and X display files."""
+        if self._watcher:
+            self._watcher.cancel()
+            self._watcher = None
+        if self._reaper is not None and self._reaper.returncode is None:
+            self._reaper.kill()
+            await self._reaper.wait()
+        self._reaper = None
+        state = self.state
+        self.state = "stopping"
+        first = {p.pid for p in (self._xvnc, self._session) if p is not None and p.returncode is None}
+        if self._marker:
+            killed = await processes.terminate_marked(self._marker, first=first)
+            if killed:
+                self.log.warning("jupyter-vnc: %d desktop process(es) needed SIGKILL", killed)
+        for proc in (self._xvnc, self._session):
+            if proc is not None and proc.returncode is None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 2)
+        if self.display is not None:
+            # Xvnc removes these itself on a clean exit; after a crash or SIGKILL they would linger
+            # and make the next server skip this display number.
+            for leftover in (Path(f"/tmp/.X11-unix/X{self.display}"), Path(f"/tmp/.X{self.display}-lock")):
+                with contextlib.suppress(OSError):
+                    if leftover.lstat().st_uid == os.getuid():
+                        leftover.unlink()
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        self._xvnc = self._session = None
+        self.directory = None
+        self.display = None
+        self._marker = ""
+        self.started_at = None
+        self.state = state if keep_message else "stopped"

@@ -1,0 +1,36 @@
+"""The Jupyter server extension: one desktop per server, served at ``<base_url>vnc/``."""
+
+from __future__ import annotations
+
+import contextlib
+
+from jupyter_server.extension.application import ExtensionApp
+from tornado.ioloop import IOLoop
+
+from .desktop import DesktopError, VNCDesktop
+from .handlers import routes
+
+
+class VNCExtension(ExtensionApp):
+    name = "jupyter_vnc"
+    load_other_extensions = True
+
+    def initialize_settings(self) -> None:
+        self.desktop = VNCDesktop(parent=self, log=self.log)
+        self.settings["jupyter_vnc_desktop"] = self.desktop
+        if self.desktop.prestart:
+            # Start while the user is still looking at JupyterLab: the desktop is then ready (or
+            # nearly) when the tile is clicked. Queued until the server's event loop runs.
+            IOLoop.current().add_callback(self._prestart)
+
+    async def _prestart(self) -> None:
+        # A failure is already logged; the page shows the reason and the next connection retries.
+        with contextlib.suppress(DesktopError):
+            await self.desktop.ensure_running()
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(routes())
+
+    async def stop_extension(self) -> None:
+        """The server is stopping: end the whole desktop, leaving no process behind."""
+        await self.desktop.stop()

@@ -1,0 +1,129 @@
+"""HTTP routes under ``<base_url>vnc/``: the viewer page, its static files and the desktop API."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler, AuthenticatedFileHandler, JupyterHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from .bridge import DesktopWebSocket
+from .desktop import DesktopError, VNCDesktop
+from .resources import templates_dir
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def _json_for_script(value: Any) -> str:
+    """JSON that can sit inside <script type="application/json"> whatever the strings contain."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+class _DesktopMixin:
+    # A desktop runs arbitrary programs, like a terminal: an authorizer that denies terminals
+    # denies desktops too.
+    auth_resource = "terminals"
+    settings: dict[str, Any]
+
+    @property
+    def desktop(self) -> VNCDesktop:
+        return self.settings["jupyter_vnc_desktop"]
+
+
+class ViewerHandler(_DesktopMixin, JupyterHandler):
+    """The noVNC page. Starting the desktop is left to the websocket, so the page shows at once."""
+
+    _env: jinja2.Environment | None = None
+
+    @classmethod
+    def environment(cls) -> jinja2.Environment:
+        if cls._env is None:
+            cls._env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader(str(templates_dir())), autoescape=True
+            )
+        return cls._env
+
+    def page_config(self) -> dict[str, Any]:
+        base = self.base_url
+        hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL")
+        return {
+            "websocket_path": url_path_join(base, "vnc", "websockify"),
+            "status_url": url_path_join(base, "vnc", "api", "status"),
+            "desktop_url": url_path_join(base, "vnc", "api", "desktop"),
+            "lab_url": url_path_join(base, "lab"),
+            "hub_url": url_path_join(hub_prefix, "hub", "home") if hub_prefix else "",
+            "clipboard": self.desktop.clipboard,
+            "title": self.desktop.desktop_name,
+        }
+
+    @web.authenticated
+    @authorized("read")
+    def get(self) -> None:
+        page = (
+            self.environment()
+            .get_template("viewer.html")
+            .render(
+                static_base=url_path_join(self.base_url, "vnc", "static") + "/",
+                config_json=_json_for_script(self.page_config()),
+            )
+        )
+        self.set_header("Cache-Control", "no-store")
+        self.finish(page)
+
+
+class StatusHandler(_DesktopMixin, APIHandler):
+    """Desktop state as JSON. APIHandler: an unauthenticated call gets 403, not a login redirect."""
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(await self.desktop.status()))
+
+
+class DesktopHandler(_DesktopMixin, APIHandler):
+    """POST: start the desktop, or restart it (``?restart=1``, the "Restart desktop" button).
+    DELETE: end it and every process in it."""
+
+    @web.authenticated
+    @authorized("execute")
+    async def post(self) -> None:
+        try:
+            if self.get_argument("restart", "0") in {"1", "true", "yes"}:
+                await self.desktop.restart()
+            else:
+                await self.desktop.ensure_running()
+        except DesktopError as e:
+            self.set_status(503)
+            self.finish(json.dumps({"state": "failed", "message": str(e)}))
+            return
+        self.finish(json.dumps(await self.desktop.status()))
+
+    @web.authenticated
+    @authorized("execute")
+    async def delete(self) -> None:
+        await self.desktop.stop()
+        self.set_status(204)
+        self.finish()
+
+
+class StaticHandler(AuthenticatedFileHandler):
+    auth_resource = "terminals"
+
+
+def routes() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
+    """Patterns relative to the server's base_url (ExtensionApp prepends it)."""
+    return [
+        (r"/vnc/?", ViewerHandler),
+        (r"/vnc/websockify", DesktopWebSocket),
+        (r"/vnc/api/status", StatusHandler),
+        (r"/vnc/api/desktop", DesktopHandler),
+        (r"/vnc/static/(.*)", StaticHandler, {"path": str(STATIC_DIR)}),
+    ]

@@ -1,0 +1,49 @@
+"""The Slurm job a desktop runs in, seen from inside it: its id and how long it has left."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime
+
+from .slurm import SlurmClient
+
+_UNLIMITED = {"", "Unknown", "None", "N/A", "UNLIMITED", "NONE"}
+
+
+def parse_end_time(text: str) -> float | None:
+    """squeue's ``%e`` (local time, ``2026-11-27T07:00:00``) as a Unix timestamp; None if unlimited."""
+    text = text.strip()
+    if text in _UNLIMITED:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").timestamp()
+    except ValueError:
+        return None
+
+
+class JobClock:
+    """Time left in the current Slurm job. Asks squeue at most once per ``refresh`` seconds, because
+    an admin may extend the time limit but the status API may be polled often."""
+
+    def __init__(self, env: Mapping[str, str], client: SlurmClient | None = None, refresh: float = 60.0):
+        self.job_id = env.get("SLURM_JOB_ID") or None
+        self.client = client or SlurmClient(timeout=10)
+        self.refresh = refresh
+        self._end: float | None = None
+        self._checked = 0.0
+
+    async def seconds_left(self) -> int | None:
+        if not self.job_id:
+            return None
+        if time.monotonic() - self._checked > self.refresh:
+            try:
+                result = await self.client.run(["squeue", "-h", "-j", self.job_id, "-o", "%e"])
+                if result.returncode == 0 and result.stdout.strip():
+                    self._end = parse_end_time(result.stdout.strip().splitlines()[0])
+                self._checked = time.monotonic()
+            except (OSError, TimeoutError):
+                pass  # keep the last known end time: a slow controller must not blank the clock
+        if self._end is None:
+            return None
+        return max(0, int(self._end - time.time()))

@@ -1,0 +1,165 @@
+"""A small RFB (VNC) client: enough to prove a desktop answers and to measure it.
+
+Used by readiness checks, the site doctor, the tests and the benchmarks. It speaks RFB 3.8 with the
+"None" security type (the only one a jupyter-vnc desktop offers, behind Jupyter's authentication) and
+understands the Raw, CopyRect and ZRLE encodings; ZRLE rectangles are skipped by their length without
+being decoded, which is all a throughput measurement needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+RAW, COPYRECT, ZRLE = 0, 1, 16
+DESKTOP_SIZE, LAST_RECT, EXTENDED_DESKTOP_SIZE = -223, -224, -308
+
+
+class RFBError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServerInit:
+    width: int
+    height: int
+    bits_per_pixel: int
+    name: str
+
+
+@dataclass
+class Update:
+    rects: int
+    pixels: bytes  # raw pixel bytes of the first Raw rectangle, b"" otherwise
+    nbytes: int  # size of the whole message on the wire
+
+
+class ByteStream:
+    """Exact reads over something that delivers chunks (a unix socket or websocket messages)."""
+
+    def __init__(self, recv: Callable[[], Awaitable[bytes]], send: Callable[[bytes], Awaitable[None]]):
+        self._recv = recv
+        self.send = send
+        self._buffer = bytearray()
+
+    async def read(self, n: int) -> bytes:
+        while len(self._buffer) < n:
+            chunk = await self._recv()
+            if not chunk:
+                raise RFBError(f"connection closed while {n - len(self._buffer)} more bytes were expected")
+            self._buffer += chunk
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    @classmethod
+    async def unix(cls, path: str) -> ByteStream:
+        reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
+
+        async def send(data: bytes) -> None:
+            writer.write(data)
+            await writer.drain()
+
+        stream = cls(lambda: reader.read(1 << 20), send)
+        stream.close = writer.close  # type: ignore[attr-defined]
+        return stream
+
+
+class RFBClient:
+    def __init__(self, stream: ByteStream) -> None:
+        self.stream = stream
+        self.init: ServerInit | None = None
+        self.bytes_per_pixel = 4
+
+    async def handshake(self, shared: bool = True) -> ServerInit:
+        version = await self.stream.read(12)
+        if not version.startswith(b"RFB "):
+            raise RFBError(f"not an RFB server: {version!r}")
+        await self.stream.send(b"RFB 003.008\n")
+        (count,) = struct.unpack("B", await self.stream.read(1))
+        if count == 0:
+            (length,) = struct.unpack(">I", await self.stream.read(4))
+            raise RFBError("server refused: " + (await self.stream.read(length)).decode(errors="replace"))
+        types = await self.stream.read(count)
+        if 1 not in types:
+            raise RFBError(f"server wants authentication (security types {list(types)}), expected None")
+        await self.stream.send(b"\x01")
+        (result,) = struct.unpack(">I", await self.stream.read(4))
+        if result != 0:
+            raise RFBError("security handshake failed")
+        await self.stream.send(b"\x01" if shared else b"\x00")
+        width, height = struct.unpack(">HH", await self.stream.read(4))
+        pixel_format = await self.stream.read(16)
+        (name_len,) = struct.unpack(">I", await self.stream.read(4))
+        name = (await self.stream.read(name_len)).decode(errors="replace")
+        self.init = ServerInit(width, height, pixel_format[0], name)
+        self.bytes_per_pixel = pixel_format[0] // 8
+        return self.init
+
+    async def set_encodings(self, *encodings: int) -> None:
+        await self.stream.send(
+            struct.pack(">BxH", 2, len(encodings)) + b"".join(struct.pack(">i", e) for e in encodings)
+        )
+
+    async def set_pixel_format_32(self) -> None:
+        """32-bit true colour, little-endian BGRX: what the tests decode."""
+        fmt = struct.pack(">BBBBHHHBBBxxx", 32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
+        await self.stream.send(b"\x00\x00\x00\x00" + fmt)
+        self.bytes_per_pixel = 4
+
+    async def request_update(self, incremental: bool, x: int = 0, y: int = 0, w: int = 0, h: int = 0) -> None:
+        assert self.init is not None
+        w, h = w or self.init.width, h or self.init.height
+        await self.stream.send(struct.pack(">BBHHHH", 3, int(incremental), x, y, w, h))
+
+    async def read_update(self) -> Update:
+        """Read server messages until a FramebufferUpdate has arrived; return it."""
+        while True:
+            (kind,) = struct.unpack("B", await self.stream.read(1))
+            if kind == 0:
+                return await self._framebuffer_update()
+            if kind == 1:  # SetColourMapEntries
+                _, _, count = struct.unpack(">BHH", await self.stream.read(5))
+                await self.stream.read(count * 6)
+            elif kind == 2:  # Bell
+                continue
+            elif kind == 3:  # ServerCutText
+                _, length = struct.unpack(">3sI", await self.stream.read(7))
+                await self.stream.read(length)
+            else:
+                raise RFBError(f"unexpected server message type {kind}")
+
+    async def _framebuffer_update(self) -> Update:
+        (count,) = struct.unpack(">xH", await self.stream.read(3))
+        nbytes, pixels, rects = 4, b"", 0
+        for _ in range(count):
+            _x, _y, w, h, encoding = struct.unpack(">HHHHi", await self.stream.read(12))
+            nbytes += 12
+            if encoding == LAST_RECT:
+                break
+            rects += 1
+            if encoding == RAW:
+                data = await self.stream.read(w * h * self.bytes_per_pixel)
+                pixels = pixels or data
+                nbytes += len(data)
+            elif encoding == COPYRECT:
+                await self.stream.read(4)
+                nbytes += 4
+            elif encoding == ZRLE:
+                (length,) = struct.unpack(">I", await self.stream.read(4))
+                await self.stream.read(length)
+                nbytes += 4 + length
+            elif encoding == DESKTOP_SIZE:
+                assert self.init is not None
+                self.init = ServerInit(w, h, self.init.bits_per_pixel, self.init.name)
+            elif encoding == EXTENDED_DESKTOP_SIZE:
+                (screens,) = struct.unpack(">B3x", await self.stream.read(4))
+                await self.stream.read(16 * screens)
+                nbytes += 4 + 16 * screens
+                assert self.init is not None
+                self.init = ServerInit(w, h, self.init.bits_per_pixel, self.init.name)
+            else:
+                raise RFBError(f"unsupported encoding {encoding} (ask only for Raw, CopyRect or ZRLE)")
+        return Update(rects, pixels, nbytes)

@@ -1,0 +1,206 @@
+"""The desktop at /vnc/ on real Jupyter servers run as the test users: real Xvnc, real XFCE."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures_jupyter import UserServer, wait_until
+from rfbstreams import websocket_stream
+from tornado.httpclient import HTTPClientError
+
+from jupyter_vnc.rfb import RAW, RFBClient
+
+
+async def connect(server: UserServer) -> RFBClient:
+    stream, _ = await websocket_stream(server.ws_url, server.token)
+    client = RFBClient(stream)
+    await client.handshake()
+    return client
+
+
+async def screen_colours(client: RFBClient) -> int:
+    """Distinct colours in a full-screen Raw update (1 for a blank X screen)."""
+    await client.set_pixel_format_32()
+    await client.set_encodings(RAW)
+    await client.request_update(incremental=False)
+    update = await client.read_update()
+    px = update.pixels
+    return len({px[i : i + 3] for i in range(0, len(px), 4 * 97)})
+
+
+def xvnc_argv(server: UserServer) -> list[str]:
+    for pid in server.desktop_pids():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]) in {"Xvnc", "Xtigervnc"}:
+            return argv
+    raise AssertionError(f"no Xvnc among {server.desktop_pids()}")
+
+
+def arg(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def as_user(user: str, code: str) -> subprocess.CompletedProcess[str]:
+    """Run Python code as another Unix user (a real second user on this machine)."""
+    return subprocess.run(
+        ["runuser", "-u", user, "--", sys.executable, "-c", code], capture_output=True, text=True
+    )
+
+
+async def test_rfb_handshake_through_the_websocket_shows_the_desktop(alice_server: UserServer) -> None:
+    client = await connect(alice_server)
+    assert client.init is not None and (client.init.width, client.init.height) == (1920, 1080)
+    assert client.init.name == "GPU Desktop"
+    colours = 0
+    for _ in range(50):  # XFCE draws its panel and background 1-2 s after the X server is up
+        colours = await screen_colours(client)
+        if colours > 20:
+            break
+        await asyncio.sleep(0.2)
+    assert colours > 20, f"only {colours} colours on screen: no desktop drawn"
+
+
+async def test_status_api_describes_the_desktop(alice_server: UserServer) -> None:
+    status = alice_server.status()
+    assert status["state"] == "running"
+    assert status["vnc_server"] == "tigervnc" and "TigerVNC" in status["vnc_version"]
+    assert (status["width"], status["height"]) == (1920, 1080)
+    assert status["gl"] == "software" and "llvmpipe" in status["gl_renderer"]
+    assert "software" in status["gl_notice"]
+    assert status["job_id"] is None and status["seconds_left"] is None
+    assert "token" not in str(status).lower() and alice_server.token not in str(status)
+
+
+def test_no_tcp_listener_in_the_desktop(alice_server: UserServer) -> None:
+    pids = alice_server.desktop_pids()
+    assert len(pids) >= 5, pids  # Xvnc, dbus, xfce4-session, panel, xfwm4...
+    listening = set()
+    for table in ("tcp", "tcp6", "udp", "udp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if table.startswith("udp") or fields[3] == "0A":  # 0A = LISTEN
+                listening.add(fields[9])
+    for pid in pids:
+        fds = Path(f"/proc/{pid}/fd")
+        for fd in fds.iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                assert target[8:-1] not in listening, f"pid {pid} listens on the network ({target})"
+
+
+def test_other_users_cannot_reach_the_vnc_socket_or_the_x_display(alice_server: UserServer) -> None:
+    argv = xvnc_argv(alice_server)
+    socket_path, display = arg(argv, "-rfbunixpath"), alice_server.status()["display"]
+    assert oct(Path(socket_path).parent.stat().st_mode & 0o777) == "0o700"
+    vnc = as_user("bob", f"import socket; socket.socket(socket.AF_UNIX).connect({socket_path!r})")
+    assert vnc.returncode != 0 and "PermissionError" in vnc.stderr
+    # A raw X11 connection setup with no cookie, on the path socket and on the abstract one.
+    x11 = f"""
+import socket, struct
+for address in ("/tmp/.X11-unix/X{display}", "\\0/tmp/.X11-unix/X{display}"):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(address)
+    s.sendall(struct.pack("<BxHHHHxx", 0x6C, 11, 0, 0, 0))
+    print(address.strip(chr(0)), s.recv(1)[0])
+"""
+    refused = as_user("bob", x11)
+    assert refused.returncode == 0, refused.stderr
+    assert [line.split()[-1] for line in refused.stdout.splitlines()] == ["0", "0"], (
+        refused.stdout
+    )  # 0 = Failed
+    # The owner's X clients, holding the cookie, are let in.
+    env = {"DISPLAY": f":{display}", "XAUTHORITY": arg(argv, "-auth"), "PATH": "/usr/bin:/bin"}
+    command = ["runuser", "-u", "alice", "--", "env", *(f"{k}={v}" for k, v in env.items()), "xdpyinfo"]
+    owner = subprocess.run(command, capture_output=True, text=True)
+    assert owner.returncode == 0 and "dimensions:" in owner.stdout, owner.stderr
+
+
+async def test_no_authentication_no_desktop(server_factory) -> None:
+    server = server_factory("bob", "--VNCDesktop.prestart=False")
+    with pytest.raises(HTTPClientError) as refused:
+        await websocket_stream(server.ws_url, token=None)
+    assert refused.value.code == 403
+    assert server.request("/vnc/api/status", auth=False)[0] == 403
+    assert server.request("/vnc/api/desktop", method="POST", auth=False)[0] == 403
+    code, _ = server.request("/vnc/", auth=False)
+    assert code == 302  # to the login page
+    assert server.desktop_marker() is None and not server.desktop_pids()
+    assert server.status()["state"] == "stopped"
+
+
+async def test_two_users_have_a_desktop_each_at_once(alice_server: UserServer, server_factory) -> None:
+    bob = server_factory("bob")
+    a, b = await asyncio.gather(connect(alice_server), connect(bob))
+    assert a.init and b.init
+    displays = {alice_server.status()["display"], bob.status()["display"]}
+    assert len(displays) == 2
+    assert not alice_server.desktop_pids() & bob.desktop_pids()
+
+
+async def test_stopping_the_server_leaves_nothing_behind(server_factory) -> None:
+    server = server_factory("bob")
+    await connect(server)
+    display, argv = server.status()["display"], xvnc_argv(server)
+    directory = Path(arg(argv, "-rfbunixpath")).parent
+    marker = server.desktop_marker()
+    assert marker and len(server.desktop_pids()) >= 5
+    server.stop(signal.SIGTERM)
+    assert not server.desktop_pids()
+    assert not directory.exists()
+    assert not Path(f"/tmp/.X11-unix/X{display}").exists()
+    assert not Path(f"/tmp/.X{display}-lock").exists()
+
+
+async def test_a_killed_server_does_not_orphan_its_desktop(server_factory) -> None:
+    server = server_factory("bob")
+    await connect(server)
+    directory = Path(arg(xvnc_argv(server), "-rfbunixpath")).parent
+    server.stop(signal.SIGKILL)  # no chance to clean up: the reaper must
+    wait_until(lambda: not server.desktop_pids(), 15, "the reaper to end the orphaned desktop")
+    wait_until(lambda: not directory.exists(), 5, "the desktop directory to be removed")
+
+
+async def test_a_crashed_xvnc_is_started_again_on_the_next_connection(server_factory) -> None:
+    server = server_factory("bob")
+    await connect(server)
+    old_pid = int(Path(f"/proc/{min(server.desktop_pids())}").name)
+    xvnc = next(p for p in server.desktop_pids() if "Xvnc" in Path(f"/proc/{p}/cmdline").read_text())
+    os.kill(xvnc, signal.SIGKILL)
+    wait_until(lambda: server.status()["state"] == "failed", 10, "the status to report the crash")
+    assert "reconnect" in server.status()["message"]
+    client = await connect(server)
+    assert client.init is not None
+    assert server.status()["state"] == "running"
+    assert old_pid not in server.desktop_pids()
+
+
+async def test_admin_settings_reach_xvnc(server_factory) -> None:
+    server = server_factory("bob", "--VNCDesktop.resolution=1280x720", "--VNCDesktop.clipboard=False")
+    client = await connect(server)
+    assert client.init is not None and (client.init.width, client.init.height) == (1280, 720)
+    argv = xvnc_argv(server)
+    assert "-AcceptCutText=0" in argv and "-SendCutText=0" in argv
+    assert server.status()["clipboard"] is False
+
+
+async def test_restart_gives_a_fresh_desktop(server_factory) -> None:
+    server = server_factory("bob")
+    await connect(server)
+    before = server.desktop_pids()
+    code, _ = server.request("/vnc/api/desktop?restart=1", method="POST")
+    assert code == 200
+    after = server.desktop_pids()
+    assert after and not before & after
+    assert (await connect(server)).init is not None
