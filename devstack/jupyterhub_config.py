@@ -1,11 +1,13 @@
 """JupyterHub configuration of the demo stack (devstack/hub start).
 
-Placeholder spawner: until jupyter-vnc's own VNCSlurmSpawner lands, the demo spawns with batchspawner's
-plain SlurmSpawner, so a login already starts a real Slurm job running jupyterhub-singleuser.
+Host mode: the desktop runs straight on the (single, local) Slurm node; tests cover Apptainer mode.
 """
 
 import os
 from pathlib import Path
+
+from jupyter_vnc.resources import templates_dir
+from jupyter_vnc.spawner import exit_messages
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 
@@ -24,18 +26,31 @@ c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = (state / "demo-password").read_text().strip()
 c.Authenticator.allowed_users = {"alice", "bob"}
 
-c.JupyterHub.spawner_class = "batchspawner.SlurmSpawner"
+c.JupyterHub.spawner_class = "vnc-slurm"
+# Several desktops per user (e.g. one with a GPU for visualisation, one without).
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.named_server_limit_per_user = 3
+# Shows users why a desktop ended (walltime, cancelled, node failure) on the "not running" page.
+c.JupyterHub.template_paths = [str(templates_dir() / "hub")]
+c.JupyterHub.template_vars = {"jupyter_vnc_exits": exit_messages}
+# How soon the hub notices a desktop job that ended (JupyterHub's default is 30 s).
+c.Spawner.poll_interval = 10
+# Go straight to the progress page (queue position, Slurm's reasons) instead of a blank 10 s wait.
+c.JupyterHub.slow_spawn_timeout = 0
+# Desktops are Slurm jobs: they keep running while the hub restarts, and the hub finds them again.
+c.JupyterHub.cleanup_servers = False
 # sudo's secure_path replaces PATH and PATH is not exported into the job: absolute paths only.
-c.SlurmSpawner.batchspawner_singleuser_cmd = str(venv / "bin" / "batchspawner-singleuser")
+c.VNCSlurmSpawner.batchspawner_singleuser_cmd = str(venv / "bin" / "batchspawner-singleuser")
 c.Spawner.cmd = [str(venv / "bin" / "jupyterhub-singleuser")]
 c.Spawner.default_url = "/lab"
-c.SlurmSpawner.req_partition = "vnc"
-c.SlurmSpawner.req_runtime = "8:00:00"
-c.SlurmSpawner.req_memory = "2G"
-c.SlurmSpawner.req_srun = ""
+c.VNCSlurmSpawner.req_partition = "vnc"
+c.VNCSlurmSpawner.max_gpus = 2
+c.VNCSlurmSpawner.max_memory_gb = 8
+c.VNCSlurmSpawner.default_memory_gb = 2
+c.VNCSlurmSpawner.max_hours = 8
 # Every demo node is this machine: map squeue's node name to an address the hub can reach, and keep the
-# server off the other interfaces (batchspawner resets the ip to 0.0.0.0 at every start).
-c.SlurmSpawner.state_exechost_exp = "127.0.0.1"
-c.SlurmSpawner.req_prologue = 'export JUPYTERHUB_SERVICE_URL="${JUPYTERHUB_SERVICE_URL/0.0.0.0/127.0.0.1}"'
+# server off the other interfaces (batchspawner starts it on 0.0.0.0).
+c.VNCSlurmSpawner.state_exechost_exp = "127.0.0.1"
+c.VNCSlurmSpawner.req_prologue = 'export JUPYTERHUB_SERVICE_URL="${JUPYTERHUB_SERVICE_URL/0.0.0.0/127.0.0.1}"'
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60

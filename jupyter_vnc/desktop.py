@@ -25,10 +25,8 @@ from traitlets.config import LoggingConfigurable
 
 from . import gpu, processes, vncserver, xauth
 from .jobinfo import JobClock
+from .options import parse_resolution
 from .resources import template_path
-
-RESOLUTION_RE = re.compile(r"^(\d{3,5})x(\d{3,5})$")
-MIN_SIDE, MAX_SIDE = 320, 8192
 
 # Secrets of the Jupyter server that desktop applications have no business seeing.
 _SECRET_ENV = (
@@ -37,17 +35,6 @@ _SECRET_ENV = (
     "JUPYTERHUB_OAUTH_CLIENT_SECRET",
     "JUPYTER_TOKEN",
 )
-
-
-def parse_resolution(value: str) -> tuple[int, int]:
-    """``"1920x1080"`` → ``(1920, 1080)``; anything else raises ValueError with the reason."""
-    m = RESOLUTION_RE.match(value.strip())
-    if not m:
-        raise ValueError(f"resolution must look like 1920x1080, not {value!r}")
-    width, height = int(m.group(1)), int(m.group(2))
-    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-        raise ValueError(f"resolution {value} is outside {MIN_SIDE}..{MAX_SIDE} pixels per side")
-    return width, height
 
 
 class DesktopError(RuntimeError):

@@ -28,9 +28,10 @@ class JobClock:
 
     def __init__(self, env: Mapping[str, str], client: SlurmClient | None = None, refresh: float = 60.0):
         self.job_id = env.get("SLURM_JOB_ID") or None
+        # The job script writes the end time here: inside a container squeue may not exist.
+        self._end = parse_end_time(env.get("JUPYTER_VNC_JOB_END", ""))
         self.client = client or SlurmClient(timeout=10)
         self.refresh = refresh
-        self._end: float | None = None
         self._checked = 0.0
 
     async def seconds_left(self) -> int | None:
@@ -43,7 +44,8 @@ class JobClock:
                     self._end = parse_end_time(result.stdout.strip().splitlines()[0])
                 self._checked = time.monotonic()
             except (OSError, TimeoutError):
-                pass  # keep the last known end time: a slow controller must not blank the clock
+                # No squeue here (a container) or a slow controller: keep the last known end time.
+                self._checked = time.monotonic()
         if self._end is None:
             return None
         return max(0, int(self._end - time.time()))

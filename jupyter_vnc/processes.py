@@ -101,7 +101,8 @@ async def terminate_marked(marker: str, *, first: Collection[int] = (), grace: f
         signalled |= pids
     killed = 0
     for _ in range(20):  # a process may fork while we kill: repeat until the scan comes back empty
-        pids = marked_pids(marker, sessions) | {p for p in first if alive(p)}
+        signalled = {p for p in signalled if alive(p)}  # found once, ours until gone (re-parented or not)
+        pids = marked_pids(marker, sessions) | signalled
         if not pids:
             break
         killed += len(pids)

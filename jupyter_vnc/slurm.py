@@ -148,37 +148,48 @@ def parse_sbatch(stdout: str) -> str:
     return job_id
 
 
+# The only variables of the hub's own environment that Slurm's commands need. Everything else stays
+# out: a command run as the user could otherwise read the hub's secrets in /proc/PID/environ.
+_BASE_ENV = ("PATH", "SLURM_CONF", "LANG", "LC_ALL", "TZ")
+
+
 class SlurmClient:
     """Runs Slurm's client commands, as a given user when one is named.
 
-    ``user``: submit and cancel as this Unix user through ``sudo`` (the hub runs as root or as a
-    service account allowed to sudo; Slurm then owns the job as the user). ``None`` runs the
-    commands as the current user, which is what one shared status query wants.
+    ``user``: submit and cancel as this Unix user through ``sudo -E -n -u USER`` (the hub runs as root
+    or as a service account allowed to sudo; Slurm then owns the job as the user). ``prefix``: the
+    exact command prefix instead (a site's batchspawner ``exec_prefix``, e.g. ``ssh login1 sudo -u
+    alice``). Neither: the commands run as the current user, which is what one shared status query
+    wants.
     """
 
     def __init__(
         self,
         user: str | None = None,
         *,
-        sudo_prefix: Sequence[str] = ("sudo", "-E", "-n", "-u", "{user}", "--"),
+        prefix: Sequence[str] | None = None,
         timeout: float = 30.0,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.user = user
-        self.sudo_prefix = tuple(sudo_prefix)
+        if prefix is None:
+            prefix = ("sudo", "-E", "-n", "-u", user, "--") if user else ()
+        self.prefix = tuple(prefix)
         self.timeout = timeout
         self.env = dict(env or {})
 
     def _argv(self, argv: Sequence[str]) -> list[str]:
-        if self.user is None:
-            return list(argv)
-        return [part.format(user=self.user) for part in self.sudo_prefix] + list(argv)
+        return [*self.prefix, *argv]
 
     async def run(
         self, argv: Sequence[str], *, input: str | None = None, env: Mapping[str, str] | None = None
     ) -> CommandResult:
-        """Run one command; a timeout kills it and raises :class:`TimeoutError`."""
-        full_env = {**os.environ, **self.env, **(env or {})}
+        """Run one command; a timeout kills it and raises :class:`TimeoutError`.
+
+        The command sees a minimal environment (``_BASE_ENV`` of ours, ``self.env``, then ``env``).
+        """
+        base = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
+        full_env = {**base, **self.env, **(env or {})}
         proc = await asyncio.create_subprocess_exec(
             *self._argv(argv),
             stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,

@@ -21,9 +21,9 @@ class HubUser:
         if response.status_code != 302:
             raise AssertionError(f"login as {name} failed: HTTP {response.status_code}")
 
-    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+    def api(self, method: str, path: str, headers: dict | None = None, **kwargs) -> requests.Response:
         """A hub REST API call authenticated by the login cookie (JupyterHub wants the XSRF header)."""
-        headers = {"X-XSRFToken": self.http.cookies.get("_xsrf", path="/hub/") or ""}
+        headers = {"X-XSRFToken": self.http.cookies.get("_xsrf", path="/hub/") or "", **(headers or {})}
         return self.http.request(method, f"{self.url}/hub/api{path}", headers=headers, **kwargs)
 
     def server_prefix(self, server: str = "") -> str:
@@ -38,6 +38,10 @@ class HubUser:
         prefix = self.server_prefix(server)
         headers = {"X-XSRFToken": self.http.cookies.get("_xsrf", path=prefix) or ""}
         return self.http.request(method, f"{self.url}{prefix}{path}", headers=headers, **kwargs)
+
+    def cookie_header(self, path: str) -> str:
+        """The cookies a browser would send to ``path`` (for websockets through the proxy)."""
+        return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies if path.startswith(c.path or "/"))
 
     def wait_ready(self, server: str = "", timeout: float = 90) -> dict:
         deadline = time.monotonic() + timeout
@@ -56,3 +60,60 @@ class HubUser:
             if time.monotonic() > deadline:
                 raise AssertionError(f"server {self.name}/{server} still there after {timeout}s")
             time.sleep(0.3)
+
+
+def server_path(name: str, server: str = "") -> str:
+    return f"/users/{name}/servers/{server}" if server else f"/users/{name}/server"
+
+
+def spawn_watching_progress(user: HubUser, server: str = "", options: dict | None = None) -> ProgressReader:
+    """Request a spawn and follow its progress stream from the start, the way the spawn page does.
+
+    The POST may only return once the server is up, so it runs in a thread while we wait for the
+    spawn to show as pending and attach to its event stream (which replays every event from the
+    beginning)."""
+    import threading
+
+    result: dict = {}
+    thread = threading.Thread(
+        target=lambda: result.update(
+            response=user.api("POST", server_path(user.name, server), json=options or {})
+        ),
+        daemon=True,
+    )
+    thread.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        info = user.api("GET", f"/users/{user.name}").json()["servers"].get(server)
+        if info and info.get("pending") == "spawn":
+            reader = ProgressReader(user, server)
+            reader.request = thread, result
+            return reader
+        if not thread.is_alive() and result["response"].status_code >= 400:
+            raise AssertionError(f"spawn refused: {result['response'].text}")
+        time.sleep(0.02)
+    raise AssertionError("the spawn never showed as pending")
+
+
+class ProgressReader:
+    """Reads a spawn's progress event stream in a thread while the test waits on the spawn."""
+
+    def __init__(self, user: HubUser, server: str = "") -> None:
+        import threading
+
+        self.events: list[dict] = []
+        path = f"/users/{user.name}/servers/{server}/progress"
+        self._response = user.api("GET", path, stream=True, headers={"Accept": "text/event-stream"})
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        import json
+
+        for line in self._response.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:"):
+                self.events.append(json.loads(line[5:]))
+
+    def messages(self, timeout: float = 5) -> list[str]:
+        self._thread.join(timeout)
+        return [e.get("message", "") for e in self.events]

@@ -1,0 +1,495 @@
+"""VNCSlurmSpawner: a GPU desktop job on Slurm, from the spawn page or the Hub REST API.
+
+A subclass of batchspawner's SlurmSpawner that keeps its contract (state with ``job_id`` and
+``job_status``, ``req_*`` traits as template variables, Jinja2 ``batch_script``, the port reported by
+``batchspawner-singleuser``) and fixes what its users run into: unknown is not dead, pending shows
+Slurm's reason, a job that dies while starting ends the spawn at once with its log, and stop waits
+until the job is really gone.
+
+Configure it in ``jupyterhub_config.py``::
+
+    c.JupyterHub.spawner_class = "vnc-slurm"
+    c.VNCSlurmSpawner.image = "/cvmfs/site/desktop.sif"
+    c.VNCSlurmSpawner.max_gpus = 2
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from batchspawner import SlurmSpawner
+from batchspawner.batchspawner import format_template
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient
+from traitlets import Bool, Float, Int, List, Unicode, default
+
+from . import jobscript, options
+from .resources import template_path
+from .slurm import JobInfo, Phase, SlurmClient, SlurmError
+
+# Variables the single-user server needs inside the container besides the hub's own (JUPYTERHUB_*).
+_CONTAINER_ENV = (
+    "CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_NODELIST", "SLURM_JOB_GPUS", "SLURM_GPUS_ON_NODE",
+    "GPU_DEVICE_ORDINAL", "JUPYTER_VNC_RESOLUTION", "JUPYTER_VNC_JOB_END",
+)  # fmt: skip
+
+
+# Slurm's pending reasons a desktop user most often meets, in words; any other reason is shown as is.
+PENDING_REASONS = {
+    "Priority": "other jobs are ahead of yours (Priority)",
+    "Resources": "waiting for a node with the GPUs and memory you asked for to free up (Resources)",
+    "QOSMaxGRESPerUser": "you already use as many GPUs as your QOS allows (QOSMaxGRESPerUser)",
+    "QOSMaxJobsPerUserLimit": "you already run as many jobs as your QOS allows (QOSMaxJobsPerUserLimit)",
+    "ReqNodeNotAvail": "the nodes you need are unavailable, e.g. reserved for maintenance (ReqNodeNotAvail)",
+    "PartitionDown": "the partition is down (PartitionDown)",
+    "BeginTime": "the job's start time has not come yet (BeginTime)",
+}
+
+
+# Why each user's desktops last ended, for the hub's "not running" page. JupyterHub drops a spawner
+# object once its server has stopped, so the message cannot live on the spawner.
+_EXIT_MESSAGES: dict[str, dict[str, str]] = {}
+
+
+def exit_messages(user: Any) -> dict[str, str]:
+    """Template variable for JupyterHub: ``{server_name: why it ended}`` for the viewing user.
+
+    ``c.JupyterHub.template_vars = {"jupyter_vnc_exits": jupyter_vnc.spawner.exit_messages}``
+    """
+    name = getattr(user, "name", None)
+    return dict(_EXIT_MESSAGES.get(name, {})) if name else {}
+
+
+def explain_reason(reason: str) -> str:
+    return PENDING_REASONS.get(reason.split(",")[0].strip(), reason)
+
+
+class VNCSlurmSpawner(SlurmSpawner):
+    # --- what users may ask for ------------------------------------------------------------------
+    max_gpus = Int(1, help="Most GPUs one desktop may ask for (0: no GPU choice). Example: 2").tag(
+        config=True
+    )
+    max_memory_gb = Int(64, help="Most memory (GiB) one desktop may ask for. Example: 128").tag(config=True)
+    max_hours = Float(12.0, help="Longest walltime (hours) one desktop may ask for. Example: 24").tag(
+        config=True
+    )
+    resolutions = List(
+        Unicode(),
+        ["1280x720", "1600x900", "1920x1080", "2560x1440", "3840x2160"],
+        help='Screen sizes offered (the viewer then fits the browser window). Example: ["1920x1080"]',
+    ).tag(config=True)
+    partitions = List(
+        Unicode(),
+        [],
+        help="""Partitions users may choose from; empty: no choice (req_partition or Slurm's default).
+        Example: c.VNCSlurmSpawner.partitions = ["vis", "gpu"]""",
+    ).tag(config=True)
+    default_gpus = Int(1, help="GPUs when the user does not say. Example: 1").tag(config=True)
+    default_memory_gb = Int(8, help="Memory (GiB) when the user does not say. Example: 16").tag(config=True)
+    default_hours = Float(4.0, help="Walltime (hours) when the user does not say. Example: 8").tag(
+        config=True
+    )
+    default_resolution = Unicode("1920x1080", help='Example: "2560x1440"').tag(config=True)
+    fixed_options = List(
+        Unicode(),
+        [],
+        help="""Options users may not change (they get the defaults). When every option is fixed the
+        spawn form is skipped. Example: c.VNCSlurmSpawner.fixed_options = ["gpus", "partition"]""",
+    ).tag(config=True)
+
+    # --- how the job runs ------------------------------------------------------------------------
+    image = Unicode(
+        "",
+        help="""Apptainer image (SIF) the desktop runs in. Empty: host mode, for sites that install the
+        desktop (jupyter-vnc, TurboVNC or TigerVNC, XFCE) on the nodes themselves.
+        Example: c.VNCSlurmSpawner.image = "/apps/images/desktop-2026.sif"
+        """,
+    ).tag(config=True)
+    apptainer = Unicode(
+        "apptainer", help='The apptainer command on the nodes. Example: "/opt/apptainer/bin/apptainer"'
+    ).tag(config=True)
+    apptainer_binds = List(
+        Unicode(),
+        [],
+        help="""Host paths bound into the container, Apptainer's --bind syntax.
+        Example: c.VNCSlurmSpawner.apptainer_binds = ["/scratch", "/project:/project:ro"]""",
+    ).tag(config=True)
+    apptainer_args = List(
+        Unicode(),
+        ["--cleanenv", "--writable-tmpfs"],
+        help="""Arguments of `apptainer exec` besides --nv and --bind. The default runs the read-only
+        image with a throw-away writable layer and without the hub's environment.
+        Example: c.VNCSlurmSpawner.apptainer_args = ["--cleanenv", "--writable-tmpfs", "--contain"]""",
+    ).tag(config=True)
+    nv = Bool(
+        True,
+        help="Pass --nv to apptainer (the host's NVIDIA driver inside the container). Example: False",
+    ).tag(config=True)
+    log_dir = Unicode(
+        "{homedir}/.jupyter-vnc/logs",
+        help="""Where job logs go (created as the user before submission; {homedir} and {username} are
+        replaced). The tail of the log is shown when a job dies. Example: "/scratch/{username}/logs"
+        """,
+    ).tag(config=True)
+    job_template = Unicode(
+        "",
+        help="""Path of the Jinja2 job script template. Empty: the one shipped in jupyter_vnc/templates/
+        job.sh.j2; copy it to start your own. Example: "/etc/jupyterhub/desktop-job.sh.j2"
+        """,
+    ).tag(config=True)
+    stop_timeout = Float(
+        20.0,
+        help="""Seconds stop() waits for the job's own clean shutdown before cancelling it outright.
+        Example: 30""",
+    ).tag(config=True)
+    slurm_timeout = Float(30.0, help="Seconds before a Slurm command counts as failed. Example: 60").tag(
+        config=True
+    )
+
+    @default("batch_script")
+    def _default_batch_script(self) -> str:
+        return Path(self.job_template or template_path("job.sh.j2")).read_text()
+
+    @default("req_srun")
+    def _default_srun(self) -> str:
+        # The job script waits on the server itself so that its trap can stop it cleanly.
+        return ""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.request: options.DesktopRequest | None = None
+        self.node = ""
+        self.exit_message = ""
+        self._events: list[dict[str, Any]] = []
+        self._new_event = asyncio.Event()
+
+    # --- options ---------------------------------------------------------------------------------
+
+    @property
+    def limits(self) -> options.Limits:
+        return options.Limits(
+            max_gpus=self.max_gpus,
+            max_memory_gb=self.max_memory_gb,
+            max_hours=self.max_hours,
+            resolutions=tuple(self.resolutions),
+            partitions=tuple(self.partitions),
+            default_gpus=self.default_gpus,
+            default_memory_gb=self.default_memory_gb,
+            default_hours=self.default_hours,
+            default_resolution=self.default_resolution,
+            default_partition=self.req_partition,
+            fixed=tuple(self.fixed_options),
+        )
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self) -> Any:
+        # JupyterHub >= 5.3 turns an error here into HTTP 400 before anything starts.
+        return lambda spawner, user_options: spawner.validated_request()
+
+    @default("options_form")
+    def _default_options_form(self) -> Any:
+        return self._render_options_form
+
+    def _render_options_form(self, spawner: VNCSlurmSpawner) -> str:
+        limits = spawner.limits
+        if not limits.choices():
+            return ""  # nothing to choose: JupyterHub spawns at once
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(template_path("spawn_form.html.j2").parent))
+        )
+        env.autoescape = True
+        return env.get_template("spawn_form.html.j2").render(limits=limits, defaults=limits.defaults())
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
+        """Form fields → user_options; invalid values go back to the form with the reason."""
+        try:
+            return options.validate(options.from_form(formdata), self.limits).as_dict()
+        except options.OptionsError as e:
+            raise web.HTTPError(400, str(e)) from e
+
+    def validated_request(self) -> options.DesktopRequest:
+        try:
+            return options.validate(self.user_options or {}, self.limits)
+        except options.OptionsError as e:
+            raise web.HTTPError(400, f"Invalid desktop options: {e}") from e
+
+    # --- the job script --------------------------------------------------------------------------
+
+    def get_req_subvars(self) -> dict[str, Any]:
+        """batchspawner's template variables plus the validated request's.
+
+        A value the user chose wins; for one the user did not send, a ``req_memory``/``req_runtime``/
+        ``req_gres``/``req_partition`` an admin set keeps working as before (batchspawner's contract),
+        and our default fills the rest.
+        """
+        subvars = super().get_req_subvars()
+        request = self.request or options.validate({}, self.limits)
+        chosen = set(self.user_options or {})
+        from_request = {
+            "partition": ("partition", request.partition),
+            "runtime": ("hours", request.walltime),
+            "memory": ("memory_gb", f"{request.memory_gb}G"),
+            "gres": ("gpus", f"gpu:{request.gpus}" if request.gpus else ""),
+        }
+        for key, (option, value) in from_request.items():
+            if option in chosen or not subvars.get(key):
+                subvars[key] = value
+        subvars.update(
+            resolution=request.resolution,
+            gpus=request.gpus,
+            job_name=f"jupyter-vnc-{self.user.name}"[:64],
+            log_dir=self.user_log_dir(subvars.get("homedir", "")),
+            image=self.image,
+            apptainer=self.apptainer,
+            apptainer_args=self._apptainer_argv(),
+            # Apptainer refuses to take HOME from APPTAINERENV_HOME: it sets HOME itself.
+            container_env=sorted((set(_CONTAINER_ENV) | set(self.get_env())) - {"HOME"}),
+        )
+        return subvars
+
+    def user_log_dir(self, homedir: str) -> str:
+        return self.log_dir.format(homedir=homedir, username=self.user.name)
+
+    def _apptainer_argv(self) -> list[str]:
+        argv = list(self.apptainer_args)
+        if self.nv:
+            argv.insert(0, "--nv")
+        for bind in self.apptainer_binds:
+            argv += ["--bind", bind]
+        return argv
+
+    def cmd_formatted_for_batch(self) -> str:
+        # Quoted word by word: an argument with a space or a quote must not change the script.
+        return shlex.join([self.batchspawner_singleuser_cmd, *self.cmd, *self.get_args()])
+
+    async def _get_batch_script(self, **subvars: Any) -> str:
+        return jobscript.render(self.batch_script, **subvars)
+
+    # --- Slurm -----------------------------------------------------------------------------------
+
+    def slurm(self, as_user: bool = True) -> SlurmClient:
+        """Slurm's commands as the user (through batchspawner's ``exec_prefix``, so a site's prefix
+        still applies) or, for status queries, as the hub itself."""
+        prefix = shlex.split(format_template(self.exec_prefix, username=self.user.name)) if as_user else []
+        return SlurmClient(self.user.name if as_user else None, prefix=prefix, timeout=self.slurm_timeout)
+
+    async def query(self) -> JobInfo:
+        info = (await self.slurm(as_user=False).query([self.job_id]))[self.job_id]
+        # batchspawner's format ("RUNNING node1"), kept in the state for sites and tools that read it.
+        self.job_status = (
+            f"{info.state} {info.node}".strip() if info.phase is not Phase.UNKNOWN else info.error
+        )
+        return info
+
+    def _event(self, message: str, progress: int) -> None:
+        self.log.info("Desktop %s for %s: %s", self.job_id or "-", self.user.name, message)
+        self._events.append({"progress": progress, "message": message})
+        self._new_event.set()
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        """What Slurm says while the user waits: submitted, pending (and why), running on a node..."""
+        sent = 0
+        while True:
+            while sent < len(self._events):
+                yield self._events[sent]
+                sent += 1
+            if self.port:
+                return
+            self._new_event.clear()
+            try:
+                await asyncio.wait_for(self._new_event.wait(), 1)
+            except asyncio.TimeoutError:
+                continue
+
+    async def start(self) -> tuple[str, int]:
+        self.request = self.validated_request()
+        self._events.clear()
+        self.exit_message = ""
+        _EXIT_MESSAGES.get(self.user.name, {}).pop(self.name, None)
+        self.ip = self.traits()["ip"].default_value
+        self.port = 0
+        if self.server:
+            self.server.port = self.port
+        subvars = self.get_req_subvars()
+        subvars["cmd"] = self.cmd_formatted_for_batch()
+        script = await self._get_batch_script(**subvars)
+        client = self.slurm()
+        try:
+            await client.run(["mkdir", "-p", "-m", "0700", subvars["log_dir"]])
+            self.job_id = await client.submit(script, env=self.get_env())
+        except SlurmError as e:
+            raise web.HTTPError(500, f"Slurm did not accept the desktop job: {e}") from e
+        self._event(f"Submitted Slurm job {self.job_id} ({self._describe()})", 10)
+        info = await self._wait_until_running()
+        self.node = info.node
+        self.ip = self.state_gethost()
+        self._event(f"Running on {info.node}; starting the desktop server", 60)
+        await self._wait_for_port()
+        # batchspawner-singleuser reports the port before the server starts: wait for the server
+        # itself, so that one which dies while starting fails the spawn now, not after http_timeout.
+        await self._wait_for_http()
+        self._event(f"Desktop server is up on {info.node}", 100)
+        return self.ip, self.port
+
+    def _describe(self) -> str:
+        r = self.request
+        if r is None:
+            return ""
+        gpus = f"{r.gpus} GPU{'s' if r.gpus != 1 else ''}" if r.gpus else "no GPU"
+        return f"{gpus}, {r.memory_gb} GB, {r.hours:g} h, {r.resolution}" + (
+            f", {r.partition}" if r.partition else ""
+        )
+
+    async def _wait_until_running(self) -> JobInfo:
+        last = ""
+        while True:
+            info = await self.query()
+            if info.phase in (Phase.RUNNING, Phase.ENDING) and info.node:
+                return info
+            if info.phase is Phase.ENDED:
+                await self._fail(info, "before it started")
+            if info.phase is Phase.QUEUED:
+                message = "Waiting in the Slurm queue" + (
+                    f": {explain_reason(info.reason)}" if info.reason else ""
+                )
+                progress = 20
+            elif info.phase is Phase.UNKNOWN:
+                message = f"Slurm is not answering ({info.error}); still waiting"
+                progress = 20
+            else:
+                message, progress = f"Job is {info.state.lower()}", 40
+            if message != last:
+                self._event(message, progress)
+                last = message
+            await asyncio.sleep(self.startup_poll_interval)
+
+    async def _wait_for_port(self) -> None:
+        next_check = time.monotonic() + 2
+        while self.port == 0:
+            await asyncio.sleep(min(self.startup_poll_interval, 0.25))
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + 2
+                info = await self.query()
+                if info.phase is Phase.ENDED:
+                    await self._fail(info, "before the desktop server answered")
+
+    async def _wait_for_http(self) -> None:
+        if self.internal_ssl or self.server is None:
+            return  # JupyterHub's own wait (with its certificates) is all there is
+        url = f"http://{self.ip}:{self.port}{self.server.base_url}api"
+        client = AsyncHTTPClient()
+        deadline = time.monotonic() + self.http_timeout
+        next_check = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            try:
+                response = await client.fetch(
+                    url, raise_error=False, request_timeout=2, follow_redirects=False
+                )
+                if response.code != 599:  # any HTTP answer: the server is up
+                    return
+            except OSError:
+                pass  # connection refused: not listening yet
+            await asyncio.sleep(0.2)
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + 1
+                info = await self.query()
+                if info.phase is Phase.ENDED:
+                    await self._fail(info, "before the desktop server answered")
+
+    async def _fail(self, info: JobInfo, when: str) -> None:
+        reason = info.state.lower() or "ended"
+        if info.reason:
+            reason += f" ({info.reason})"
+        tail = await self.log_tail()
+        message = f"Slurm job {self.job_id} {reason} {when}."
+        if tail:
+            message += "\nLast lines of its log:\n" + tail
+        self._record_exit(message)
+        self._event(message, 100)
+        self.clear_state()
+        raise RuntimeError(message)
+
+    def _record_exit(self, message: str) -> None:
+        self.exit_message = message
+        _EXIT_MESSAGES.setdefault(self.user.name, {})[self.name] = message
+
+    async def log_tail(self, lines: int = 15) -> str:
+        """The end of the job's log, read as the user (the hub may not read users' files itself)."""
+        if not self.job_id:
+            return ""
+        homedir = self.get_req_subvars().get("homedir", "")
+        path = f"{self.user_log_dir(homedir)}/jupyter-vnc-{self.job_id}.log"
+        try:
+            result = await self.slurm().run(["tail", "-n", str(lines), path])
+        except (OSError, asyncio.TimeoutError):
+            return ""
+        return result.stdout.rstrip() if result.returncode == 0 else ""
+
+    async def poll(self) -> int | None:
+        if not self.job_id:
+            return 1
+        info = await self.query()
+        if info.phase.alive:
+            return None  # UNKNOWN counts as alive: a slow controller must not end a session
+        if not info.state:
+            # Slurm no longer lists the job: ask once more before calling it gone.
+            await asyncio.sleep(1)
+            info = await self.query()
+            if info.phase.alive:
+                return None
+        reason = info.state.lower() or "ended"
+        self._record_exit(
+            f"Your desktop's Slurm job {self.job_id} {reason}"
+            + (f" ({info.reason})." if info.reason else ".")
+        )
+        self.log.warning("Desktop of %s: %s", self.user.name, self.exit_message)
+        self.clear_state()
+        return 1
+
+    async def stop(self, now: bool = False) -> None:
+        if not self.job_id:
+            return
+        job_id = self.job_id
+        client = self.slurm()
+        self.log.info("Stopping desktop job %s of %s", job_id, self.user.name)
+        try:
+            # TERM to the batch shell only: its trap stops the server, which stops the desktop.
+            await client.cancel(job_id, signal="TERM", batch_only=True)
+        except SlurmError as e:
+            self.log.warning("Clean stop of job %s failed (%s); cancelling it", job_id, e)
+        deadline = time.monotonic() + (0 if now else self.stop_timeout)
+        while time.monotonic() < deadline:
+            info = await self.query()
+            if info.phase in (Phase.ENDED,):
+                break
+            await asyncio.sleep(0.25)
+        else:
+            await client.cancel(job_id)
+            for _ in range(40):
+                if (await self.query()).phase is Phase.ENDED or now:
+                    break
+                await asyncio.sleep(0.25)
+            else:
+                self.log.warning("Desktop job %s of %s did not end after scancel", job_id, self.user.name)
+
+    # --- state -----------------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self.node:
+            state["node"] = self.node
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.node = state.get("node", "")
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.node = ""

@@ -1,0 +1,144 @@
+"""The one validator behind the spawn form and the REST API: every invalid class refused with a
+message, and no accepted value can change the meaning of the job script."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jupyter_vnc import jobscript
+from jupyter_vnc.options import DesktopRequest, Limits, OptionsError, from_form, validate
+from jupyter_vnc.resources import template_path
+
+LIMITS = Limits(max_gpus=2, max_memory_gb=32, max_hours=8, partitions=("vnc", "gpu"), default_partition="vnc")
+SAFE = re.compile(r"[A-Za-z0-9_.:x-]*")
+
+
+def test_defaults_fill_what_the_user_leaves_out() -> None:
+    assert validate({}, LIMITS) == DesktopRequest(
+        gpus=1, memory_gb=8, hours=4.0, resolution="1920x1080", partition="vnc"
+    )
+    assert validate(None, LIMITS).gpus == 1
+
+
+def test_a_full_request_as_the_api_sends_it() -> None:
+    raw = {"gpus": 2, "memory_gb": 16, "hours": 8, "resolution": "2560x1440", "partition": "gpu"}
+    request = validate(raw, LIMITS)
+    assert request.as_dict() == {**raw, "hours": 8.0}
+    assert request.walltime == "8:00:00"
+    assert validate({"hours": 0.5}, LIMITS).walltime == "0:30:00"
+
+
+def test_form_strings_give_the_same_request() -> None:
+    form = {
+        "gpus": ["2"],
+        "memory_gb": [" 16 "],
+        "hours": ["1.5"],
+        "resolution": ["1280x720"],
+        "partition": ["gpu"],
+    }
+    assert validate(from_form(form), LIMITS) == DesktopRequest(2, 16, 1.5, "1280x720", "gpu")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"gpus": 3}, "gpus must be between 0 and 2"),
+        ({"gpus": -1}, "gpus must be between 0 and 2"),
+        ({"gpus": 1.5}, "gpus must be a whole number"),
+        ({"gpus": True}, "gpus must be a whole number"),
+        ({"gpus": "1; rm -rf ~"}, "gpus must be a whole number"),
+        ({"memory_gb": 0}, "memory_gb must be between 1 and 32"),
+        ({"memory_gb": 33}, "memory_gb must be between 1 and 32"),
+        ({"memory_gb": "16G"}, "memory_gb must be a whole number"),
+        ({"hours": 9}, "hours must be between 0.25 and 8"),
+        ({"hours": 0.1}, "hours must be between 0.25 and 8"),
+        ({"hours": float("nan")}, "hours must be a finite number"),
+        ({"hours": "4$(id)"}, "hours must be a number"),
+        ({"hours": [4]}, "hours must be a number"),
+        ({"resolution": "1920x1080\n#SBATCH --uid=0"}, "resolution must look like 1920x1080"),
+        ({"resolution": "1920x1080\n"}, "resolution must look like 1920x1080"),
+        ({"resolution": "1024x768"}, "not offered"),
+        ({"resolution": "99999x99999"}, "is outside 320..8192 pixels"),
+        ({"resolution": 1920}, "resolution must look like"),
+        ({"partition": "debug"}, "not offered"),
+        ({"partition": "vnc; scancel -u root"}, "partition must be a Slurm partition name"),
+        ({"partition": "vnc'\"`"}, "partition must be a Slurm partition name"),
+        ({"colour": "blue"}, "unknown option(s) 'colour'"),
+    ],
+)
+def test_every_invalid_class_is_refused_with_a_message(raw: dict, message: str) -> None:
+    with pytest.raises(OptionsError, match=re.escape(message)):
+        validate(raw, LIMITS)
+
+
+def test_not_an_object() -> None:
+    with pytest.raises(OptionsError, match="JSON object"):
+        validate(["gpus", 1], LIMITS)  # type: ignore[arg-type]
+
+
+def test_fixed_options_cannot_be_changed_but_may_be_repeated() -> None:
+    fixed = Limits(max_gpus=2, fixed=("gpus",), default_gpus=1)
+    assert validate({"gpus": 1}, fixed).gpus == 1
+    with pytest.raises(OptionsError, match="set by the site"):
+        validate({"gpus": 2}, fixed)
+    assert "gpus" not in fixed.choices()
+
+
+def test_no_choice_at_all_means_no_form() -> None:
+    nothing = Limits(max_gpus=0, resolutions=("1920x1080",), fixed=("memory_gb", "hours"))
+    assert nothing.choices() == []
+
+
+def test_partition_choice_needs_partitions() -> None:
+    single = Limits(default_partition="vnc")
+    assert validate({"partition": "vnc"}, single).partition == "vnc"
+    with pytest.raises(OptionsError, match="does not let you choose a partition"):
+        validate({"partition": "other"}, single)
+
+
+values = st.one_of(
+    st.none(), st.booleans(), st.integers(-10, 10**7), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30), st.sampled_from(["1", "2", "0.5", "1920x1080", "vnc", "gpu", "3840x2160", "8"]),
+    st.lists(st.integers(), max_size=2),
+)  # fmt: skip
+requests = st.dictionaries(
+    st.sampled_from(["gpus", "memory_gb", "hours", "resolution", "partition", "extra"]), values, max_size=6
+)
+TEMPLATE = template_path("job.sh.j2").read_text()
+
+
+def render(request: DesktopRequest) -> str:
+    return jobscript.render(
+        TEMPLATE, job_name="jupyter-vnc-alice", log_dir="/home/alice/logs", homedir="/home/alice",
+        keepvars="JUPYTERHUB_API_TOKEN", partition=request.partition, runtime=request.walltime,
+        memory=f"{request.memory_gb}G", gres=f"gpu:{request.gpus}" if request.gpus else "", nprocs="",
+        reservation="", qos="", account="", options="", resolution=request.resolution, prologue="",
+        epilogue="", image="", apptainer="apptainer", apptainer_args=[], container_env=[], cmd="server",
+    )  # fmt: skip
+
+
+@settings(max_examples=4000, deadline=None)
+@given(requests)
+def test_any_request_is_refused_or_safe_in_the_job_script(raw: dict) -> None:
+    try:
+        request = validate(raw, LIMITS)
+    except OptionsError as e:
+        assert str(e)  # always a message the user can read
+        return
+    assert 0 <= request.gpus <= LIMITS.max_gpus
+    assert 1 <= request.memory_gb <= LIMITS.max_memory_gb
+    assert 0.25 <= request.hours <= LIMITS.max_hours
+    assert request.partition in LIMITS.partitions and request.resolution in LIMITS.resolutions
+    for value in (str(request.gpus), request.walltime, request.resolution, request.partition):
+        assert SAFE.fullmatch(value), value
+    script = render(request)
+    sbatch = [line for line in script.splitlines() if line.startswith("#SBATCH")]
+    # The script's shape never depends on the values: same directives, one value each.
+    expected = ["job-name", "output", "chdir", "export", "partition", "time", "mem"] + (
+        ["gres"] if request.gpus else []
+    )
+    assert [line.split("=")[0] for line in sbatch] == [f"#SBATCH --{name}" for name in expected]

@@ -1,0 +1,320 @@
+"""VNCSlurmSpawner through a real JupyterHub + configurable-http-proxy + Slurm (host mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import STATE, HubBed, devstack
+from hubclient import HubUser, server_path, spawn_watching_progress
+
+from jupyter_vnc.rfb import RFBClient
+from jupyter_vnc.spawner import VNCSlurmSpawner
+
+
+def squeue(user: str) -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-u", user, "-o", "%i"], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def job_detail(job_id: str) -> str:
+    return subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+
+
+def spawner_state(user: str, server: str = "") -> dict:
+    """The spawner state the hub keeps in its database (readable by admins only through the API)."""
+    db = STATE / "hub" / "jupyterhub.sqlite"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        row = conn.execute(
+            "SELECT spawners.state FROM spawners JOIN users ON spawners.user_id = users.id"
+            " WHERE users.name = ? AND spawners.name = ?",
+            (user, server),
+        ).fetchone()
+    return json.loads(row[0]) if row and row[0] else {}
+
+
+def job_processes(job_id: str) -> list[int]:
+    """Live processes started by Slurm job ``job_id`` (they carry SLURM_JOB_ID in their environment),
+    desktop daemons included."""
+    needle = f"SLURM_JOB_ID={job_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and needle in (entry / "environ").read_bytes().split(b"\0")
+                and (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0] not in {"Z", "X"}
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture
+def alice(hub: HubBed) -> Iterator[HubUser]:
+    user = HubUser(hub.url, "alice", hub.password)
+    yield user
+    for name in list(user.api("GET", "/users/alice").json()["servers"]):
+        user.api("DELETE", server_path("alice", name))
+        user.wait_stopped(name)
+
+
+@pytest.fixture
+def bob(hub: HubBed) -> Iterator[HubUser]:
+    user = HubUser(hub.url, "bob", hub.password)
+    yield user
+    for name in list(user.api("GET", "/users/bob").json()["servers"]):
+        user.api("DELETE", server_path("bob", name))
+        user.wait_stopped(name)
+
+
+async def rfb_through_hub(user: HubUser, server: str = "") -> RFBClient:
+    prefix = user.server_prefix(server)
+    assert user.open_server(server, "lab").status_code == 200  # the OAuth dance, as a browser does
+    url = user.url.replace("http://", "ws://") + prefix + "vnc/websockify"
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    from jupyter_vnc.rfb import ByteStream
+
+    conn = await websocket_connect(
+        HTTPRequest(url, headers={"Cookie": user.cookie_header(prefix)}), subprotocols=["binary"]
+    )
+
+    async def recv() -> bytes:
+        message = await conn.read_message()
+        return b"" if message is None else message  # type: ignore[return-value]
+
+    async def send(data: bytes) -> None:
+        await conn.write_message(data, binary=True)
+
+    client = RFBClient(ByteStream(recv, send))
+    await client.handshake()
+    return client
+
+
+async def test_api_spawn_gets_the_job_it_asked_for_and_a_desktop_through_the_hub(alice: HubUser) -> None:
+    options = {"gpus": 1, "memory_gb": 2, "hours": 1, "resolution": "1280x720"}
+    progress = spawn_watching_progress(alice, options=options)
+    alice.wait_ready()
+    (job_id,) = squeue("alice")
+    detail = job_detail(job_id)
+    assert "TimeLimit=01:00:00" in detail and "TresPerNode=gres:gpu:1" in detail and "mem=2G" in detail, (
+        detail
+    )
+    assert "Partition=vnc" in detail and "UserId=alice" in detail
+    messages = progress.messages()
+    assert any(m.startswith(f"Submitted Slurm job {job_id} (1 GPU, 2 GB, 1 h, 1280x720") for m in messages), (
+        messages
+    )
+    assert any(re.match(r"Running on node\d", m) for m in messages), messages
+    client = await rfb_through_hub(alice)
+    assert client.init is not None and (client.init.width, client.init.height) == (1280, 720)
+    status = alice.server_api("vnc/api/status").json()
+    assert status["job_id"] == job_id and 3000 < status["seconds_left"] <= 3600
+    assert status["gpus"] == ["GPU 0"] or status["gpus"] == ["GPU 1"]
+    # No secret in the job script Slurm keeps, nor in the hub's state of the server.
+    script = subprocess.run(
+        ["scontrol", "write", "batch_script", job_id, "-"], capture_output=True, text=True
+    )
+    token_vars = [line for line in script.stdout.splitlines() if "TOKEN=" in line]
+    assert script.returncode == 0 and not token_vars
+    state = spawner_state("alice")
+    assert set(state) <= {"job_id", "job_status", "node"} and state["job_id"] == job_id
+    started = time.monotonic()
+    alice.api("DELETE", "/users/alice/server")
+    alice.wait_stopped()
+    assert time.monotonic() - started < 15
+    assert not squeue("alice")
+    assert not job_processes(job_id)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"gpus": 5}, "gpus must be between 0 and 2"),
+        ({"memory_gb": 999}, "memory_gb must be between 1 and 8"),
+        ({"hours": 100}, "hours must be between 0.25 and 8"),
+        ({"resolution": "1920x1080\n#SBATCH --uid=root"}, "resolution must look like 1920x1080"),
+        ({"partition": "vnc;id"}, "partition must be a Slurm partition name"),
+        ({"gpus": "$(reboot)"}, "gpus must be a whole number"),
+        ({"colour": "red"}, "unknown option"),
+    ],
+)
+def test_invalid_api_options_are_refused_and_submit_nothing(
+    alice: HubUser, options: dict, message: str
+) -> None:
+    response = alice.api("POST", "/users/alice/server", json=options)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["message"]
+    assert not squeue("alice")
+    assert "" not in alice.api("GET", "/users/alice").json()["servers"]
+
+
+def test_spawn_form_shows_the_limits_and_refuses_bad_values(alice: HubUser) -> None:
+    page = alice.http.get(f"{alice.url}/hub/spawn/alice").text
+    assert 'name="gpus"' in page and 'max="2"' in page and 'name="resolution"' in page
+    assert "0 to 2" in page and "1 to 8 GB" in page
+    xsrf = alice.http.cookies.get("_xsrf", path="/hub/") or ""
+    form = {"gpus": "3", "memory_gb": "2", "hours": "1", "resolution": "1920x1080", "_xsrf": xsrf}
+    refused = alice.http.post(f"{alice.url}/hub/spawn/alice", data=form)
+    assert "gpus must be between 0 and 2" in refused.text
+    assert not squeue("alice")
+    form["gpus"] = "0"
+    accepted = alice.http.post(f"{alice.url}/hub/spawn/alice", data=form)
+    assert accepted.status_code == 200
+    alice.wait_ready()
+    (job_id,) = squeue("alice")
+    assert "gres:gpu" not in job_detail(job_id)
+
+
+async def test_pending_shows_slurms_reason_and_a_cancelled_job_ends_the_spawn(alice: HubUser) -> None:
+    # Take every GPU of the cluster, so alice's desktop must wait for Resources.
+    hogs = [
+        subprocess.run(["sbatch", "--parsable", "--gres=gpu:2", "-o", "/dev/null", "--wrap", "sleep 120"],
+                       capture_output=True, text=True, check=True).stdout.strip()
+        for _ in range(2)
+    ]  # fmt: skip
+    try:
+        progress = spawn_watching_progress(alice, options={"gpus": 1, "memory_gb": 1})
+        deadline = time.monotonic() + 20
+        while not any("Resources" in e.get("message", "") for e in progress.events):
+            assert time.monotonic() < deadline, progress.events
+            await asyncio.sleep(0.2)
+        (job_id,) = squeue("alice")
+        subprocess.run(["scancel", job_id], check=True)  # as an admin would
+        started = time.monotonic()
+        alice.wait_stopped(timeout=20)
+        assert time.monotonic() - started < 10
+        final = progress.messages(timeout=10)
+        assert any(f"Slurm job {job_id} cancelled" in m for m in final), final
+    finally:
+        subprocess.run(["scancel", *hogs])
+
+
+async def test_a_job_that_dies_before_the_server_answers_shows_its_log(bob: HubUser) -> None:
+    config = Path("/home/bob/.jupyter/jupyter_server_config.py")
+    config.parent.mkdir(exist_ok=True)
+    shutil.chown(config.parent, "bob", "bob")
+    config.write_text("raise SystemExit('broken-user-config-for-the-test')\n")
+    shutil.chown(config, "bob", "bob")
+    try:
+        progress = spawn_watching_progress(bob, options={"gpus": 0, "memory_gb": 1})
+        started = time.monotonic()
+        bob.wait_stopped(timeout=30)
+        assert time.monotonic() - started < 20
+        messages = progress.messages(timeout=10)
+        failure = next(m for m in messages if "Last lines of its log" in m)
+        assert "broken-user-config-for-the-test" in failure
+        assert "before the desktop server answered" in failure
+    finally:
+        config.unlink()
+
+
+async def test_a_job_cancelled_while_running_is_noticed_and_explained(alice: HubUser) -> None:
+    alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1})
+    alice.wait_ready()
+    (job_id,) = squeue("alice")
+    subprocess.run(["scancel", job_id], check=True)
+    started = time.monotonic()
+    alice.wait_stopped(timeout=25)  # the demo hub polls every 10 s
+    assert time.monotonic() - started < 15
+    page = alice.http.get(f"{alice.url}/hub/user/alice/lab")
+    assert f"Slurm job {job_id} cancelled" in page.text
+
+
+async def test_named_servers_give_several_desktops(alice: HubUser) -> None:
+    assert alice.api("POST", "/users/alice/servers/viz", json={"gpus": 1, "memory_gb": 1}).status_code in {
+        201,
+        202,
+    }
+    assert alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1}).status_code in {
+        201,
+        202,
+    }
+    alice.wait_ready("viz")
+    alice.wait_ready()
+    assert len(squeue("alice")) == 2
+    a, b = await asyncio.gather(rfb_through_hub(alice, "viz"), rfb_through_hub(alice))
+    assert a.init and b.init
+    assert (
+        alice.server_api("vnc/api/status", server="viz").json()["display"]
+        != alice.server_api("vnc/api/status").json()["display"]
+    )
+
+
+async def test_desktop_survives_a_hub_restart(alice: HubUser, hub: HubBed) -> None:
+    alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1})
+    alice.wait_ready()
+    (job_id,) = squeue("alice")
+    devstack("hub", "stop")
+    devstack("hub", "start")
+    again = HubUser(hub.url, "alice", hub.password)
+    again.wait_ready(timeout=30)
+    assert spawner_state("alice")["job_id"] == job_id
+    assert squeue("alice") == [job_id]
+    assert (await rfb_through_hub(again)).init is not None
+
+
+async def test_slurm_controller_down_is_unknown_and_the_desktop_lives_on(alice: HubUser) -> None:
+    alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1})
+    alice.wait_ready()
+    (job_id,) = squeue("alice")
+    conf = Path(devstack("slurm", "conf").stdout.strip())
+    pid = int((conf.parent.parent / "slurmctld.pid").read_text())
+    subprocess.run(["kill", str(pid)], check=True)
+    try:
+        await asyncio.sleep(22)  # two of the demo hub's 10 s poll intervals, controller down
+        assert "" in alice.api("GET", "/users/alice").json()["servers"]
+        assert alice.open_server(path="lab").status_code == 200
+        assert alice.server_api("vnc/api/status").json()["state"] == "running"
+    finally:
+        devstack("slurm", "start")
+    assert squeue("alice") == [job_id]
+    assert (await rfb_through_hub(alice)).init is not None
+
+
+def contract_spawner(**traits: object) -> VNCSlurmSpawner:
+    user = SimpleNamespace(name="alice", escaped_name="alice", url="/user/alice/", server=None, spawners={})
+    from jupyterhub.objects import Hub
+
+    return VNCSlurmSpawner(user=user, hub=Hub(), cmd=["singleuser_command"], **traits)
+
+
+async def test_batchspawner_slurm_expectations_still_hold() -> None:
+    """batchspawner's own test_slurm expectations for a site's req_* settings, on our subclass."""
+    spawner = contract_spawner(
+        req_runtime="3-05:10:10", req_nprocs="5", req_memory="5678", req_options="some_option_asdf",
+        req_prologue="PROLOGUE", req_epilogue="EPILOGUE",
+    )  # fmt: skip
+    subvars = spawner.get_req_subvars()
+    subvars["cmd"] = spawner.cmd_formatted_for_batch()
+    script = await spawner._get_batch_script(**subvars)
+    assert re.search(
+        r"^PROLOGUE.*^batchspawner-singleuser singleuser_command.*^EPILOGUE", script, re.S | re.M
+    )
+    for pattern in [
+        r"^#SBATCH \s+ --cpus-per-task=5",
+        r"^#SBATCH \s+ --time=3-05:10:10",
+        r"^#SBATCH \s+ [^\n]*some_option_asdf",
+        r"^#SBATCH \s+ --mem=5678",
+    ]:
+        assert re.search(pattern, script, re.M | re.X), pattern
+    spawner.job_id, spawner.job_status, spawner.node = "12345", "RUNNING node1", "node1"
+    state = spawner.get_state()
+    assert state == {"job_id": "12345", "job_status": "RUNNING node1", "node": "node1"}
+    fresh = contract_spawner()
+    fresh.load_state(state)
+    assert fresh.job_id == "12345" and fresh.state_gethost() == "node1"
+    fresh.clear_state()
+    assert fresh.get_state() == {}
