@@ -36,9 +36,14 @@ def test_wheel_carries_the_templates(tmp_path: Path) -> None:
     )
     (wheel,) = tmp_path.glob("jupyter_vnc-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for template in sorted(p.name for p in (ROOT / "templates").iterdir()):
+    templates = ROOT / "templates"
+    for template in sorted(p.relative_to(templates) for p in templates.rglob("*") if p.is_file()):
         assert f"jupyter_vnc/templates/{template}" in names
     assert "jupyter_vnc/slurm.py" in names
+    assert "jupyter_vnc/static/viewer.js" in names  # users never need node
+    assert "jupyter_vnc-0.1.0.data/data/etc/jupyter/jupyter_server_config.d/jupyter_vnc.json" in names
+    entry_points = zipfile.ZipFile(wheel).read("jupyter_vnc-0.1.0.dist-info/entry_points.txt").decode()
+    assert "vnc-slurm = jupyter_vnc.spawner:VNCSlurmSpawner" in entry_points
 
 
 def test_templates_are_found_from_a_checkout() -> None:

@@ -1,0 +1,94 @@
+/**
+ * The page's configuration, as the server extension renders it into
+ * `<script type="application/json" id="jvnc-config">`. Every key is optional here: a missing or mistyped
+ * value falls back to a default, so an older or newer server never leaves the page blank.
+ */
+
+export interface ViewerConfig {
+  /** Path (absolute, or relative to the page) of the RFB websocket. */
+  websocketPath: string;
+  /** GET → desktop status JSON. Empty: no status line details, no start-on-open. */
+  statusUrl: string;
+  /** POST → (re)start the desktop. Empty: no Restart button. */
+  desktopUrl: string;
+  /** Link back to JupyterLab. Empty: no link. */
+  labUrl: string;
+  /** Link to the hub control panel. Empty: no link. */
+  hubUrl: string;
+  /** Clipboard sync with the remote desktop, both directions. */
+  clipboard: boolean;
+  /** document.title */
+  title: string;
+  /** XSRF token, only used when the `_xsrf` cookie cannot be read. */
+  xsrfToken: string;
+}
+
+export const CONFIG_ELEMENT_ID = 'jvnc-config';
+
+export const DEFAULT_CONFIG: Readonly<ViewerConfig> = Object.freeze({
+  websocketPath: 'websockify',
+  statusUrl: '',
+  desktopUrl: '',
+  labUrl: '',
+  hubUrl: '',
+  clipboard: true,
+  title: 'Desktop',
+  xsrfToken: '',
+});
+
+function str(value: unknown, fallback: string): string {
+  return typeof value === 'string' ? value.trim() : fallback;
+}
+
+function bool(value: unknown, fallback: boolean): boolean {
+  return typeof value === 'boolean' ? value : fallback;
+}
+
+/** Turns the server's snake_case JSON object into a complete ViewerConfig. */
+export function parseConfig(raw: unknown): ViewerConfig {
+  const obj: Record<string, unknown> =
+    raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+  const d = DEFAULT_CONFIG;
+  return {
+    websocketPath: str(obj.websocket_path, d.websocketPath) || d.websocketPath,
+    statusUrl: str(obj.status_url, d.statusUrl),
+    desktopUrl: str(obj.desktop_url, d.desktopUrl),
+    labUrl: str(obj.lab_url, d.labUrl),
+    hubUrl: str(obj.hub_url, d.hubUrl),
+    clipboard: bool(obj.clipboard, d.clipboard),
+    title: str(obj.title, d.title) || d.title,
+    xsrfToken: str(obj.xsrf_token, d.xsrfToken),
+  };
+}
+
+/** Parses the JSON text of the config element; broken JSON gives the defaults (and a console warning). */
+export function parseConfigText(text: string | null | undefined): ViewerConfig {
+  if (!text || !text.trim()) {
+    return parseConfig({});
+  }
+  try {
+    return parseConfig(JSON.parse(text));
+  } catch (err) {
+    console.warn('jupyter-vnc: unreadable page configuration, using defaults', err);
+    return parseConfig({});
+  }
+}
+
+export function readConfig(doc: Document): ViewerConfig {
+  return parseConfigText(doc.getElementById(CONFIG_ELEMENT_ID)?.textContent);
+}
+
+/**
+ * The websocket URL for `path` as seen from the page at `pageHref`: same host, ws: for http:, wss: for
+ * https:. Query strings in `path` are kept, fragments dropped.
+ */
+export function websocketUrl(path: string, pageHref: string): string {
+  const url = new URL(path, pageHref);
+  if (url.protocol === 'https:' || url.protocol === 'wss:') {
+    url.protocol = 'wss:';
+  } else {
+    url.protocol = 'ws:';
+  }
+  url.hash = '';
+  return url.href;
+}

@@ -1,0 +1,144 @@
+/** The desktop's status as the server reports it (GET status_url), and how the toolbar shows it. */
+
+export type DesktopState = 'starting' | 'running' | 'stopped' | 'failed';
+
+const STATES: readonly DesktopState[] = ['starting', 'running', 'stopped', 'failed'];
+
+export interface DesktopStatus {
+  state: DesktopState;
+  message: string;
+  width: number;
+  height: number;
+  /** "tigervnc", "turbovnc", or whatever a newer server reports; "" when unknown. */
+  vncServer: string;
+  gpus: string[];
+  /** "gpu", "software", or "" when unknown. */
+  gl: string;
+  glRenderer: string;
+  /** The server's explanation when OpenGL runs in software; "" otherwise. */
+  glNotice: string;
+  jobId: string | null;
+  /** Seconds until the Slurm job ends, when it has a time limit. */
+  secondsLeft: number | null;
+}
+
+function int(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) ? Math.max(0, Math.round(value)) : 0;
+}
+
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+/** Validates the status JSON; null when it is not a status at all (no known `state`). */
+export function parseStatus(raw: unknown): DesktopStatus | null {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    return null;
+  }
+  const obj = raw as Record<string, unknown>;
+  const state = obj.state;
+  if (typeof state !== 'string' || !STATES.includes(state as DesktopState)) {
+    return null;
+  }
+  const jobId = obj.job_id;
+  const left = obj.seconds_left;
+  return {
+    state: state as DesktopState,
+    message: text(obj.message),
+    width: int(obj.width),
+    height: int(obj.height),
+    vncServer: text(obj.vnc_server).toLowerCase(),
+    gpus: Array.isArray(obj.gpus) ? obj.gpus.filter((g): g is string => typeof g === 'string' && g !== '') : [],
+    gl: text(obj.gl).toLowerCase(),
+    glRenderer: text(obj.gl_renderer),
+    glNotice: text(obj.gl_notice),
+    jobId: typeof jobId === 'string' && jobId !== '' ? jobId : typeof jobId === 'number' ? String(jobId) : null,
+    secondsLeft: typeof left === 'number' && Number.isFinite(left) ? Math.max(0, Math.floor(left)) : null,
+  };
+}
+
+const SERVER_NAMES: Record<string, string> = { tigervnc: 'TigerVNC', turbovnc: 'TurboVNC' };
+
+export function serverLabel(vncServer: string): string {
+  return SERVER_NAMES[vncServer] ?? vncServer;
+}
+
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+/**
+ * "45 s left", "9 min 05 s left", "42 min left", "2 h 05 min left", "3 d 4 h left"; "time is up" at 0.
+ * Seconds are shown only in the last ten minutes, where they matter.
+ */
+export function formatTimeLeft(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s === 0) {
+    return 'time is up';
+  }
+  if (s < 60) {
+    return `${s} s left`;
+  }
+  if (s < 600) {
+    return `${Math.floor(s / 60)} min ${pad2(s % 60)} s left`;
+  }
+  if (s < 3600) {
+    return `${Math.floor(s / 60)} min left`;
+  }
+  if (s < 86_400) {
+    return `${Math.floor(s / 3600)} h ${pad2(Math.floor((s % 3600) / 60))} min left`;
+  }
+  return `${Math.floor(s / 86_400)} d ${Math.floor((s % 86_400) / 3600)} h left`;
+}
+
+export type Urgency = 'ok' | 'warn' | 'critical';
+
+/** How loudly to show the time left: amber under 15 minutes, red under 5. */
+export function timeLeftUrgency(seconds: number): Urgency {
+  if (seconds < 300) {
+    return 'critical';
+  }
+  return seconds < 900 ? 'warn' : 'ok';
+}
+
+/** `secondsLeft` as reported at `fetchedAt`, counted down to `now` (both in ms). */
+export function secondsLeftAt(secondsLeft: number, fetchedAt: number, now: number): number {
+  return Math.max(0, secondsLeft - Math.floor(Math.max(0, now - fetchedAt) / 1000));
+}
+
+export interface StatusSummary {
+  /** Short facts for the toolbar, e.g. ["TigerVNC", "1920×1080", "GPU: NVIDIA A100"]. */
+  parts: string[];
+  /** Shown when OpenGL runs in software: a notice, not an error. */
+  softwareGl: boolean;
+  /** Longer text for a tooltip. */
+  detail: string;
+}
+
+export function summarizeStatus(status: DesktopStatus): StatusSummary {
+  const parts: string[] = [];
+  const detail: string[] = [];
+  if (status.vncServer) {
+    parts.push(serverLabel(status.vncServer));
+  }
+  if (status.width > 0 && status.height > 0) {
+    parts.push(`${status.width}×${status.height}`);
+  }
+  const softwareGl = status.gl === 'software';
+  if (softwareGl) {
+    parts.push('software OpenGL');
+    detail.push(status.glNotice || 'No GPU: OpenGL is rendered in software (slower 3D).');
+  } else if (status.gpus.length > 0) {
+    parts.push(`${status.gpus.length > 1 ? 'GPUs' : 'GPU'}: ${status.gpus.join(', ')}`);
+  } else if (status.gl === 'gpu') {
+    parts.push('GPU OpenGL');
+  }
+  if (status.glRenderer) {
+    detail.push(`OpenGL renderer: ${status.glRenderer}`);
+  }
+  if (status.jobId) {
+    detail.push(`Slurm job ${status.jobId}`);
+  }
+  if (status.message) {
+    detail.push(status.message);
+  }
+  return { parts, softwareGl, detail: detail.join('\n') };
+}
