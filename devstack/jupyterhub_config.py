@@ -21,10 +21,10 @@ c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
 
-# A test login: the Unix users alice and bob, with the password devstack/hub generated.
+# A test login: the Unix users alice, bob and carol, with the password devstack/hub generated.
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = (state / "demo-password").read_text().strip()
-c.Authenticator.allowed_users = {"alice", "bob"}
+c.Authenticator.allowed_users = {"alice", "bob", "carol"}
 
 c.JupyterHub.spawner_class = "vnc-slurm"
 # Several desktops per user (e.g. one with a GPU for visualisation, one without).

@@ -10,7 +10,7 @@ JVNC_VENV=${JVNC_VENV:-/opt/jupyter-vnc/venv}
 JVNC_LOGS=$JVNC_STATE/logs
 JVNC_REDIS_PORT=${JVNC_REDIS_PORT:-16379}
 JVNC_HUB_PORT=${JVNC_HUB_PORT:-8000}
-JVNC_TEST_USERS=${JVNC_TEST_USERS:-"alice bob"}
+JVNC_TEST_USERS=${JVNC_TEST_USERS:-"alice bob carol"}
 APPTAINER_PREFIX=${APPTAINER_PREFIX:-/opt/apptainer-sid}
 
 log() { printf '[devstack] %s\n' "$*" >&2; }
