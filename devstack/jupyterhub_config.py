@@ -52,5 +52,7 @@ c.VNCSlurmSpawner.max_hours = 8
 # server off the other interfaces (batchspawner starts it on 0.0.0.0).
 c.VNCSlurmSpawner.state_exechost_exp = "127.0.0.1"
 c.VNCSlurmSpawner.req_prologue = 'export JUPYTERHUB_SERVICE_URL="${JUPYTERHUB_SERVICE_URL/0.0.0.0/127.0.0.1}"'
+# Sessions and the shared Slurm job-state cache in the demo's Redis (devstack/redis).
+c.VNCSlurmSpawner.registry_url = f"redis://127.0.0.1:{os.environ.get('JVNC_REDIS_PORT', '16379')}/0"
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60

@@ -30,6 +30,8 @@ from tornado.httpclient import AsyncHTTPClient
 from traitlets import Bool, Float, Int, List, Unicode, default
 
 from . import jobscript, options
+from .poller import JobPoller
+from .registry import Registry, RegistryUnavailable, ResilientRegistry, Session, open_registry
 from .resources import template_path
 from .slurm import JobInfo, Phase, SlurmClient, SlurmError
 
@@ -50,6 +52,17 @@ PENDING_REASONS = {
     "PartitionDown": "the partition is down (PartitionDown)",
     "BeginTime": "the job's start time has not come yet (BeginTime)",
 }
+
+
+# One registry and one poller per hub process and registry URL, shared by every spawner.
+_SHARED: dict[str, tuple[Registry, JobPoller]] = {}
+
+
+def shared(registry_url: str, interval: float, timeout: float) -> tuple[Registry, JobPoller]:
+    if registry_url not in _SHARED:
+        registry = ResilientRegistry(open_registry(registry_url))
+        _SHARED[registry_url] = (registry, JobPoller(SlurmClient(timeout=timeout), registry, interval))
+    return _SHARED[registry_url]
 
 
 # Why each user's desktops last ended, for the hub's "not running" page. JupyterHub drops a spawner
@@ -151,6 +164,15 @@ class VNCSlurmSpawner(SlurmSpawner):
     slurm_timeout = Float(30.0, help="Seconds before a Slurm command counts as failed. Example: 60").tag(
         config=True
     )
+
+    registry_url = Unicode(
+        "",
+        help="""Where the session registry and the shared Slurm job-state cache live. Empty: in this hub
+        process (one hub). A Redis URL lets several hub processes share them and survives hub restarts;
+        if Redis goes down, spawns and stops go on and the registry catches up when it returns.
+        Example: c.VNCSlurmSpawner.registry_url = "redis://127.0.0.1:6379/0"
+        """,
+    ).tag(config=True)
 
     @default("batch_script")
     def _default_batch_script(self) -> str:
@@ -279,8 +301,17 @@ class VNCSlurmSpawner(SlurmSpawner):
         prefix = shlex.split(format_template(self.exec_prefix, username=self.user.name)) if as_user else []
         return SlurmClient(self.user.name if as_user else None, prefix=prefix, timeout=self.slurm_timeout)
 
-    async def query(self) -> JobInfo:
-        info = (await self.slurm(as_user=False).query([self.job_id]))[self.job_id]
+    @property
+    def registry(self) -> Registry:
+        return shared(self.registry_url, self.poll_interval, self.slurm_timeout)[0]
+
+    @property
+    def poller(self) -> JobPoller:
+        return shared(self.registry_url, self.poll_interval, self.slurm_timeout)[1]
+
+    async def query(self, max_age: float | None = None) -> JobInfo:
+        """The job's state from the shared poller (one squeue for every desktop of the hub)."""
+        info = await self.poller.get(self.job_id, self.startup_poll_interval if max_age is None else max_age)
         # batchspawner's format ("RUNNING node1"), kept in the state for sites and tools that read it.
         self.job_status = (
             f"{info.state} {info.node}".strip() if info.phase is not Phase.UNKNOWN else info.error
@@ -326,9 +357,11 @@ class VNCSlurmSpawner(SlurmSpawner):
         except SlurmError as e:
             raise web.HTTPError(500, f"Slurm did not accept the desktop job: {e}") from e
         self._event(f"Submitted Slurm job {self.job_id} ({self._describe()})", 10)
+        await self._record("queued")
         info = await self._wait_until_running()
         self.node = info.node
         self.ip = self.state_gethost()
+        await self._record("running", started=time.time(), ends_at=time.time() + self.request.hours * 3600)
         self._event(f"Running on {info.node}; starting the desktop server", 60)
         await self._wait_for_port()
         # batchspawner-singleuser reports the port before the server starts: wait for the server
@@ -412,8 +445,33 @@ class VNCSlurmSpawner(SlurmSpawner):
             message += "\nLast lines of its log:\n" + tail
         self._record_exit(message)
         self._event(message, 100)
+        await self._forget()
         self.clear_state()
         raise RuntimeError(message)
+
+    async def _record(self, state: str, **changes: Any) -> None:
+        """Update this desktop's entry in the registry (never fails: see ResilientRegistry)."""
+        request = self.request or options.validate({}, self.limits)
+        session = await self._registry_get() or Session(
+            user=self.user.name, server=self.name, job_id=self.job_id, state=state, gpus=request.gpus,
+            memory_gb=request.memory_gb, resolution=request.resolution, partition=request.partition,
+        )  # fmt: skip
+        session.state, session.job_id, session.node = state, self.job_id, self.node
+        for key, value in changes.items():
+            setattr(session, key, value)
+        await self.registry.put(session)
+
+    async def _registry_get(self) -> Session | None:
+        try:
+            found = await self.registry.get(self.user.name, self.name)
+        except RegistryUnavailable:
+            return None
+        return found if found and found.job_id == self.job_id else None
+
+    async def _forget(self) -> None:
+        if self.job_id:
+            self.poller.unwatch(self.job_id)
+        await self.registry.delete(self.user.name, self.name)
 
     def _record_exit(self, message: str) -> None:
         self.exit_message = message
@@ -434,13 +492,13 @@ class VNCSlurmSpawner(SlurmSpawner):
     async def poll(self) -> int | None:
         if not self.job_id:
             return 1
-        info = await self.query()
+        info = await self.query(max_age=self.poll_interval)
         if info.phase.alive:
             return None  # UNKNOWN counts as alive: a slow controller must not end a session
         if not info.state:
             # Slurm no longer lists the job: ask once more before calling it gone.
             await asyncio.sleep(1)
-            info = await self.query()
+            info = await self.query(max_age=0)
             if info.phase.alive:
                 return None
         reason = info.state.lower() or "ended"
@@ -449,6 +507,7 @@ class VNCSlurmSpawner(SlurmSpawner):
             + (f" ({info.reason})." if info.reason else ".")
         )
         self.log.warning("Desktop of %s: %s", self.user.name, self.exit_message)
+        await self._forget()
         self.clear_state()
         return 1
 
@@ -477,6 +536,7 @@ class VNCSlurmSpawner(SlurmSpawner):
                 await asyncio.sleep(0.25)
             else:
                 self.log.warning("Desktop job %s of %s did not end after scancel", job_id, self.user.name)
+        await self._forget()
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -489,6 +549,8 @@ class VNCSlurmSpawner(SlurmSpawner):
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.node = state.get("node", "")
+        if self.job_id:  # after a hub restart: back into the shared poll
+            self.poller.watch(self.job_id)
 
     def clear_state(self) -> None:
         super().clear_state()

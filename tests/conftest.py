@@ -74,7 +74,7 @@ class HubBed:
 
 
 @pytest.fixture(scope="session")
-def hub(slurm: SlurmBed) -> Iterator[HubBed]:
+def hub(slurm: SlurmBed, redis_url: str) -> Iterator[HubBed]:
     """The demo JupyterHub (with configurable-http-proxy) on 127.0.0.1:8000, spawning into Slurm."""
     for _ in _managed_service("hub"):
         port = os.environ.get("JVNC_HUB_PORT", "8000")

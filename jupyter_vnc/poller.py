@@ -1,0 +1,109 @@
+"""One Slurm query per interval for every desktop of the hub, instead of one per desktop.
+
+batchspawner runs one ``squeue`` per user per poll; with hundreds of desktops that load bogs the hub
+and the controller down (batchspawner #292). Here every spawner asks the shared poller, which answers
+from a cache younger than the caller's ``max_age`` or refreshes it with ONE ``squeue`` for all watched
+jobs (concurrent callers share that one call). With several hub processes the answers are shared
+through the registry, and a registry lock makes one of them do the polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import asdict
+from typing import Any
+
+from .registry import Registry, RegistryUnavailable
+from .slurm import JobInfo, Phase, SlurmClient
+
+LOCK = "squeue"
+
+
+def info_to_dict(info: JobInfo) -> dict[str, Any]:
+    data = asdict(info)
+    data["phase"] = info.phase.value
+    return data
+
+
+def info_from_dict(data: dict[str, Any]) -> JobInfo:
+    return JobInfo(**{**data, "phase": Phase(data["phase"])})
+
+
+class JobPoller:
+    def __init__(self, client: SlurmClient, registry: Registry, interval: float = 30.0) -> None:
+        self.client = client
+        self.registry = registry
+        self.interval = interval
+        self.watched: set[str] = set()
+        self.calls = 0  # squeue runs by this process (the benchmark reads it)
+        self._cache: dict[str, tuple[float, JobInfo]] = {}
+        self._inflight: asyncio.Task[None] | None = None
+
+    def watch(self, job_id: str) -> None:
+        self.watched.add(str(job_id))
+
+    def unwatch(self, job_id: str) -> None:
+        self.watched.discard(str(job_id))
+        self._cache.pop(str(job_id), None)
+
+    async def get(self, job_id: str, max_age: float | None = None) -> JobInfo:
+        """The state of ``job_id``, at most ``max_age`` seconds old (default: one interval)."""
+        job_id = str(job_id)
+        max_age = self.interval if max_age is None else max_age
+        self.watch(job_id)
+        fresh = self._fresh(job_id, max_age)
+        if fresh:
+            return fresh
+        with contextlib.suppress(RegistryUnavailable):
+            await self._load_shared([job_id])
+            fresh = self._fresh(job_id, max_age)
+            if fresh:
+                return fresh
+        await self.refresh()
+        return self._cache[job_id][1]
+
+    def _fresh(self, job_id: str, max_age: float) -> JobInfo | None:
+        entry = self._cache.get(job_id)
+        if entry and time.time() - entry[0] <= max_age:
+            return entry[1]
+        return None
+
+    async def _load_shared(self, job_ids: list[str]) -> None:
+        for job_id, (read_at, data) in (await self.registry.get_job_states(job_ids)).items():
+            if read_at > self._cache.get(job_id, (0.0, None))[0]:
+                self._cache[job_id] = (read_at, info_from_dict(data))
+
+    async def refresh(self) -> None:
+        """Query every watched job now; callers arriving meanwhile wait for the same answer."""
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.create_task(self._poll())
+        await asyncio.shield(self._inflight)
+
+    async def _poll(self) -> None:
+        ids = sorted(self.watched)
+        if not ids:
+            return
+        started = time.time()
+        try:
+            mine = await self.registry.try_lock(LOCK, ttl=max(0.2, min(self.interval / 2, 5.0)))
+        except RegistryUnavailable:
+            mine = True  # no shared registry: poll ourselves
+        if not mine:
+            # Another hub process is polling right now: use its answer if it covers our jobs.
+            for _ in range(20):
+                await asyncio.sleep(0.1)
+                with contextlib.suppress(RegistryUnavailable):
+                    await self._load_shared(ids)
+                if all(self._cache.get(j, (0.0,))[0] >= started - 0.5 for j in ids):
+                    return
+        answer = await self.client.query(ids)
+        self.calls += 1
+        now = time.time()
+        for job_id, info in answer.items():
+            self._cache[job_id] = (now, info)
+        with contextlib.suppress(RegistryUnavailable):
+            await self.registry.put_job_states(
+                {j: info_to_dict(i) for j, i in answer.items()}, ttl=max(3 * self.interval, 10)
+            )

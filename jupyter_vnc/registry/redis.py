@@ -1,0 +1,108 @@
+"""Redis registry: several hub processes share sessions and job states; a hub restart loses nothing.
+
+Keys (prefix configurable, default ``jupyter-vnc:``):
+  ``session:<user>/<server>``  JSON of a Session, TTL = walltime left + margin
+  ``sessions``                 a set of session keys (for listing without SCAN)
+  ``job:<id>``                 JSON ``{"read_at": t, "state": {...}}``, TTL = a few poll intervals
+  ``lock:<name>``              SET NX PX, the hub-wide poller lock
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .base import Registry, RegistryUnavailable, Session
+
+
+class RedisRegistry(Registry):
+    def __init__(self, url: str, prefix: str = "jupyter-vnc:", timeout: float = 2.0) -> None:
+        self.url = url
+        self.prefix = prefix
+        # Short timeouts: a down Redis must make a spawn wait two seconds, not a minute.
+        self._redis = aioredis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
+        )
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def _call(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except (RedisError, OSError) as e:
+            raise RegistryUnavailable(f"Redis at {_redact(self.url)} is not reachable: {e}") from e
+
+    async def ping(self) -> None:
+        await self._call(self._redis.ping())
+
+    async def put(self, session: Session) -> None:
+        key = self._k("session", session.key)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, session.to_json(), px=int(session.ttl() * 1000))
+            pipe.sadd(self._k("sessions"), session.key)
+            await self._call(pipe.execute())
+
+    async def get(self, user: str, server: str = "") -> Session | None:
+        text = await self._call(self._redis.get(self._k("session", f"{user}/{server}")))
+        return Session.from_json(text) if text else None
+
+    async def delete(self, user: str, server: str = "") -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._k("session", f"{user}/{server}"))
+            pipe.srem(self._k("sessions"), f"{user}/{server}")
+            await self._call(pipe.execute())
+
+    async def sessions(self) -> list[Session]:
+        keys = sorted(await self._call(self._redis.smembers(self._k("sessions"))))
+        if not keys:
+            return []
+        values = await self._call(self._redis.mget([self._k("session", k) for k in keys]))
+        expired = [k for k, v in zip(keys, values, strict=True) if v is None]
+        if expired:  # the record's TTL ran out: drop it from the index too
+            await self._call(self._redis.srem(self._k("sessions"), *expired))
+        return [Session.from_json(v) for v in values if v]
+
+    async def put_job_states(self, states: dict[str, dict[str, Any]], ttl: float) -> None:
+        if not states:
+            return
+        now = time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id, state in states.items():
+                pipe.set(
+                    self._k("job", job_id), json.dumps({"read_at": now, "state": state}), px=int(ttl * 1000)
+                )
+            await self._call(pipe.execute())
+
+    async def get_job_states(self, job_ids: list[str]) -> dict[str, tuple[float, dict[str, Any]]]:
+        if not job_ids:
+            return {}
+        values = await self._call(self._redis.mget([self._k("job", j) for j in job_ids]))
+        out = {}
+        for job_id, value in zip(job_ids, values, strict=True):
+            if value:
+                data = json.loads(value)
+                out[job_id] = (float(data["read_at"]), data["state"])
+        return out
+
+    async def try_lock(self, name: str, ttl: float) -> bool:
+        return bool(
+            await self._call(self._redis.set(self._k("lock", name), "1", nx=True, px=int(ttl * 1000)))
+        )
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def _redact(url: str) -> str:
+    """The URL without its password (redis://:secret@host → redis://:***@host)."""
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if scheme else f"{user}:***@{host}"
