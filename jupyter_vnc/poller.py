@@ -40,6 +40,7 @@ class JobPoller:
         self.calls = 0  # squeue runs by this process (the benchmark reads it)
         self._cache: dict[str, tuple[float, JobInfo]] = {}
         self._inflight: asyncio.Task[None] | None = None
+        self._lock_until = 0.0  # we hold the hub-wide poll lock until then
 
     def watch(self, job_id: str) -> None:
         self.watched.add(str(job_id))
@@ -86,17 +87,22 @@ class JobPoller:
         if not ids:
             return
         started = time.time()
-        try:
-            mine = await self.registry.try_lock(LOCK, ttl=max(0.2, min(self.interval / 2, 5.0)))
-        except RegistryUnavailable:
-            mine = True  # no shared registry: poll ourselves
+        mine = started < self._lock_until
         if not mine:
-            # Another hub process is polling right now: use its answer if it covers our jobs.
+            ttl = max(0.2, min(self.interval / 2, 5.0))
+            try:
+                mine = await self.registry.try_lock(LOCK, ttl=ttl)
+            except RegistryUnavailable:
+                mine = True  # no shared registry: poll ourselves
+            if mine:
+                self._lock_until = started + ttl
+        if not mine:
+            # Another hub process is polling right now: wait for its answer if it covers our jobs.
             for _ in range(20):
                 await asyncio.sleep(0.1)
                 with contextlib.suppress(RegistryUnavailable):
                     await self._load_shared(ids)
-                if all(self._cache.get(j, (0.0,))[0] >= started - 0.5 for j in ids):
+                if all(self._cache.get(j, (0.0,))[0] >= started for j in ids):
                     return
         answer = await self.client.query(ids)
         self.calls += 1

@@ -79,3 +79,14 @@ def hub(slurm: SlurmBed, redis_url: str) -> Iterator[HubBed]:
     for _ in _managed_service("hub"):
         port = os.environ.get("JVNC_HUB_PORT", "8000")
         yield HubBed(url=f"http://127.0.0.1:{port}", password=devstack("hub", "password").stdout.strip())
+
+
+@pytest.fixture
+def dead_controller_conf(slurm, tmp_path: Path) -> Path:
+    """A copy of the cluster's config pointing at a port where no slurmctld listens."""
+    text = slurm.conf.read_text().replace(
+        "SlurmctldHost=localhost", "SlurmctldHost=localhost\nSlurmctldPort=6999"
+    )
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(text + "MessageTimeout=2\n")
+    return conf

@@ -191,17 +191,6 @@ async def test_forgotten_job_id_is_ended(slurm) -> None:
     assert info.phase is Phase.ENDED and info.state == ""
 
 
-@pytest.fixture
-def dead_controller_conf(slurm, tmp_path: Path) -> Path:
-    """A copy of the cluster's config pointing at a port where no slurmctld listens."""
-    text = slurm.conf.read_text().replace(
-        "SlurmctldHost=localhost", "SlurmctldHost=localhost\nSlurmctldPort=6999"
-    )
-    conf = tmp_path / "slurm.conf"
-    conf.write_text(text + "MessageTimeout=2\n")
-    return conf
-
-
 async def test_unreachable_controller_is_unknown_never_finished(dead_controller_conf: Path) -> None:
     client = SlurmClient(env={"SLURM_CONF": str(dead_controller_conf)})
     info = (await client.query(["1", "2"]))["1"]

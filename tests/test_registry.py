@@ -1,0 +1,128 @@
+"""The session registry: the same tests on every backend, Redis against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from conftest import DEVSTACK
+
+from jupyter_vnc.registry import (
+    MemoryRegistry,
+    Registry,
+    RegistryUnavailable,
+    ResilientRegistry,
+    Session,
+    open_registry,
+)
+from jupyter_vnc.registry.redis import RedisRegistry, _redact
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def registry(request: pytest.FixtureRequest) -> AsyncIterator[Registry]:
+    if request.param == "memory":
+        yield MemoryRegistry()
+        return
+    url = request.getfixturevalue("redis_url")
+    backend = RedisRegistry(url, prefix=f"jvnc-test-{uuid.uuid4().hex[:8]}:")
+    yield backend
+    await backend.close()
+
+
+def session(user: str = "alice", server: str = "", **kw: object) -> Session:
+    return Session(user=user, server=server, job_id=kw.pop("job_id", "101"), state="running", **kw)  # type: ignore[arg-type]
+
+
+async def test_put_get_list_delete(registry: Registry) -> None:
+    a = session(node="node1", gpus=1, memory_gb=16, resolution="1920x1080", ends_at=time.time() + 3600)
+    b = session("bob", "viz", job_id="102")
+    await registry.put(a)
+    await registry.put(b)
+    assert await registry.get("alice") == a
+    assert [s.key for s in await registry.sessions()] == ["alice/", "bob/viz"]
+    await registry.delete("alice")
+    assert await registry.get("alice") is None
+    assert [s.key for s in await registry.sessions()] == ["bob/viz"]
+
+
+async def test_records_expire_with_the_walltime(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("jupyter_vnc.registry.base.TTL_MARGIN", 0.3)
+    await registry.put(session(ends_at=time.time() + 0.2))
+    assert await registry.get("alice") is not None
+    await asyncio.sleep(0.8)
+    assert await registry.get("alice") is None
+    assert await registry.sessions() == []
+
+
+async def test_job_state_cache_and_lock(registry: Registry) -> None:
+    await registry.put_job_states({"7": {"phase": "running", "state": "RUNNING"}}, ttl=5)
+    cached = await registry.get_job_states(["7", "8"])
+    assert list(cached) == ["7"] and cached["7"][1]["state"] == "RUNNING"
+    assert abs(cached["7"][0] - time.time()) < 2
+    name = uuid.uuid4().hex
+    assert await registry.try_lock(name, ttl=0.3)
+    assert not await registry.try_lock(name, ttl=0.3)
+    await asyncio.sleep(0.4)
+    assert await registry.try_lock(name, ttl=0.3)
+
+
+async def test_no_secret_in_what_is_stored(redis_url: str) -> None:
+    backend = RedisRegistry(redis_url, prefix="jvnc-secret-test:")
+    try:
+        await backend.put(session(message="walltime reached"))
+        keys = subprocess.run(
+            ["redis-cli", "-u", redis_url, "--scan", "--pattern", "jvnc-secret-test:*"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        dump = "".join(
+            subprocess.run(["redis-cli", "-u", redis_url, "GET", k], capture_output=True, text=True).stdout
+            for k in keys
+            if k.endswith("/")
+        )
+        assert "alice" in dump and "token" not in dump.lower() and "password" not in dump.lower()
+    finally:
+        await backend.delete("alice")
+        await backend.close()
+
+
+def test_open_registry_and_bad_urls() -> None:
+    assert isinstance(open_registry(""), MemoryRegistry)
+    with pytest.raises(ValueError, match="redis://"):
+        open_registry("mysql://x")
+    assert _redact("redis://:hunter2@db:6379/0") == "redis://:***@db:6379/0"
+
+
+async def test_redis_down_then_back_loses_nothing(tmp_path: Path) -> None:
+    """A Redis of its own, stopped and started under a resilient registry: writes made while it is
+    down reach it when it returns; reads say it is down instead of answering wrong."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start its own redis-server")
+    env = {**os.environ, "JVNC_STATE": str(tmp_path), "JVNC_REDIS_PORT": "16392"}
+
+    def redis(command: str) -> None:
+        subprocess.run([DEVSTACK / "redis", command], env=env, check=True, capture_output=True)
+
+    redis("start")
+    registry = ResilientRegistry(RedisRegistry("redis://127.0.0.1:16392/0", timeout=0.5))
+    try:
+        await registry.put(session("alice", job_id="1"))
+        await registry.put(session("bob", job_id="2"))
+        redis("stop")
+        await registry.put(session("carol", job_id="3"))  # no exception: the spawn goes on
+        await registry.delete("alice")  # nor for a stop
+        with pytest.raises(RegistryUnavailable, match="not reachable"):
+            await registry.sessions()
+        assert set(registry.pending) == {"carol/", "alice/"}
+        redis("start")  # RDB snapshot: bob's record survived the restart
+        assert [s.key for s in await registry.sessions()] == ["bob/", "carol/"]
+        assert not registry.pending
+    finally:
+        await registry.close()
+        redis("stop")
