@@ -26,6 +26,17 @@ c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = (state / "demo-password").read_text().strip()
 c.Authenticator.allowed_users = {"alice", "bob", "carol"}
 
+# The admin CLI (`jupyter-vnc -f devstack/jupyterhub_config.py sessions|cancel|doctor`) finds its token
+# here: a service with just the scopes it needs.
+c.JupyterHub.services = [{"name": "jupyter-vnc", "api_token": (state / "admin-token").read_text().strip()}]
+c.JupyterHub.load_roles = [
+    {
+        "name": "jupyter-vnc-admin",
+        "scopes": ["admin:servers", "admin:server_state", "list:users", "read:users"],
+        "services": ["jupyter-vnc"],
+    }
+]
+
 c.JupyterHub.spawner_class = "vnc-slurm"
 # Several desktops per user (e.g. one with a GPU for visualisation, one without).
 c.JupyterHub.allow_named_servers = True

@@ -49,6 +49,17 @@ class ViewerHandler(_DesktopMixin, JupyterHandler):
             )
         return cls._env
 
+    @property
+    def content_security_policy(self) -> str:
+        """The server's policy with framing allowed from the same origin only: the JupyterLab tab shows
+        this page in an iframe, and JupyterHub's single-user server forbids all framing."""
+        kept = [
+            d.strip()
+            for d in super().content_security_policy.split(";")
+            if d.strip() and not d.strip().lower().startswith("frame-ancestors")
+        ]
+        return "; ".join(["frame-ancestors 'self'", *kept])
+
     def page_config(self) -> dict[str, Any]:
         base = self.base_url
         hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL")

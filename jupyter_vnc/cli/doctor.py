@@ -1,0 +1,223 @@
+"""`jupyter-vnc doctor`: check a site end to end and say what is wrong in words an admin can act on.
+
+Every check prints OK, WARN (works, but something users will notice) or FAIL (desktops cannot work);
+the exit code is 0 only when nothing FAILed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..registry import RegistryUnavailable, open_registry
+from .hubapi import HubAPI, HubError
+from .hubconfig import HubSettings
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+
+
+@dataclass
+class Result:
+    status: str
+    check: str
+    detail: str
+
+
+def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: command not found")
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 124, "", f"{argv[0]} did not answer within {timeout:g}s")
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+class Doctor:
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self.results: list[Result] = []
+        self.image = settings.trait("image", "") or ""
+        self.apptainer = settings.trait("apptainer", "apptainer") or "apptainer"
+
+    def add(self, status: str, check: str, detail: str) -> None:
+        self.results.append(Result(status, check, detail))
+
+    # --- Slurm -----------------------------------------------------------------------------------
+
+    def slurm(self) -> bool:
+        ping = _run(["scontrol", "ping"], timeout=30)
+        if ping.returncode != 0 or "UP" not in ping.stdout:
+            why = _first_line(ping.stderr or ping.stdout) or f"exit code {ping.returncode}"
+            self.add(FAIL, "Slurm controller", f"not reachable from the hub: {why}")
+            return False
+        self.add(OK, "Slurm controller", _first_line(ping.stdout))
+        return True
+
+    def partitions(self) -> None:
+        wanted = list(self.settings.trait("partitions", []) or [])
+        default = self.settings.trait("req_partition", "") or ""
+        if default and default not in wanted:
+            wanted.insert(0, default)
+        if not wanted:
+            self.add(OK, "Partition", "none configured: jobs go to Slurm's default partition")
+            return
+        max_gpus = int(self.settings.trait("max_gpus", 1) or 0)
+        for name in wanted:
+            info = _run(["sinfo", "-h", "-p", name, "-o", "%P|%a|%D|%G"])
+            line = _first_line(info.stdout)
+            if info.returncode != 0 or not line:
+                self.add(
+                    FAIL,
+                    f"Partition {name}",
+                    "does not exist (check c.VNCSlurmSpawner.req_partition/partitions)",
+                )
+                continue
+            _, avail, nodes, gres = line.split("|", 3)
+            if avail != "up":
+                self.add(FAIL, f"Partition {name}", f"is {avail}: jobs will wait forever")
+            else:
+                self.add(OK, f"Partition {name}", f"up, {nodes} node(s)")
+            if max_gpus > 0:
+                if "gpu" in gres:
+                    self.add(OK, f"GPUs in {name}", f"gres {gres}")
+                else:
+                    self.add(
+                        FAIL, f"GPUs in {name}", f"no gpu in gres ({gres}) but users may ask for {max_gpus}"
+                    )
+
+    # --- the desktop's software --------------------------------------------------------------------
+
+    def _in_desktop(self, script: str) -> subprocess.CompletedProcess[str]:
+        """Run a shell snippet where the desktop runs: inside the image, or on this host (host mode)."""
+        if self.image:
+            return _run(
+                [self.apptainer, "exec", "--cleanenv", self.image, "/bin/sh", "-c", script], timeout=120
+            )
+        return _run(["/bin/sh", "-c", script])
+
+    def apptainer_image(self) -> bool:
+        if not self.image:
+            self.add(OK, "Apptainer", "not used (host mode: the desktop runs on the nodes themselves)")
+            return True
+        version = _run([self.apptainer, "--version"])
+        if version.returncode != 0:
+            self.add(FAIL, "Apptainer", f"{self.apptainer} does not run: {_first_line(version.stderr)}")
+            return False
+        self.add(OK, "Apptainer", _first_line(version.stdout))
+        if not Path(self.image).is_file():
+            self.add(FAIL, "Image", f"{self.image} does not exist (c.VNCSlurmSpawner.image)")
+            return False
+        probe = _run([self.apptainer, "exec", self.image, "true"], timeout=120)
+        if probe.returncode != 0:
+            self.add(FAIL, "Image", f"apptainer cannot run {self.image}: {_first_line(probe.stderr)}")
+            return False
+        self.add(OK, "Image", f"{self.image} runs")
+        return True
+
+    def desktop_software(self) -> None:
+        where = "in the image" if self.image else "on this host"
+        checks: list[tuple[str, str, str, str]] = [
+            ("VNC server", "command -v Xvnc || command -v Xtigervnc || ls /opt/TurboVNC/bin/Xvnc", FAIL,
+             "install TurboVNC or TigerVNC (tigervnc-standalone-server)"),
+            ("XFCE", "command -v startxfce4 && command -v dbus-run-session", FAIL,
+             "install xfce4-session xfwm4 xfce4-panel and dbus (dbus-x11)"),
+            ("VirtualGL", "command -v vglrun", WARN, "no vglrun: OpenGL renders in software, not on the GPU"),
+        ]  # fmt: skip
+        for name, script, severity, advice in checks:
+            found = self._in_desktop(script)
+            path = _first_line(found.stdout)
+            if found.returncode == 0 and path:
+                self.add(OK, name, f"{path} ({where})")
+            else:
+                self.add(severity, name, f"not found {where}: {advice}")
+        singleuser = self.settings.trait("batchspawner_singleuser_cmd", "batchspawner-singleuser")
+        cmd = (self.settings.trait("cmd", None) or ["jupyterhub-singleuser"])[0]
+        python = shlex.quote(str(Path(cmd).parent / "python")) if "/" in cmd else "python3"
+        check = (
+            f"command -v {shlex.quote(singleuser)} >/dev/null && command -v {shlex.quote(cmd)} >/dev/null"
+            f" && {python} -c 'import jupyter_vnc, batchspawner; print(jupyter_vnc.__version__)'"
+        )
+        found = self._in_desktop(check)
+        if found.returncode == 0:
+            self.add(OK, "jupyter-vnc", f"{_first_line(found.stdout)} with {singleuser} and {cmd} ({where})")
+        else:
+            why = _first_line(found.stderr) or "not found"
+            self.add(
+                FAIL, "jupyter-vnc", f"missing {where}: need {singleuser}, {cmd} and jupyter_vnc ({why})"
+            )
+
+    # --- hub side --------------------------------------------------------------------------------
+
+    def registry(self) -> None:
+        url = self.settings.trait("registry_url", "")
+        if not url:
+            self.add(OK, "Registry", "in the hub process (no Redis configured; one hub only)")
+            return
+
+        async def ping() -> None:
+            registry = open_registry(url)
+            try:
+                await registry.ping()
+            finally:
+                await registry.close()
+
+        try:
+            asyncio.run(ping())
+        except RegistryUnavailable as e:
+            self.add(
+                FAIL, "Redis", f"{e} (c.VNCSlurmSpawner.registry_url); spawns work, sessions cannot be listed"
+            )
+            return
+        self.add(OK, "Redis", "reachable")
+
+    def hub_token(self) -> None:
+        api = HubAPI(self.settings.hub_url, self.settings.token)
+        try:
+            me = api.whoami()
+        except HubError as e:
+            self.add(FAIL, "Hub API token", str(e))
+            return
+        scopes = set(me.get("scopes", []))
+        missing = [s for s in ("admin:servers", "list:users") if not any(x.startswith(s) for x in scopes)]
+        if missing:
+            self.add(
+                WARN,
+                "Hub API token",
+                f"valid ({me.get('name')}) but lacks {', '.join(missing)}: cancel/sessions fail",
+            )
+        else:
+            self.add(OK, "Hub API token", f"valid, {me.get('kind', 'user')} {me.get('name')}")
+
+    def run(self) -> list[Result]:
+        steps: list[Callable[[], object]] = [self.hub_token, self.registry]
+        if shutil.which("scontrol") and self.slurm():
+            steps.append(self.partitions)
+        elif not shutil.which("scontrol"):
+            self.add(FAIL, "Slurm controller", "scontrol not found on the hub machine (install slurm-client)")
+        if self.apptainer_image():
+            steps.append(self.desktop_software)
+        for step in steps:
+            step()
+        return self.results
+
+
+def report(results: list[Result]) -> str:
+    width = max(len(r.check) for r in results)
+    return "\n".join(f"[{r.status:>4}] {r.check.ljust(width)}  {r.detail}" for r in results)
+
+
+def run(settings: HubSettings) -> int:
+    results = Doctor(settings).run()
+    print(report(results))
+    failed = [r for r in results if r.status == FAIL]
+    print(f"\n{len(failed)} problem(s) found." if failed else "\nEverything a desktop needs is in place.")
+    return 1 if failed else 0

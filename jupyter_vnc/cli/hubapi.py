@@ -1,0 +1,75 @@
+"""The few Hub REST API calls the admin CLI makes, with the admin's token."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote
+
+
+class HubError(RuntimeError):
+    pass
+
+
+class HubAPI:
+    def __init__(self, hub_url: str, token: str) -> None:
+        self.base = hub_url.rstrip("/") + "/hub/api"
+        self.token = token
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        if not self.token:
+            raise HubError(
+                "no hub API token: set $JUPYTERHUB_API_TOKEN, pass --token-file, or give the hub a service "
+                'named "jupyter-vnc" with an api_token and admin:servers, read:users scopes'
+            )
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Authorization", f"token {self.token}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                text = response.read()
+                return response.status, json.loads(text) if text else None
+        except urllib.error.HTTPError as e:
+            text = e.read()
+            try:
+                return e.code, json.loads(text)
+            except ValueError:
+                return e.code, {"message": text.decode(errors="replace")}
+        except (urllib.error.URLError, OSError) as e:
+            raise HubError(f"the hub at {self.base} does not answer: {getattr(e, 'reason', e)}") from e
+
+    def whoami(self) -> dict[str, Any]:
+        code, body = self.call("GET", "/user")
+        if code != 200:
+            raise HubError(f"the hub refused the token (HTTP {code}: {_message(body)})")
+        return body
+
+    def users(self) -> list[dict[str, Any]]:
+        code, body = self.call("GET", "/users?state=active&include_stopped_servers=false")
+        if code != 200:
+            raise HubError(f"cannot list users (HTTP {code}: {_message(body)}); the token needs list:users")
+        return body
+
+    def stop_server(self, user: str, server: str, timeout: float = 60) -> None:
+        path = f"/users/{quote(user)}/servers/{quote(server)}" if server else f"/users/{quote(user)}/server"
+        code, body = self.call("DELETE", path)
+        if code == 404:
+            raise HubError(f"no such user or server: {user}/{server}")
+        if code not in (202, 204):
+            raise HubError(f"the hub refused to stop {user}/{server} (HTTP {code}: {_message(body)})")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code, model = self.call("GET", f"/users/{quote(user)}")
+            if code != 200 or server not in (model.get("servers") or {}):
+                return
+            time.sleep(0.5)
+        raise HubError(f"{user}/{server} is still stopping after {timeout:g}s")
+
+
+def _message(body: Any) -> str:
+    return body.get("message", "") if isinstance(body, dict) else str(body)

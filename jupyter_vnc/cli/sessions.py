@@ -1,0 +1,86 @@
+"""`jupyter-vnc sessions`: the live desktops, from the registry (Redis) or else from the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict
+
+from ..registry import RegistryUnavailable, Session, open_registry
+from .hubapi import HubAPI
+from .hubconfig import HubSettings
+
+COLUMNS = ("USER", "SERVER", "JOB", "NODE", "GPUS", "STATE", "TIME LEFT")
+
+
+def format_left(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m"
+
+
+def table(sessions: list[Session], now: float | None = None) -> str:
+    rows = [COLUMNS] + [
+        (
+            s.user,
+            s.server or "-",
+            s.job_id,
+            s.node or "-",
+            str(s.gpus),
+            s.state,
+            format_left(s.seconds_left(now)),
+        )
+        for s in sessions
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+async def from_registry(url: str) -> list[Session]:
+    registry = open_registry(url)
+    try:
+        return await registry.sessions()
+    finally:
+        await registry.close()
+
+
+def from_hub(settings: HubSettings) -> list[Session]:
+    """Without a shared registry: the hub's view (job ids need the admin:server_state scope)."""
+    out = []
+    for user in HubAPI(settings.hub_url, settings.token).users():
+        for name, server in (user.get("servers") or {}).items():
+            state = server.get("state") or {}
+            out.append(
+                Session(
+                    user=user["name"],
+                    server=name,
+                    job_id=str(state.get("job_id", "?")),
+                    state="running" if server.get("ready") else (server.get("pending") or "unknown"),
+                    node=state.get("node", ""),
+                    submitted=time.time(),
+                )
+            )
+    return out
+
+
+def run(settings: HubSettings, as_json: bool, show_all: bool) -> int:
+    url = settings.trait("registry_url", "")
+    if url:
+        try:
+            sessions = asyncio.run(from_registry(url))
+        except RegistryUnavailable as e:
+            print(f"error: {e}.\nThe desktops themselves keep running; start Redis again to list them.")
+            return 2
+    else:
+        sessions = from_hub(settings)
+    if not show_all:
+        sessions = [s for s in sessions if s.state in ("queued", "running", "unknown")]
+    if as_json:
+        print(json.dumps([{**asdict(s), "seconds_left": s.seconds_left()} for s in sessions], indent=2))
+    else:
+        print(table(sessions) if sessions else "no desktops running")
+    return 0
