@@ -9,7 +9,7 @@ from typing import Any
 
 import jinja2
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler, AuthenticatedFileHandler, JupyterHandler
+from jupyter_server.base.handlers import APIHandler, FileFindHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
@@ -125,8 +125,11 @@ class DesktopHandler(_DesktopMixin, APIHandler):
         self.finish()
 
 
-class StaticHandler(AuthenticatedFileHandler):
-    auth_resource = "terminals"
+class StaticHandler(FileFindHandler):
+    """The viewer's build (viewer.js, viewer.css): the same public files for everyone, served without
+    authentication like Jupyter's own /static/ and JupyterLab's extension files. Behind JupyterHub an
+    authenticated one cannot work: the page loads viewer.js as a module script, a CORS-mode request
+    that carries no XSRF token, and JupyterHub refuses cookie authentication on those (redirect loop)."""
 
 
 def routes() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:

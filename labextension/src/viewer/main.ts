@@ -219,11 +219,13 @@ function main(): void {
     document.body.dataset.desktopState = status.state;
     renderTimeLeft();
   };
+  // Jupyter wants the XSRF token on every cookie-authenticated fetch (JupyterHub on GETs too).
+  const xsrfToken = (): string | null => cookieValue(document.cookie, '_xsrf') ?? (config.xsrfToken || null);
   const refreshStatus = async (): Promise<DesktopStatus | null> => {
     if (!config.statusUrl) {
       return null;
     }
-    const fresh = await fetchStatus(config.statusUrl);
+    const fresh = await fetchStatus(config.statusUrl, xsrfToken());
     if (fresh) {
       status = fresh;
       statusAt = Date.now();
@@ -294,7 +296,6 @@ function main(): void {
   });
 
   // ---- restart --------------------------------------------------------------------------------------
-  const xsrfToken = (): string | null => cookieValue(document.cookie, '_xsrf') ?? (config.xsrfToken || null);
   let disarmTimer: ReturnType<typeof setTimeout> | undefined;
   const disarm = (): void => {
     restartArmed = false;

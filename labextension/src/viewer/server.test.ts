@@ -28,12 +28,20 @@ const jsonResponse = (body: unknown, status = 200): Response =>
 describe('fetchStatus', () => {
   it('returns the parsed status, or null on an error answer or non-status', async () => {
     const ok = vi.fn(async () => jsonResponse({ state: 'running', width: 800, height: 600 }));
-    expect(await fetchStatus('/s', ok as unknown as typeof fetch)).toMatchObject({ state: 'running', width: 800 });
+    expect(await fetchStatus('/s', null, ok as unknown as typeof fetch)).toMatchObject({ state: 'running', width: 800 });
     expect(ok).toHaveBeenCalledWith('/s', expect.objectContaining({ credentials: 'same-origin', cache: 'no-store' }));
     const notFound = async () => jsonResponse({ message: 'no' }, 404);
-    expect(await fetchStatus('/s', notFound as unknown as typeof fetch)).toBeNull();
+    expect(await fetchStatus('/s', null, notFound as unknown as typeof fetch)).toBeNull();
     const html = async () => new Response('<html>', { status: 200 });
-    expect(await fetchStatus('/s', html as unknown as typeof fetch)).toBeNull();
+    expect(await fetchStatus('/s', null, html as unknown as typeof fetch)).toBeNull();
+  });
+
+  it('sends the XSRF token when it has one (JupyterHub refuses a cookie-authenticated fetch without)', async () => {
+    const ok = vi.fn(async (_url: string, _init: RequestInit) => jsonResponse({ state: 'running' }));
+    await fetchStatus('/s', 'tok|en', ok as unknown as typeof fetch);
+    expect(ok.mock.calls[0][1].headers).toEqual({ Accept: 'application/json', 'X-XSRFToken': 'tok|en' });
+    await fetchStatus('/s', null, ok as unknown as typeof fetch);
+    expect(ok.mock.calls[1][1].headers).toEqual({ Accept: 'application/json' });
   });
 });
 

@@ -21,13 +21,21 @@ export function cookieValue(cookies: string, name: string): string | null {
   return null;
 }
 
-/** GET the status; null when the server has none to give (error, not JSON, not a status). */
-export async function fetchStatus(url: string, fetchImpl: typeof fetch = fetch): Promise<DesktopStatus | null> {
-  const response = await fetchImpl(url, {
-    credentials: 'same-origin',
-    cache: 'no-store',
-    headers: { Accept: 'application/json' },
-  });
+/**
+ * GET the status; null when the server has none to give (error, not JSON, not a status). Behind
+ * JupyterHub a cookie-authenticated fetch (a CORS-mode request) is refused without the XSRF header,
+ * GETs included.
+ */
+export async function fetchStatus(
+  url: string,
+  xsrfToken: string | null = null,
+  fetchImpl: typeof fetch = fetch,
+): Promise<DesktopStatus | null> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (xsrfToken) {
+    headers['X-XSRFToken'] = xsrfToken;
+  }
+  const response = await fetchImpl(url, { credentials: 'same-origin', cache: 'no-store', headers });
   if (!response.ok) {
     return null;
   }
