@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Unit tests of the viewer's pure modules; they run in Node, no browser or DOM needed.
+// Unit tests of the pure modules (viewer and JupyterLab extension); they run in Node, no browser or DOM.
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts'],

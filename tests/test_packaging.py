@@ -41,6 +41,10 @@ def test_wheel_carries_the_templates(tmp_path: Path) -> None:
         assert f"jupyter_vnc/templates/{template}" in names
     assert "jupyter_vnc/slurm.py" in names
     assert "jupyter_vnc/static/viewer.js" in names  # users never need node
+    # The prebuilt JupyterLab extension, where JupyterLab looks for it.
+    lab = "jupyter_vnc-0.1.0.data/data/share/jupyter/labextensions/jupyter-vnc"
+    assert {f"{lab}/package.json", f"{lab}/install.json", f"{lab}/schemas/jupyter-vnc/plugin.json"} <= names
+    assert any(n.startswith(f"{lab}/static/remoteEntry.") for n in names)
     assert "jupyter_vnc-0.1.0.data/data/etc/jupyter/jupyter_server_config.d/jupyter_vnc.json" in names
     entry_points = zipfile.ZipFile(wheel).read("jupyter_vnc-0.1.0.dist-info/entry_points.txt").decode()
     assert "vnc-slurm = jupyter_vnc.spawner:VNCSlurmSpawner" in entry_points

@@ -1,0 +1,167 @@
+/**
+ * The JupyterLab side of jupyter-vnc: a "GPU Desktop" launcher tile and commands (palette, File menu)
+ * that open <base_url>vnc/ in a new browser tab or in a JupyterLab tab, "Restart GPU Desktop", a status
+ * bar item, and notifications 10 and 2 minutes before the Slurm job's time limit.
+ */
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, Notification, showDialog, Dialog, WidgetTracker } from '@jupyterlab/apputils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { ILauncher } from '@jupyterlab/launcher';
+import { ServerConnection } from '@jupyterlab/services';
+import { IStatusBar } from '@jupyterlab/statusbar';
+import { refreshIcon } from '@jupyterlab/ui-components';
+import { Poll } from '@lumino/polling';
+
+import { desktopIcon } from './icon';
+import { desktopUrl, LabStatus, parseLabStatus, WarningLedger } from './model';
+import { DesktopPanel } from './panel';
+import { DesktopStatusItem } from './statusitem';
+
+export namespace CommandIDs {
+  export const open = 'jupyter-vnc:open';
+  export const openPanel = 'jupyter-vnc:open-panel';
+  export const restart = 'jupyter-vnc:restart';
+}
+
+const CATEGORY = 'Desktop';
+const POLL_MS = 15_000;
+
+/** GET vnc/api/status; a readable reason on failure. */
+async function fetchStatus(settings: ServerConnection.ISettings): Promise<LabStatus> {
+  const url = URLExt.join(settings.baseUrl, 'vnc', 'api', 'status');
+  const response = await ServerConnection.makeRequest(url, { cache: 'no-store' }, settings);
+  if (!response.ok) {
+    throw new Error(`HTTP ${response.status}`);
+  }
+  const status = parseLabStatus(await response.json());
+  if (!status) {
+    throw new Error('not a desktop status');
+  }
+  return status;
+}
+
+/** POST vnc/api/desktop?restart=1 (ServerConnection adds the token / XSRF header). Null: JSON for Notification.promise. */
+async function restartDesktop(settings: ServerConnection.ISettings): Promise<null> {
+  const url = URLExt.join(settings.baseUrl, 'vnc', 'api', 'desktop') + '?restart=1';
+  const response = await ServerConnection.makeRequest(url, { method: 'POST', body: '{}' }, settings);
+  const body: unknown = await response.json().catch(() => null);
+  if (!response.ok) {
+    const message = body && typeof body === 'object' ? (body as Record<string, unknown>).message : null;
+    throw new Error(typeof message === 'string' && message ? message : `HTTP ${response.status}`);
+  }
+  return null;
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-vnc:plugin',
+  description: 'GPU Desktop: launcher tile, JupyterLab tab, status bar item and walltime warnings.',
+  autoStart: true,
+  optional: [ILauncher, ICommandPalette, IStatusBar, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    launcher: ILauncher | null,
+    palette: ICommandPalette | null,
+    statusBar: IStatusBar | null,
+    restorer: ILayoutRestorer | null,
+  ) => {
+    const { commands, shell } = app;
+    const settings = app.serviceManager.serverSettings;
+    // The server's own base URL: /user/<name>/ or /user/<name>/<server>/ behind JupyterHub.
+    const url = desktopUrl(PageConfig.getBaseUrl());
+    const tracker = new WidgetTracker<DesktopPanel>({ namespace: 'jupyter-vnc' });
+
+    commands.addCommand(CommandIDs.open, {
+      label: args => (args.isLauncher ? 'GPU Desktop' : 'Open GPU Desktop in a Browser Tab'),
+      caption: 'Open the Linux desktop of this server in a new browser tab',
+      icon: args => (args.isPalette ? undefined : desktopIcon),
+      execute: () => {
+        window.open(url, '_blank', 'noopener');
+      },
+    });
+
+    commands.addCommand(CommandIDs.openPanel, {
+      label: 'Open GPU Desktop in a JupyterLab Tab',
+      caption: 'Show the Linux desktop of this server in a JupyterLab tab',
+      icon: args => (args.isPalette ? undefined : desktopIcon),
+      execute: () => {
+        let panel = tracker.currentWidget;
+        if (!panel || panel.isDisposed) {
+          panel = new DesktopPanel(url);
+          void tracker.add(panel);
+          shell.add(panel, 'main');
+        }
+        shell.activateById(panel.id);
+        return panel;
+      },
+    });
+
+    commands.addCommand(CommandIDs.restart, {
+      label: 'Restart GPU Desktop',
+      caption: 'End every program on the desktop and start a fresh one',
+      icon: args => (args.isPalette ? undefined : refreshIcon),
+      execute: async () => {
+        const answer = await showDialog({
+          title: 'Restart the GPU Desktop?',
+          body: 'Every program running on the desktop ends, and unsaved work in them is lost. The Slurm job and JupyterLab keep running.',
+          buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Restart' })],
+        });
+        if (!answer.button.accept) {
+          return;
+        }
+        const restarted = restartDesktop(settings);
+        Notification.promise(restarted, {
+          pending: { message: 'Restarting the GPU Desktop…', options: { autoClose: false } },
+          success: { message: () => 'The GPU Desktop was restarted.', options: { autoClose: 5000 } },
+          error: { message: (reason: unknown) => `Restarting the GPU Desktop failed: ${String((reason as Error)?.message ?? reason)}` },
+        });
+        try {
+          await restarted;
+        } finally {
+          void poll.refresh();
+        }
+      },
+    });
+
+    if (launcher) {
+      launcher.add({ command: CommandIDs.open, category: CATEGORY, rank: 0, args: { isLauncher: true } });
+    }
+    if (palette) {
+      for (const command of [CommandIDs.open, CommandIDs.openPanel, CommandIDs.restart]) {
+        palette.addItem({ command, category: 'GPU Desktop', args: { isPalette: true } });
+      }
+    }
+    if (restorer) {
+      void restorer.restore(tracker, { command: CommandIDs.openPanel, name: () => 'desktop' });
+    }
+
+    // Status bar item and walltime warnings, from one poll of vnc/api/status.
+    const item = statusBar ? new DesktopStatusItem(() => void commands.execute(CommandIDs.open)) : null;
+    if (statusBar && item) {
+      statusBar.registerStatusItem('jupyter-vnc:status', { item, align: 'left', rank: 50 });
+    }
+    const ledger = new WarningLedger();
+    const poll = new Poll({
+      name: 'jupyter-vnc:status',
+      frequency: { interval: POLL_MS, backoff: true, max: 5 * 60_000 },
+      standby: 'never',
+      factory: async () => {
+        let status: LabStatus;
+        try {
+          status = await fetchStatus(settings);
+        } catch (error) {
+          item?.setStatus(null, String((error as Error)?.message ?? error));
+          throw error; // backs off while the server does not answer
+        }
+        item?.setStatus(status);
+        const warning = ledger.check(status);
+        if (warning) {
+          const notify = warning.threshold <= 120 ? Notification.error : Notification.warning;
+          notify(warning.message, { autoClose: false });
+        }
+      },
+    });
+    void poll.start();
+  },
+};
+
+export default plugin;

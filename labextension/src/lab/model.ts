@@ -1,0 +1,199 @@
+/**
+ * What the JupyterLab side shows about the desktop, as pure functions (no DOM, no JupyterLab imports):
+ * the status JSON from GET <base_url>vnc/api/status, the status bar's text, and which walltime warnings
+ * are due. Unit-tested in model.test.ts; index.ts only wires these to JupyterLab.
+ */
+
+import { formatTimeLeft } from '../viewer/status';
+
+export { formatTimeLeft };
+
+export type DesktopState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+const STATES: readonly DesktopState[] = ['starting', 'running', 'stopping', 'stopped', 'failed'];
+
+/** The part of the server's status the lab uses. */
+export interface LabStatus {
+  state: DesktopState;
+  message: string;
+  width: number;
+  height: number;
+  /** GPU names, e.g. ["NVIDIA A100-SXM4-40GB"]; empty without GPUs. */
+  gpus: string[];
+  /** "gpu" when OpenGL runs on a GPU, "software" for llvmpipe, "" when unknown. */
+  gl: string;
+  glRenderer: string;
+  jobId: string | null;
+  /** Seconds until the Slurm job ends; null outside Slurm or without a time limit. */
+  secondsLeft: number | null;
+}
+
+const int = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? Math.max(0, Math.round(v)) : 0);
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/** Validates the status JSON; null when it is not a desktop status (no known `state`). */
+export function parseLabStatus(raw: unknown): LabStatus | null {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    return null;
+  }
+  const obj = raw as Record<string, unknown>;
+  if (typeof obj.state !== 'string' || !STATES.includes(obj.state as DesktopState)) {
+    return null;
+  }
+  const job = obj.job_id;
+  const left = obj.seconds_left;
+  return {
+    state: obj.state as DesktopState,
+    message: str(obj.message),
+    width: int(obj.width),
+    height: int(obj.height),
+    gpus: Array.isArray(obj.gpus) ? obj.gpus.filter((g): g is string => typeof g === 'string' && g !== '') : [],
+    gl: str(obj.gl).toLowerCase(),
+    glRenderer: str(obj.gl_renderer),
+    jobId: typeof job === 'string' && job !== '' ? job : typeof job === 'number' ? String(job) : null,
+    secondsLeft: typeof left === 'number' && Number.isFinite(left) ? Math.max(0, Math.floor(left)) : null,
+  };
+}
+
+const STATE_LABELS: Record<DesktopState, string> = {
+  starting: 'starting…',
+  running: 'running',
+  stopping: 'stopping…',
+  stopped: 'not started',
+  failed: 'failed',
+};
+
+/** The desktop's state in words; null (no answer, or not a status) reads "unavailable". */
+export function stateLabel(state: DesktopState | null): string {
+  return state ? STATE_LABELS[state] : 'unavailable';
+}
+
+/**
+ * The GPU model the desktop renders on ("NVIDIA A100", "2 × NVIDIA A100", "NVIDIA A100 + NVIDIA T4"), or
+ * "software GL" when OpenGL runs on the CPU, even if the job holds GPUs it cannot render with.
+ */
+export function glLabel(status: Pick<LabStatus, 'gl' | 'gpus'>): string {
+  if (status.gl === 'software' || (status.gl !== 'gpu' && status.gpus.length === 0)) {
+    return 'software GL';
+  }
+  if (status.gpus.length === 0) {
+    return 'GPU GL';
+  }
+  const distinct = [...new Set(status.gpus)];
+  if (distinct.length === 1 && status.gpus.length > 1) {
+    return `${status.gpus.length} × ${distinct[0]}`;
+  }
+  return distinct.join(' + ');
+}
+
+/** The status bar's text, e.g. "Desktop: running · NVIDIA A100 · 1920×1080 · 2 h 05 min left". */
+export function statusText(status: LabStatus | null): string {
+  if (!status) {
+    return `Desktop: ${stateLabel(null)}`;
+  }
+  const parts = [`Desktop: ${stateLabel(status.state)}`, glLabel(status)];
+  if (status.width > 0 && status.height > 0) {
+    parts.push(`${status.width}×${status.height}`);
+  }
+  if (status.secondsLeft !== null) {
+    parts.push(formatTimeLeft(status.secondsLeft));
+  }
+  return parts.join(' · ');
+}
+
+/** The status bar item's tooltip: the details that do not fit, and what a click does. */
+export function statusTooltip(status: LabStatus | null, error = ''): string {
+  const lines: string[] = [];
+  if (!status) {
+    lines.push(error ? `Desktop status unavailable: ${error}` : 'Desktop status unavailable');
+  } else {
+    if (status.message) {
+      lines.push(status.message);
+    }
+    if (status.glRenderer) {
+      lines.push(`OpenGL renderer: ${status.glRenderer}`);
+    }
+    if (status.jobId) {
+      lines.push(
+        status.secondsLeft === null
+          ? `Slurm job ${status.jobId}, no time limit`
+          : `Slurm job ${status.jobId}: ${formatTimeLeft(status.secondsLeft)}`,
+      );
+    }
+  }
+  lines.push('Click to open the desktop in a new browser tab');
+  return lines.join('\n');
+}
+
+/** Warn when this many seconds are left in the Slurm job: 10 and 2 minutes before the end. */
+export const WARN_AT: readonly number[] = [600, 120];
+
+export interface DueWarning {
+  /** The threshold the warning is for (the most urgent one crossed). */
+  threshold: number;
+  /** Every threshold to mark as warned: those crossed at once get one warning, not several. */
+  crossed: number[];
+}
+
+/**
+ * The walltime warning to show now, if any: each threshold warns once, when `secondsLeft` is at or
+ * below it. Thresholds crossed together (a lab opened with 90 s left) give one warning, the most
+ * urgent. Null when nothing is due, or when the job has no time limit.
+ */
+export function dueWarning(
+  secondsLeft: number | null,
+  warned: ReadonlySet<number>,
+  thresholds: readonly number[] = WARN_AT,
+): DueWarning | null {
+  if (secondsLeft === null) {
+    return null;
+  }
+  const crossed = thresholds.filter(t => secondsLeft <= t && !warned.has(t)).sort((a, b) => a - b);
+  return crossed.length ? { threshold: crossed[0], crossed } : null;
+}
+
+/** The notification's text for `secondsLeft` left in job `jobId` (times never break across lines). */
+export function warningMessage(secondsLeft: number, jobId: string | null): string {
+  const job = jobId ? `Slurm job ${jobId}` : 'Slurm job';
+  const time = formatTimeLeft(secondsLeft).replace(/ left$/, '').replace(/ /g, '\u00a0');
+  const when = secondsLeft > 0 ? `ends in ${time}` : 'is ending now';
+  return `Your ${job} ${when}: the desktop and JupyterLab stop then. Save your work.`;
+}
+
+/** Seconds above a threshold that re-arm its warning (more than the jitter of squeue's end time). */
+const REARM_MARGIN = 60;
+
+/** Tracks which warnings were shown, per Slurm job (a new job starts with none). */
+export class WarningLedger {
+  private jobId: string | null = null;
+  private readonly warned = new Set<number>();
+
+  constructor(private readonly thresholds: readonly number[] = WARN_AT) {}
+
+  /** The message to show for this status now, or null; marks what it returns as shown. */
+  check(status: Pick<LabStatus, 'jobId' | 'secondsLeft'>): { threshold: number; message: string } | null {
+    if (status.jobId !== this.jobId) {
+      this.jobId = status.jobId;
+      this.warned.clear();
+    }
+    if (status.secondsLeft !== null) {
+      // An admin who extends the time limit moves the end away: warn again when it comes near.
+      for (const t of [...this.warned]) {
+        if (status.secondsLeft > t + REARM_MARGIN) {
+          this.warned.delete(t);
+        }
+      }
+    }
+    const due = dueWarning(status.secondsLeft, this.warned, this.thresholds);
+    if (!due || status.secondsLeft === null) {
+      return null;
+    }
+    due.crossed.forEach(t => this.warned.add(t));
+    return { threshold: due.threshold, message: warningMessage(status.secondsLeft, status.jobId) };
+  }
+}
+
+/** `<base>vnc/` for a server base URL such as "http://host/user/carol/viz/" (with or without "/"). */
+export function desktopUrl(baseUrl: string): string {
+  return `${baseUrl.replace(/\/+$/, '')}/vnc/`;
+}
