@@ -1,0 +1,122 @@
+"""Page open → desktop pixels: jupyter-vnc against jupyter-remote-desktop-proxy.
+
+One "open" is what a browser does when the user clicks the desktop tile: GET the desktop page, open the
+authenticated RFB websocket, do the RFB handshake, then (as a viewer would) ask for full-screen updates
+until the screen shows the desktop: a full-screen Raw update with more than 20 distinct colours, i.e.
+XFCE has drawn its background and panel. The clock runs from the page request to that update.
+
+- cold: a fresh Jupyter server (as the test user), opened as soon as it answers /api/status. Ours
+  prestarts its desktop when the server starts; the peer starts its desktop on the first websocket.
+- cold+3s (ours only): the same with a 3 s pause before the click, as a user needs to find the tile.
+  The peer's desktop does not start before the click, so a pause changes nothing for it.
+- warm: reconnect to a desktop that is already running.
+
+Both desktops get the same screen size (the peer's hard-coded 1680x1050) and a private empty home.
+
+Run as root: /opt/jupyter-vnc/venv/bin/python benchmarks/time_to_desktop.py [--runs 5] [--warm-runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import common
+from common import fmt, log, median, ratio
+
+
+def show(
+    label: str, i: int, o: common.Open, answered: float | None = None, xvnc: float | None = None
+) -> None:
+    cold = ""
+    if answered is not None:
+        cold = f"server answered after {answered:4.2f}s, "
+        if xvnc is not None:
+            cold += f"Xvnc started {xvnc:+5.2f}s from then | "
+    log(
+        f"{label:<13} run {i + 1}: {cold}page {o.page * 1e3:4.1f}ms  websocket {o.websocket * 1e3:5.1f}ms"
+        f"  handshake {o.handshake:4.2f}s  drawn {o.drawn:4.2f}s"
+        f"  ({o.polls} full-screen reads, {o.colours} colours)"
+    )
+
+
+async def cold(bench: common.Bench, kind: str, delay: float, label: str, i: int) -> float:
+    server = bench.start(kind)
+    try:
+        answered = server.wait_answering()
+        if delay:
+            await asyncio.sleep(delay)
+        opened = await common.open_desktop(server)
+        xvnc = common.started_at(server.xdisplay().pid)
+        show(label, i, opened, answered, xvnc - server.answered_at if xvnc else None)
+    finally:
+        bench.finish(server)
+    return opened.drawn
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5, help="cold runs of each kind (default 5)")
+    parser.add_argument("--warm-runs", type=int, default=5, help="warm reconnects of each kind (default 5)")
+    parser.add_argument("--delay", type=float, default=3.0, help="user delay of the cold+delay case (s)")
+    args = parser.parse_args()
+
+    bench = common.Bench("time_to_desktop")
+    label_delay = f"ours cold+{args.delay:g}s"
+    cases = [("ours", 0.0, "ours cold"), ("peer", 0.0, "peer cold"), ("ours", args.delay, label_delay)]
+    results: dict[str, list[float]] = {label: [] for _, _, label in cases}
+    results["ours warm"], results["peer warm"] = [], []
+    try:
+        log("## priming: one unmeasured desktop of each kind, so that every measured run finds a used home")
+        for kind in ("ours", "peer"):
+            await bench.prime(kind)
+        log(f"## cold: {args.runs} runs of each, interleaved; screen {common.peer.geometry()}")
+        for i in range(args.runs):
+            order = cases[i % len(cases) :] + cases[: i % len(cases)]  # rotate: no case always first
+            for kind, delay, label in order:
+                results[label].append(await cold(bench, kind, delay, label, i))
+
+        log(f"## warm: {args.warm_runs} reconnects to a running desktop of each, alternating")
+        servers = {kind: bench.start(kind) for kind in ("ours", "peer")}
+        for server in servers.values():
+            server.wait_answering()
+            await common.open_desktop(server)  # start it (peer) / wait until drawn (ours)
+        await asyncio.sleep(1)
+        for i in range(args.warm_runs):
+            for kind, server in servers.items():
+                opened = await common.open_desktop(server)
+                show(f"{kind} warm", i, opened)
+                results[f"{kind} warm"].append(opened.drawn)
+                await asyncio.sleep(0.3)
+        for server in servers.values():
+            bench.finish(server)
+    finally:
+        bench.close()
+
+    med = {label: median(values) for label, values in results.items()}
+    log("## medians (seconds from the page request to desktop pixels)")
+    for label, values in results.items():
+        runs = " ".join(fmt(v) for v in values)
+        log(f"{label:<14} median {fmt(med[label], 3)} s   runs: {runs}")
+    cold_ratio = ratio(med["ours cold"], med["peer cold"])
+    delay_ratio = ratio(med[label_delay], med["peer cold"])
+    warm_ratio = ratio(med["ours warm"], med["peer warm"])
+    goal = "met" if cold_ratio <= 0.5 else "missed"
+    log(f"ours/peer cold {fmt(cold_ratio)} (goal <= 0.5: {goal}); ours cold+{args.delay:g}s / peer cold"
+        f" {fmt(delay_ratio)}; warm {fmt(warm_ratio)}")  # fmt: skip
+    log(
+        "RESULT"
+        f" ours_cold_s={fmt(med['ours cold'], 3)} peer_cold_s={fmt(med['peer cold'], 3)}"
+        f" ours_cold_delay{args.delay:g}s_s={fmt(med[label_delay], 3)}"
+        f" ours_warm_s={fmt(med['ours warm'], 3)} peer_warm_s={fmt(med['peer warm'], 3)}"
+        f" cold_ratio={fmt(cold_ratio, 3)} cold_delay_ratio={fmt(delay_ratio, 3)}"
+        f" warm_ratio={fmt(warm_ratio, 3)} goal_cold_ratio_le_0.5={goal} runs={args.runs}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
