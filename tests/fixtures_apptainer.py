@@ -90,3 +90,41 @@ def testbed_image(apptainer: Path) -> Path:
     if not sif.is_file():
         pytest.skip(f"devstack/build-test-image printed {sif}, which is not a file")
     return sif
+
+
+DESKTOP_BUILD_TIMEOUT_S = 1800  # a cold build (Debian + XFCE + Firefox + the venv) takes 3-6 minutes
+
+
+@pytest.fixture(scope="session")
+def desktop_image(apptainer: Path) -> Path:
+    """The SIF built from apptainer/desktop-debian.def with this checkout's jupyter-vnc.
+
+    Built (or found in its two-stage cache) by devstack/build-desktop-image; skips, printing the
+    reason, when the build cannot run or fails.
+    """
+    script = REPO / "devstack" / "build-desktop-image"
+    env = {**os.environ, "JVNC_STATE": str(JVNC_STATE)}
+
+    def skip(reason: str) -> None:
+        print(f"desktop_image: {reason}")
+        pytest.skip(reason)
+
+    try:
+        result = subprocess.run(
+            [str(script)],
+            capture_output=True,
+            text=True,
+            timeout=DESKTOP_BUILD_TIMEOUT_S,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        skip(f"devstack/build-desktop-image took longer than {DESKTOP_BUILD_TIMEOUT_S} s")
+    except OSError as exc:
+        skip(f"devstack/build-desktop-image could not run: {exc}")
+    if result.returncode != 0:
+        skip(f"desktop image not built: {_last_line(result.stderr + result.stdout)}")
+    sif = Path(_last_line(result.stdout))
+    if not sif.is_file():
+        skip(f"devstack/build-desktop-image printed {sif}, which is not a file")
+    return sif
