@@ -1,0 +1,63 @@
+"""VNCSlurmSpawner in Apptainer mode: the desktop image (devstack/build-desktop-image) in a real job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import DEVSTACK, HubBed
+from hubclient import HubUser
+from test_spawner import job_processes, rfb_through_hub, squeue
+
+
+@pytest.fixture
+def apptainer_hub(hub: HubBed, desktop_image: Path) -> Iterator[HubBed]:
+    """The demo hub restarted with c.VNCSlurmSpawner.image set; restored to host mode afterwards."""
+
+    def restart(image: str) -> None:
+        env = {**os.environ, "JVNC_DESKTOP_IMAGE": image}
+        subprocess.run([DEVSTACK / "hub", "stop"], env=env, check=True, capture_output=True)
+        subprocess.run([DEVSTACK / "hub", "start"], env=env, check=True, capture_output=True)
+
+    restart(str(desktop_image))
+    try:
+        yield hub
+    finally:
+        restart("")
+
+
+async def test_desktop_in_the_image_through_the_hub(apptainer_hub: HubBed, desktop_image: Path) -> None:
+    alice = HubUser(apptainer_hub.url, "alice", apptainer_hub.password)
+    alice.api("POST", "/users/alice/server", json={"gpus": 1, "memory_gb": 2, "resolution": "1280x720"})
+    try:
+        alice.wait_ready(timeout=120)
+        (job_id,) = squeue("alice")
+        script = subprocess.run(
+            ["scontrol", "write", "batch_script", job_id, "-"], capture_output=True, text=True, check=True
+        ).stdout
+        assert f"exec --nv --cleanenv --writable-tmpfs {desktop_image}" in script
+        assert "TOKEN=" not in script
+        # The server and the desktop really run inside the image (Apptainer marks its processes).
+        marker = f"APPTAINER_CONTAINER={desktop_image}".encode()
+        inside = [
+            p for p in job_processes(job_id) if marker in Path(f"/proc/{p}/environ").read_bytes().split(b"\0")
+        ]
+        names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in inside}
+        assert names & {"Xvnc", "Xtigervnc"} and "batchspawner-si" in names, names  # the server and Xvnc
+        client = await rfb_through_hub(alice)
+        assert client.init is not None and (client.init.width, client.init.height) == (1280, 720)
+        status = alice.server_api("vnc/api/status").json()
+        assert status["state"] == "running" and status["vnc_server"] == "tigervnc"
+        assert status["job_id"] == job_id and status["gpus"] in (
+            ["GPU 0"],
+            ["GPU 1"],
+        )  # CUDA_VISIBLE_DEVICES got in
+        assert status["seconds_left"] is not None  # the end time crossed --cleanenv too
+    finally:
+        alice.api("DELETE", "/users/alice/server")
+        alice.wait_stopped(timeout=60)
+    assert not squeue("alice")
+    assert not job_processes(job_id), "processes of the job outlived it (FUSE helpers, desktop)"
