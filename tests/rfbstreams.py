@@ -8,8 +8,11 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from jupyter_vnc.rfb import ByteStream
 
 
-async def websocket_stream(url: str, token: str | None) -> tuple[ByteStream, WebSocketClientConnection]:
-    headers = {"Authorization": f"token {token}"} if token else {}
+async def websocket_stream(
+    url: str, token: str | None, headers: dict[str, str] | None = None
+) -> tuple[ByteStream, WebSocketClientConnection]:
+    """RFB over the desktop's websocket, authenticated by a token or by the given headers (cookies)."""
+    headers = {**({"Authorization": f"token {token}"} if token else {}), **(headers or {})}
     conn = await websocket_connect(HTTPRequest(url, headers=headers), subprotocols=["binary"])
 
     async def recv() -> bytes:

@@ -155,7 +155,9 @@ async def test_stopping_the_server_leaves_nothing_behind(server_factory) -> None
     display, argv = server.status()["display"], xvnc_argv(server)
     directory = Path(arg(argv, "-rfbunixpath")).parent
     marker = server.desktop_marker()
-    assert marker and len(server.desktop_pids()) >= 5
+    # Xvnc answers before XFCE has started its helpers: wait for them, so that their stop is tested too.
+    wait_until(lambda: len(server.desktop_pids()) >= 5, 15, "XFCE's processes to start")
+    assert marker
     server.stop(signal.SIGTERM)
     assert not server.desktop_pids()
     assert not directory.exists()

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import STATE, HubBed, devstack
 from hubclient import HubUser, server_path, spawn_watching_progress
+from rfbstreams import websocket_stream
 
 from jupyter_vnc.rfb import RFBClient
 from jupyter_vnc.spawner import VNCSlurmSpawner
@@ -60,45 +61,32 @@ def job_processes(job_id: str) -> list[int]:
     return found
 
 
+def _logged_in(hub: HubBed, name: str) -> Iterator[HubUser]:
+    """A logged-in test user whose servers are all stopped when the test ends."""
+    user = HubUser(hub.url, name, hub.password)
+    yield user
+    for server in list(user.api("GET", f"/users/{name}").json()["servers"]):
+        user.api("DELETE", server_path(name, server))
+        user.wait_stopped(server)
+
+
 @pytest.fixture
 def alice(hub: HubBed) -> Iterator[HubUser]:
-    user = HubUser(hub.url, "alice", hub.password)
-    yield user
-    for name in list(user.api("GET", "/users/alice").json()["servers"]):
-        user.api("DELETE", server_path("alice", name))
-        user.wait_stopped(name)
+    yield from _logged_in(hub, "alice")
 
 
 @pytest.fixture
 def bob(hub: HubBed) -> Iterator[HubUser]:
-    user = HubUser(hub.url, "bob", hub.password)
-    yield user
-    for name in list(user.api("GET", "/users/bob").json()["servers"]):
-        user.api("DELETE", server_path("bob", name))
-        user.wait_stopped(name)
+    yield from _logged_in(hub, "bob")
 
 
 async def rfb_through_hub(user: HubUser, server: str = "") -> RFBClient:
+    """An RFB handshake through the hub's proxy, with the cookies a browser would have."""
     prefix = user.server_prefix(server)
     assert user.open_server(server, "lab").status_code == 200  # the OAuth dance, as a browser does
     url = user.url.replace("http://", "ws://") + prefix + "vnc/websockify"
-    from tornado.httpclient import HTTPRequest
-    from tornado.websocket import websocket_connect
-
-    from jupyter_vnc.rfb import ByteStream
-
-    conn = await websocket_connect(
-        HTTPRequest(url, headers={"Cookie": user.cookie_header(prefix)}), subprotocols=["binary"]
-    )
-
-    async def recv() -> bytes:
-        message = await conn.read_message()
-        return b"" if message is None else message  # type: ignore[return-value]
-
-    async def send(data: bytes) -> None:
-        await conn.write_message(data, binary=True)
-
-    client = RFBClient(ByteStream(recv, send))
+    stream, _ = await websocket_stream(url, None, headers={"Cookie": user.cookie_header(prefix)})
+    client = RFBClient(stream)
     await client.handshake()
     return client
 
