@@ -13,7 +13,6 @@ import os
 import pwd
 import re
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -23,7 +22,7 @@ from typing import Any
 from traitlets import Bool, CaselessStrEnum, Float, Int, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from . import gpu, processes, vncserver, xauth
+from . import gpu, processes, reaper, vncserver, xauth
 from .jobinfo import JobClock
 from .options import parse_resolution
 from .resources import template_path
@@ -147,6 +146,7 @@ class VNCDesktop(LoggingConfigurable):
         self._xvnc: asyncio.subprocess.Process | None = None
         self._session: asyncio.subprocess.Process | None = None
         self._reaper: asyncio.subprocess.Process | None = None
+        self._reaper_pipe: int | None = None  # the server's end of the reaper's pipe
         self._watcher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._gpu: gpu.GPUInfo | None = None
@@ -305,14 +305,20 @@ class VNCDesktop(LoggingConfigurable):
         """A watcher that ends this desktop if the Jupyter server dies without stopping it."""
         assert self.directory is not None
         env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}  # no marker: it must survive
-        self._reaper = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "jupyter_vnc.reaper", str(os.getpid()), self._marker, str(self.directory),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )  # fmt: skip
+        # The server keeps the write end (close-on-exec: nothing it starts inherits it); the watcher
+        # reads EOF when the server exits, however it exits (see reaper.py).
+        read_fd, self._reaper_pipe = os.pipe()
+        try:
+            self._reaper = await asyncio.create_subprocess_exec(
+                *reaper.watcher_argv(self._marker, str(self.directory)),
+                stdin=read_fd,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        finally:
+            os.close(read_fd)
 
     async def _read_display(self, read_fd: int) -> int:
         """Xvnc writes its display number to the -displayfd pipe once it accepts connections."""
@@ -441,6 +447,9 @@ class VNCDesktop(LoggingConfigurable):
             self._reaper.kill()
             await self._reaper.wait()
         self._reaper = None
+        if self._reaper_pipe is not None:
+            os.close(self._reaper_pipe)  # after the kill: closing it first would set the reaper off
+            self._reaper_pipe = None
         state = self.state
         self.state = "stopping"
         first = {p.pid for p in (self._xvnc, self._session) if p is not None and p.returncode is None}

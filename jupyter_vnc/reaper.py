@@ -1,36 +1,34 @@
 """Ends a desktop whose Jupyter server died without stopping it (SIGKILL, OOM killer, crash).
 
-Started beside every desktop as ``python -m jupyter_vnc.reaper SERVER_PID MARKER DIRECTORY``. It
-sleeps until the server process exits, then ends every process carrying the desktop's marker and
-removes its directory. A clean stop kills the reaper first, so it only ever acts after a crash.
+The watch costs almost nothing while the server lives: a ``/bin/sh`` (well under 1 MiB) blocks reading
+a pipe whose only write end the server holds. The kernel closes that end when the server exits, however
+it exits, so the read returns exactly then: no polling and no pid that could be reused. Only then does
+the shell run ``python -m jupyter_vnc.reaper MARKER DIRECTORY``, which ends every process carrying the
+desktop's marker and removes its directory. A clean stop kills the watcher first, so the cleanup only
+ever runs after a crash. (A Python process waiting all along cost ~12 MiB per desktop.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import select
 import shutil
 import sys
 
 from .processes import terminate_marked
 
+_WATCH = 'read -r _; exec "$0" -m jupyter_vnc.reaper "$@"'
 
-def wait_for_exit(pid: int) -> None:
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    select.select([fd], [], [])  # a pidfd turns readable when its process exits
-    os.close(fd)
+
+def watcher_argv(marker: str, directory: str) -> list[str]:
+    """The watcher to start with the read end of the server's pipe as its stdin."""
+    return ["/bin/sh", "-c", _WATCH, sys.executable, marker, directory]
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 4:
-        print("usage: python -m jupyter_vnc.reaper SERVER_PID MARKER DIRECTORY", file=sys.stderr)
+    if len(argv) != 3:
+        print("usage: python -m jupyter_vnc.reaper MARKER DIRECTORY", file=sys.stderr)
         return 2
-    pid, marker, directory = int(argv[1]), argv[2], argv[3]
-    wait_for_exit(pid)
+    marker, directory = argv[1], argv[2]
     asyncio.run(terminate_marked(marker))
     shutil.rmtree(directory, ignore_errors=True)
     return 0
