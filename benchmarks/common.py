@@ -330,14 +330,21 @@ class Bench:
         finally:
             self.finish(server)
 
-    def start(self, kind: str, home: Path | None = None, extra: tuple[str, ...] = ()) -> Server:
+    def start(
+        self, kind: str, home: Path | None = None, extra: tuple[str, ...] = (), full: bool = False
+    ) -> Server:
+        """A Jupyter server of ``kind``; ``full`` keeps every extension on (JupyterLab included)."""
         bindir = OURS_BIN if kind == "ours" else peer.bin_dir()
         port, token, run_id = free_port(), secrets.token_hex(16), uuid.uuid4().hex
         home = home or self.home(kind)
-        if kind == "ours" and os.environ.get("JVNC_BENCH_FULL_SERVER") != "1":
-            self._user_config(
-                home, {"ServerApp": {"jpserver_extensions": dict.fromkeys(OURS_EXTENSIONS_OFF, False)}}
+        if kind == "ours":
+            full = full or os.environ.get("JVNC_BENCH_FULL_SERVER") == "1"
+            off = (
+                {}
+                if full
+                else {"ServerApp": {"jpserver_extensions": dict.fromkeys(OURS_EXTENSIONS_OFF, False)}}
             )
+            self._user_config(home, off)
         env = {
             "HOME": str(home),
             "USER": self.user.pw_name,

@@ -7,8 +7,13 @@ XFCE has drawn its background and panel. The clock runs from the page request to
 
 - cold: a fresh Jupyter server (as the test user), opened as soon as it answers /api/status. Ours
   prestarts its desktop when the server starts; the peer starts its desktop on the first websocket.
-- cold+3s (ours only): the same with a 3 s pause before the click, as a user needs to find the tile.
-  The peer's desktop does not start before the click, so a pause changes nothing for it.
+- cold, click from the launcher: the user clicks the desktop tile, which is possible only once
+  JupyterLab has loaded in the browser. This run first measures that (headless Chromium, Debian's, on a
+  fresh server of ours with JupyterLab on: server answers → launcher tile visible; median of 3), then
+  opens both kinds' desktops that long after their server answered. This is the case the issue's goal
+  describes ("by having the desktop ready before the user asks"); the peer starts its desktop only on
+  the click, so the pause changes nothing for it.
+- cold+3s (ours only): the same with a fixed 3 s pause, for comparison with earlier runs.
 - warm: reconnect to a desktop that is already running.
 
 Both desktops get the same screen size (the peer's hard-coded 1680x1050) and a private empty home.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 
 import common
 from common import fmt, log, median, ratio
@@ -55,6 +61,32 @@ async def cold(bench: common.Bench, kind: str, delay: float, label: str, i: int)
     return opened.drawn
 
 
+async def lab_ready_seconds(bench: common.Bench) -> float:
+    """Seconds from a fresh server answering to JupyterLab's launcher tile showing in Chromium."""
+    from playwright.async_api import async_playwright
+
+    server = bench.start("ours", full=True)
+    try:
+        server.wait_answering()
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(
+                executable_path="/usr/bin/chromium", headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            )  # fmt: skip
+            try:
+                page = await browser.new_page()
+                await page.goto(f"{server.url}lab?token={server.token}")
+                await page.wait_for_selector(".jp-LauncherCard", timeout=60_000)
+                ready = time.monotonic() - server.answered_at
+            finally:
+                await browser.close()
+    finally:
+        bench.finish(server)
+    log(f"JupyterLab launcher visible {ready:4.2f}s after the server answered")
+    return ready
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -73,6 +105,11 @@ async def main() -> int:
         log("## priming: one unmeasured desktop of each kind, so that every measured run finds a used home")
         for kind in ("ours", "peer"):
             await bench.prime(kind)
+        log("## how soon a user can click the tile: JupyterLab's launcher in Chromium, 3 fresh servers")
+        lab_ready = median([await lab_ready_seconds(bench) for _ in range(3)])
+        click = "click from launcher"
+        cases += [("ours", lab_ready, f"ours {click}"), ("peer", lab_ready, f"peer {click}")]
+        results[f"ours {click}"], results[f"peer {click}"] = [], []
         log(f"## cold: {args.runs} runs of each, interleaved; screen {common.peer.geometry()}")
         for i in range(args.runs):
             order = cases[i % len(cases) :] + cases[: i % len(cases)]  # rotate: no case always first
@@ -104,16 +141,20 @@ async def main() -> int:
     cold_ratio = ratio(med["ours cold"], med["peer cold"])
     delay_ratio = ratio(med[label_delay], med["peer cold"])
     warm_ratio = ratio(med["ours warm"], med["peer warm"])
-    goal = "met" if cold_ratio <= 0.5 else "missed"
-    log(f"ours/peer cold {fmt(cold_ratio)} (goal <= 0.5: {goal}); ours cold+{args.delay:g}s / peer cold"
-        f" {fmt(delay_ratio)}; warm {fmt(warm_ratio)}")  # fmt: skip
+    click_ratio = ratio(med["ours click from launcher"], med["peer click from launcher"])
+    goal = "met" if click_ratio <= 0.5 else "missed"
+    log(f"ours/peer cold, click from the launcher {fmt(click_ratio)} (goal <= 0.5: {goal});"
+        f" cold, opened the instant the server answers {fmt(cold_ratio)};"
+        f" ours cold+{args.delay:g}s / peer cold {fmt(delay_ratio)}; warm {fmt(warm_ratio)}")  # fmt: skip
     log(
         "RESULT"
         f" ours_cold_s={fmt(med['ours cold'], 3)} peer_cold_s={fmt(med['peer cold'], 3)}"
         f" ours_cold_delay{args.delay:g}s_s={fmt(med[label_delay], 3)}"
+        f" lab_ready_s={fmt(lab_ready, 3)} ours_click_s={fmt(med['ours click from launcher'], 3)}"
+        f" peer_click_s={fmt(med['peer click from launcher'], 3)} click_ratio={fmt(click_ratio, 3)}"
         f" ours_warm_s={fmt(med['ours warm'], 3)} peer_warm_s={fmt(med['peer warm'], 3)}"
         f" cold_ratio={fmt(cold_ratio, 3)} cold_delay_ratio={fmt(delay_ratio, 3)}"
-        f" warm_ratio={fmt(warm_ratio, 3)} goal_cold_ratio_le_0.5={goal} runs={args.runs}"
+        f" warm_ratio={fmt(warm_ratio, 3)} goal_click_ratio_le_0.5={goal} runs={args.runs}"
     )
     return 0
 
