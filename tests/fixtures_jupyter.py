@@ -124,7 +124,10 @@ def desktop_pids(uid: int, marker: str | None = None) -> set[int]:
     return pids
 
 
-def start_server(user: pwd.struct_passwd, log_dir: Path, *extra: str, timeout: float = 60) -> UserServer:
+def start_server(
+    user: pwd.struct_passwd, log_dir: Path, *extra: str, timeout: float = 60, path_prefix: str = ""
+) -> UserServer:
+    """``path_prefix``: directories put first on the server's PATH (a user's conda, say)."""
     port, token = free_port(), secrets.token_hex(16)
     venv_bin = Path(sys.executable).parent
     env = {
@@ -132,7 +135,7 @@ def start_server(user: pwd.struct_passwd, log_dir: Path, *extra: str, timeout: f
         "USER": user.pw_name,
         "LOGNAME": user.pw_name,
         "SHELL": "/bin/bash",
-        "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
+        "PATH": f"{path_prefix}{venv_bin}:/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
     }
     log = log_dir / f"jupyter-{user.pw_name}-{port}.log"
@@ -202,8 +205,8 @@ def server_factory(
     """Start servers for a test; all are stopped (SIGTERM) at its end and must leave nothing behind."""
     started: list[UserServer] = []
 
-    def factory(name: str = "alice", *extra: str) -> UserServer:
-        server = start_server(users[name], server_logs, *extra)
+    def factory(name: str = "alice", *extra: str, path_prefix: str = "") -> UserServer:
+        server = start_server(users[name], server_logs, *extra, path_prefix=path_prefix)
         started.append(server)
         return server
 

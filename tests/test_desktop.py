@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -206,3 +208,57 @@ async def test_restart_gives_a_fresh_desktop(server_factory) -> None:
     after = server.desktop_pids()
     assert after and not before & after
     assert (await connect(server)).init is not None
+
+
+@pytest.fixture
+def bob_home() -> Iterator[Path]:
+    """Bob's home, with whatever a test puts there removed afterwards."""
+    home = Path("/home/bob")
+    yield home
+    for path in [home / ".vnc", home / "fakeconda", home / "xstartup-ran"]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _owned_by_bob(*paths: Path) -> None:
+    for path in paths:
+        shutil.chown(path, "bob", "bob")
+
+
+async def test_a_users_own_xstartup_wins(server_factory, bob_home: Path) -> None:
+    vnc = bob_home / ".vnc"
+    vnc.mkdir(exist_ok=True)
+    xstartup = vnc / "xstartup"
+    xstartup.write_text('#!/bin/sh\ntouch "$HOME/xstartup-ran"\nexec sleep 600\n')
+    xstartup.chmod(0o755)
+    _owned_by_bob(vnc, xstartup)
+    server = server_factory("bob")
+    await connect(server)
+    wait_until(lambda: (bob_home / "xstartup-ran").exists(), 10, "bob's own xstartup to run")
+    names = {Path(f"/proc/{p}/comm").read_text().strip() for p in server.desktop_pids()}
+    assert "sleep" in names and "xfce4-session" not in names, names
+
+
+async def test_a_conda_dbus_on_path_does_not_break_xfce(server_factory, bob_home: Path) -> None:
+    """Open OnDemand #700: a user's conda ships dbus tools that cannot talk to the system's XFCE."""
+    conda = bob_home / "fakeconda" / "bin"
+    conda.mkdir(parents=True, exist_ok=True)
+    for tool in ("dbus-launch", "dbus-run-session", "dbus-daemon"):
+        (conda / tool).write_text(
+            "#!/bin/sh\necho 'conda dbus: cannot talk to the system session' >&2\nexit 1\n"
+        )
+        (conda / tool).chmod(0o755)
+    _owned_by_bob(conda.parent, conda, *conda.iterdir())
+    server = server_factory("bob", path_prefix=f"{conda}:")
+    client = await connect(server)
+    colours = 0
+    for _ in range(50):
+        colours = await screen_colours(client)
+        if colours > 20:
+            break
+        await asyncio.sleep(0.2)
+    assert colours > 20, "XFCE did not come up with a conda dbus first on PATH"
+    names = {Path(f"/proc/{p}/comm").read_text().strip() for p in server.desktop_pids()}
+    assert "xfce4-session" in names

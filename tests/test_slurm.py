@@ -222,3 +222,13 @@ async def test_another_users_job_cannot_be_cancelled(slurm, test_user, job_dir) 
 async def test_submit_error_carries_slurms_message(slurm, test_user) -> None:
     with pytest.raises(SlurmError, match=r"[Ii]nvalid partition"):
         await SlurmClient(test_user.pw_name).submit(script("true", "--partition=nosuchpartition"))
+
+
+async def test_a_job_can_span_both_nodes(slurm, test_user, job_dir) -> None:
+    client = SlurmClient(test_user.pw_name)
+    job_id = await client.submit(
+        script("srun hostname; sleep 2", f"--output={job_dir}/multi.out", "--nodes=2", "--time=2")
+    )
+    running = await wait_for_phase(client, job_id, [Phase.RUNNING])
+    assert running.nodes == "node[1-2]" and running.node == "node1"
+    assert (await wait_for_phase(client, job_id, [Phase.ENDED])).state == "COMPLETED"

@@ -119,6 +119,26 @@ async def test_api_spawn_gets_the_job_it_asked_for_and_a_desktop_through_the_hub
     assert script.returncode == 0 and not token_vars
     state = spawner_state("alice")
     assert set(state) <= {"job_id", "job_status", "node"} and state["job_id"] == job_id
+    # The hub's API token for this server: in the job's environment, nowhere on disk or in Redis.
+    server_pid = next(
+        p
+        for p in job_processes(job_id)
+        if b"jupyterhub-singleuser" in Path(f"/proc/{p}/cmdline").read_bytes()
+    )
+    environ = dict(
+        v.split(b"=", 1) for v in Path(f"/proc/{server_pid}/environ").read_bytes().split(b"\0") if b"=" in v
+    )
+    token = environ[b"JUPYTERHUB_API_TOKEN"]
+    assert len(token) >= 16
+    for log in (
+        STATE / "logs" / "jupyterhub.log",
+        Path(f"/home/alice/.jupyter-vnc/logs/jupyter-vnc-{job_id}.log"),
+    ):
+        assert token not in log.read_bytes(), log
+    redis_dump = subprocess.run(["redis-cli", "-p", "16379", "--scan"], capture_output=True).stdout
+    values = b"".join(subprocess.run(["redis-cli", "-p", "16379", "GET", k], capture_output=True).stdout
+                      for k in redis_dump.split() if b"session:" in k)  # fmt: skip
+    assert b"alice" in values and token not in values
     started = time.monotonic()
     alice.api("DELETE", "/users/alice/server")
     alice.wait_stopped()
