@@ -522,16 +522,19 @@ class VNCSlurmSpawner(SlurmSpawner):
             await client.cancel(job_id, signal="TERM", batch_only=True)
         except SlurmError as e:
             self.log.warning("Clean stop of job %s failed (%s); cancelling it", job_id, e)
-        deadline = time.monotonic() + (0 if now else self.stop_timeout)
+            await client.cancel(job_id)
+        if now:  # JupyterHub will not wait: the trap finishes the job on its own
+            await self._forget()
+            return
+        deadline = time.monotonic() + self.stop_timeout
         while time.monotonic() < deadline:
-            info = await self.query()
-            if info.phase in (Phase.ENDED,):
+            if (await self.query()).phase is Phase.ENDED:
                 break
             await asyncio.sleep(0.25)
         else:
-            await client.cancel(job_id)
+            await client.cancel(job_id)  # the clean stop did not finish in time
             for _ in range(40):
-                if (await self.query()).phase is Phase.ENDED or now:
+                if (await self.query()).phase is Phase.ENDED:
                     break
                 await asyncio.sleep(0.25)
             else:
