@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import ws_authenticated
@@ -25,18 +26,23 @@ from .desktop import DesktopError, VNCDesktop
 READ_CHUNK = 256 * 1024  # one websocket frame carries at most this much RFB
 
 
-class DesktopWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type: ignore[misc]
+class DesktopHandlerMixin:
+    """What every handler of the desktop shares: the desktop itself, and who may use it."""
+
     # A desktop runs arbitrary programs, like a terminal: an authorizer that denies terminals
     # denies desktops too.
     auth_resource = "terminals"
-
-    _reader: asyncio.StreamReader | None = None
-    _writer: asyncio.StreamWriter | None = None
-    _pump: asyncio.Task[None] | None = None
+    settings: dict[str, Any]
 
     @property
     def desktop(self) -> VNCDesktop:
         return self.settings["jupyter_vnc_desktop"]
+
+
+class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):  # type: ignore[misc]
+    _reader: asyncio.StreamReader | None = None
+    _writer: asyncio.StreamWriter | None = None
+    _pump: asyncio.Task[None] | None = None
 
     def set_default_headers(self) -> None:
         """JupyterHandler's default headers (CSP, ...) make no sense on a websocket upgrade."""

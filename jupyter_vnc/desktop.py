@@ -27,13 +27,17 @@ from .jobinfo import JobClock
 from .options import parse_resolution
 from .resources import template_path
 
-# Secrets of the Jupyter server that desktop applications have no business seeing.
-_SECRET_ENV = (
-    "JUPYTERHUB_API_TOKEN",
-    "JPY_API_TOKEN",
-    "JUPYTERHUB_OAUTH_CLIENT_SECRET",
-    "JUPYTER_TOKEN",
-)
+# Secrets of the Jupyter server that desktop applications (and the reaper) have no business seeing.
+_SECRET_ENV = ("JPY_API_TOKEN", "JUPYTER_TOKEN")
+
+
+def without_secrets(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """The server's environment minus its tokens and secrets (every JUPYTERHUB_*TOKEN*/*SECRET* too)."""
+    return {
+        k: v
+        for k, v in environ.items()
+        if k not in _SECRET_ENV and not (k.startswith("JUPYTERHUB_") and ("TOKEN" in k or "SECRET" in k))
+    }
 
 
 class DesktopError(RuntimeError):
@@ -304,7 +308,7 @@ class VNCDesktop(LoggingConfigurable):
     async def _start_reaper(self) -> None:
         """A watcher that ends this desktop if the Jupyter server dies without stopping it."""
         assert self.directory is not None
-        env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}  # no marker: it must survive
+        env = without_secrets(os.environ)  # and no marker: the reaper must survive the desktop's end
         # The server keeps the write end (close-on-exec: nothing it starts inherits it); the watcher
         # reads EOF when the server exits, however it exits (see reaper.py).
         read_fd, self._reaper_pipe = os.pipe()
@@ -345,13 +349,8 @@ class VNCDesktop(LoggingConfigurable):
         return int(text)
 
     def _environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+        env = without_secrets(os.environ)
         env[processes.MARKER_VAR] = self._marker
-        # The desktop's own applications must not find the Jupyter server's variables pointing at the
-        # single-user server; they would talk to it with a token they do not have.
-        for name in list(env):
-            if name.startswith("JUPYTERHUB_") and "TOKEN" in name:
-                env.pop(name)
         if self._gpu and self._gpu.virtualgl:
             env.setdefault("VGL_DISPLAY", "egl")
         return env

@@ -13,8 +13,8 @@ from jupyter_server.base.handlers import APIHandler, FileFindHandler, JupyterHan
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .bridge import DesktopWebSocket
-from .desktop import DesktopError, VNCDesktop
+from .bridge import DesktopHandlerMixin, DesktopWebSocket
+from .desktop import DesktopError
 from .resources import templates_dir
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -25,18 +25,7 @@ def _json_for_script(value: Any) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-class _DesktopMixin:
-    # A desktop runs arbitrary programs, like a terminal: an authorizer that denies terminals
-    # denies desktops too.
-    auth_resource = "terminals"
-    settings: dict[str, Any]
-
-    @property
-    def desktop(self) -> VNCDesktop:
-        return self.settings["jupyter_vnc_desktop"]
-
-
-class ViewerHandler(_DesktopMixin, JupyterHandler):
+class ViewerHandler(DesktopHandlerMixin, JupyterHandler):
     """The noVNC page. Starting the desktop is left to the websocket, so the page shows at once."""
 
     _env: jinja2.Environment | None = None
@@ -88,7 +77,7 @@ class ViewerHandler(_DesktopMixin, JupyterHandler):
         self.finish(page)
 
 
-class StatusHandler(_DesktopMixin, APIHandler):
+class StatusHandler(DesktopHandlerMixin, APIHandler):
     """Desktop state as JSON. APIHandler: an unauthenticated call gets 403, not a login redirect."""
 
     @web.authenticated
@@ -99,7 +88,7 @@ class StatusHandler(_DesktopMixin, APIHandler):
         self.finish(json.dumps(await self.desktop.status()))
 
 
-class DesktopHandler(_DesktopMixin, APIHandler):
+class DesktopHandler(DesktopHandlerMixin, APIHandler):
     """POST: start the desktop, or restart it (``?restart=1``, the "Restart desktop" button).
     DELETE: end it and every process in it."""
 

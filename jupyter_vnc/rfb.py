@@ -66,6 +66,35 @@ class ByteStream:
         stream.close = writer.close  # type: ignore[attr-defined]
         return stream
 
+    @classmethod
+    async def websocket(
+        cls, url: str, headers: dict[str, str] | None = None, *, timeout: float = 30, nodelay: bool = False
+    ) -> ByteStream:
+        """RFB over a desktop's websocket (subprotocol "binary"), as the viewer page speaks it.
+        ``headers`` carry the authentication (a token or the cookies); ``nodelay`` sends small
+        messages at once, as browsers do. The tornado connection is ``.connection``."""
+        from tornado.httpclient import HTTPRequest
+        from tornado.websocket import websocket_connect
+
+        request = HTTPRequest(url, headers=headers or {}, connect_timeout=timeout, request_timeout=timeout)
+        conn = await websocket_connect(request, subprotocols=["binary"], max_message_size=256 * 2**20)
+        if nodelay:
+            conn.protocol.set_nodelay(True)
+
+        async def recv() -> bytes:
+            message = await conn.read_message()
+            if message is None:
+                return b""
+            return message if isinstance(message, bytes) else message.encode()
+
+        async def send(data: bytes) -> None:
+            await conn.write_message(data, binary=True)
+
+        stream = cls(recv, send)
+        stream.connection = conn  # type: ignore[attr-defined]
+        stream.close = conn.close  # type: ignore[attr-defined]
+        return stream
+
 
 class RFBClient:
     def __init__(self, stream: ByteStream) -> None:
