@@ -65,6 +65,10 @@ c.VNCSlurmSpawner.state_exechost_exp = "127.0.0.1"
 c.VNCSlurmSpawner.req_prologue = 'export JUPYTERHUB_SERVICE_URL="${JUPYTERHUB_SERVICE_URL/0.0.0.0/127.0.0.1}"'
 # Sessions and the shared Slurm job-state cache in the demo's Redis (devstack/redis).
 c.VNCSlurmSpawner.registry_url = f"redis://127.0.0.1:{os.environ.get('JVNC_REDIS_PORT', '16379')}/0"
+# The demo's Redis requires a password (devstack/redis writes it, readable by root only).
+c.VNCSlurmSpawner.registry_password_file = str(
+    Path(os.environ.get("JVNC_STATE", "/var/lib/jupyter-vnc-dev")) / "redis" / "password"
+)
 # Apptainer mode when an image is given (the tests set it to the image devstack/build-desktop-image
 # makes); the demo runs in host mode. The venv has the same path inside the image as on the host.
 if os.environ.get("JVNC_DESKTOP_IMAGE"):

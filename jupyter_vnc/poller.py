@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from .registry import Registry, RegistryUnavailable
 from .slurm import JobInfo, Phase, SlurmClient
 
 LOCK = "squeue"
+# A shared answer stamped this far in the future is forged or from a broken clock: never trusted.
+MAX_CLOCK_SKEW = 5.0
+_FIELDS = {f.name for f in fields(JobInfo)}
+
+log = logging.getLogger("jupyter_vnc.poller")
 
 
 def info_to_dict(info: JobInfo) -> dict[str, Any]:
@@ -31,6 +37,24 @@ def info_from_dict(data: dict[str, Any]) -> JobInfo:
     return JobInfo(**{**data, "phase": Phase(data["phase"])})
 
 
+def shared_answer(job_id: str, read_at: Any, data: Any, now: float) -> JobInfo | None:
+    """A job state another hub process put in the registry, or None if it is not one.
+
+    The registry is input from outside this process: an entry for another job, with unknown fields or
+    phases, non-string values, or a ``read_at`` in the future (which would keep it "fresh" forever)
+    is refused, never raised."""
+    if not isinstance(read_at, int | float) or not 0 < read_at <= now + MAX_CLOCK_SKEW:
+        return None
+    if not isinstance(data, dict) or set(data) != _FIELDS:
+        return None
+    if not all(isinstance(v, str) and len(v) <= 4096 for v in data.values()) or data["job_id"] != job_id:
+        return None
+    try:
+        return info_from_dict(data)
+    except ValueError:  # an unknown phase
+        return None
+
+
 class JobPoller:
     def __init__(self, client: SlurmClient, registry: Registry, interval: float = 30.0) -> None:
         self.client = client
@@ -41,6 +65,7 @@ class JobPoller:
         self._cache: dict[str, tuple[float, JobInfo]] = {}
         self._inflight: asyncio.Task[None] | None = None
         self._lock_until = 0.0  # we hold the hub-wide poll lock until then
+        self.rejected = 0  # shared answers refused as invalid (the log says which)
 
     def watch(self, job_id: str) -> None:
         self.watched.add(str(job_id))
@@ -62,8 +87,24 @@ class JobPoller:
             fresh = self._fresh(job_id, max_age)
             if fresh:
                 return fresh
-        await self.refresh()
-        return self._cache[job_id][1]
+        # A query already in flight may have started before this job was watched (a spawn that
+        # submitted meanwhile): its answer does not cover the job, so the next query must.
+        for _ in range(2):
+            await self.refresh()
+            entry = self._cache.get(job_id)
+            if entry:
+                return entry[1]
+        return JobInfo(job_id, Phase.UNKNOWN, error="no answer about this job yet")
+
+    async def confirm(self, job_id: str) -> JobInfo:
+        """The job's state straight from Slurm, for decisions that cannot be undone (forget a server,
+        fail a spawn): a shared answer from the registry is never enough for those."""
+        job_id = str(job_id)
+        info = (await self.client.query([job_id]))[job_id]
+        self.calls += 1
+        if job_id in self.watched:
+            self._cache[job_id] = (time.time(), info)
+        return info
 
     def _fresh(self, job_id: str, max_age: float) -> JobInfo | None:
         entry = self._cache.get(job_id)
@@ -72,9 +113,15 @@ class JobPoller:
         return None
 
     async def _load_shared(self, job_ids: list[str]) -> None:
+        now = time.time()
         for job_id, (read_at, data) in (await self.registry.get_job_states(job_ids)).items():
+            info = shared_answer(job_id, read_at, data, now)
+            if info is None:
+                self.rejected += 1
+                log.warning("jupyter-vnc: ignored an invalid shared state for job %s in the registry", job_id)
+                continue
             if read_at > self._cache.get(job_id, (0.0, None))[0]:
-                self._cache[job_id] = (read_at, info_from_dict(data))
+                self._cache[job_id] = (float(read_at), info)
 
     async def refresh(self) -> None:
         """Query every watched job now; callers arriving meanwhile wait for the same answer."""
@@ -108,7 +155,8 @@ class JobPoller:
         self.calls += 1
         now = time.time()
         for job_id, info in answer.items():
-            self._cache[job_id] = (now, info)
+            if job_id in self.watched:  # not one unwatched while the query ran
+                self._cache[job_id] = (now, info)
         with contextlib.suppress(RegistryUnavailable):
             await self.registry.put_job_states(
                 {j: info_to_dict(i) for j, i in answer.items()}, ttl=max(3 * self.interval, 10)

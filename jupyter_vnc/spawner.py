@@ -58,9 +58,11 @@ PENDING_REASONS = {
 _SHARED: dict[str, tuple[Registry, JobPoller]] = {}
 
 
-def shared(registry_url: str, interval: float, timeout: float) -> tuple[Registry, JobPoller]:
+def shared(
+    registry_url: str, interval: float, timeout: float, password_file: str = ""
+) -> tuple[Registry, JobPoller]:
     if registry_url not in _SHARED:
-        registry = ResilientRegistry(open_registry(registry_url))
+        registry = ResilientRegistry(open_registry(registry_url, password_file))
         _SHARED[registry_url] = (registry, JobPoller(SlurmClient(timeout=timeout), registry, interval))
     return _SHARED[registry_url]
 
@@ -171,6 +173,15 @@ class VNCSlurmSpawner(SlurmSpawner):
         process (one hub). A Redis URL lets several hub processes share them and survives hub restarts;
         if Redis goes down, spawns and stops go on and the registry catches up when it returns.
         Example: c.VNCSlurmSpawner.registry_url = "redis://127.0.0.1:6379/0"
+        """,
+    ).tag(config=True)
+    registry_password_file = Unicode(
+        "",
+        help="""File holding the Redis password (readable by the hub only). Without it the password comes
+        from $JUPYTER_VNC_REGISTRY_PASSWORD. Never put it in registry_url: URLs end up in logs. A Redis
+        without a password lets every local user read and forge sessions (`jupyter-vnc doctor` warns).
+        For an ACL user, name it in the URL: "redis://jupyterhub@redis1:6379/0".
+        Example: c.VNCSlurmSpawner.registry_password_file = "/etc/jupyterhub/redis-password"
         """,
     ).tag(config=True)
 
@@ -301,13 +312,16 @@ class VNCSlurmSpawner(SlurmSpawner):
         prefix = shlex.split(format_template(self.exec_prefix, username=self.user.name)) if as_user else []
         return SlurmClient(self.user.name if as_user else None, prefix=prefix, timeout=self.slurm_timeout)
 
+    def _shared(self) -> tuple[Registry, JobPoller]:
+        return shared(self.registry_url, self.poll_interval, self.slurm_timeout, self.registry_password_file)
+
     @property
     def registry(self) -> Registry:
-        return shared(self.registry_url, self.poll_interval, self.slurm_timeout)[0]
+        return self._shared()[0]
 
     @property
     def poller(self) -> JobPoller:
-        return shared(self.registry_url, self.poll_interval, self.slurm_timeout)[1]
+        return self._shared()[1]
 
     async def query(self, max_age: float | None = None) -> JobInfo:
         """The job's state from the shared poller (one squeue for every desktop of the hub)."""
@@ -357,16 +371,25 @@ class VNCSlurmSpawner(SlurmSpawner):
         except SlurmError as e:
             raise web.HTTPError(500, f"Slurm did not accept the desktop job: {e}") from e
         self._event(f"Submitted Slurm job {self.job_id} ({self._describe()})", 10)
-        await self._record("queued")
-        info = await self._wait_until_running()
-        self.node = info.node
-        self.ip = self.state_gethost()
-        await self._record("running", started=time.time(), ends_at=time.time() + self.request.hours * 3600)
-        self._event(f"Running on {info.node}; starting the desktop server", 60)
-        await self._wait_for_port()
-        # batchspawner-singleuser reports the port before the server starts: wait for the server
-        # itself, so that one which dies while starting fails the spawn now, not after http_timeout.
-        await self._wait_for_http()
+        job_id = self.job_id
+        try:
+            await self._record("queued")
+            info = await self._wait_until_running()
+            self.node = info.node
+            self.ip = self.state_gethost()
+            await self._record(
+                "running", started=time.time(), ends_at=time.time() + self.request.hours * 3600
+            )
+            self._event(f"Running on {info.node}; starting the desktop server", 60)
+            await self._wait_for_port()
+            # batchspawner-singleuser reports the port before the server starts: wait for the server
+            # itself, so that one which dies while starting fails the spawn now, not after http_timeout.
+            await self._wait_for_http()
+        except BaseException:
+            # Whatever failed (a Slurm answer, the registry, a bug, the hub giving up), the job this
+            # spawn submitted must not outlive it with no hub entry pointing at it.
+            await asyncio.shield(self._abandon(job_id))
+            raise
         self._event(f"Desktop server is up on {info.node}", 100)
         return self.ip, self.port
 
@@ -385,8 +408,11 @@ class VNCSlurmSpawner(SlurmSpawner):
             info = await self.query()
             if info.phase in (Phase.RUNNING, Phase.ENDING) and info.node:
                 return info
+            ended = await self._slurm_says_ended(info)
+            if ended:
+                await self._fail(ended, "before it started")
             if info.phase is Phase.ENDED:
-                await self._fail(info, "before it started")
+                info = await self.query()  # the confirmation refreshed it
             if info.phase is Phase.QUEUED:
                 message = "Waiting in the Slurm queue" + (
                     f": {explain_reason(info.reason)}" if info.reason else ""
@@ -408,9 +434,9 @@ class VNCSlurmSpawner(SlurmSpawner):
             await asyncio.sleep(min(self.startup_poll_interval, 0.25))
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 2
-                info = await self.query()
-                if info.phase is Phase.ENDED:
-                    await self._fail(info, "before the desktop server answered")
+                ended = await self._slurm_says_ended()
+                if ended:
+                    await self._fail(ended, "before the desktop server answered")
 
     async def _wait_for_http(self) -> None:
         if self.internal_ssl or self.server is None:
@@ -431,9 +457,38 @@ class VNCSlurmSpawner(SlurmSpawner):
             await asyncio.sleep(0.2)
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 1
-                info = await self.query()
-                if info.phase is Phase.ENDED:
-                    await self._fail(info, "before the desktop server answered")
+                ended = await self._slurm_says_ended()
+                if ended:
+                    await self._fail(ended, "before the desktop server answered")
+
+    async def _abandon(self, job_id: str) -> None:
+        """Cancel a job whose spawn failed (nothing if it has ended) and forget it."""
+        try:
+            await self.slurm().cancel(job_id)
+        except SlurmError as e:
+            self.log.error(
+                "Desktop job %s of %s: cancel after a failed spawn failed: %s", job_id, self.user.name, e
+            )
+        self.poller.unwatch(job_id)
+        if self.job_id == job_id:
+            await self._forget()
+            self.clear_state()
+
+    async def _slurm_says_ended(self, info: JobInfo | None = None) -> JobInfo | None:
+        """The job's end, confirmed by Slurm itself, or None while it lives. Forgetting a server or
+        failing a spawn cannot be undone, so a shared answer (which another process wrote to the
+        registry) is never enough on its own."""
+        info = info or await self.query()
+        if info.phase is not Phase.ENDED:
+            return None
+        confirmed = await self.poller.confirm(self.job_id)
+        if confirmed.phase is not Phase.ENDED:
+            self.log.warning(
+                "Desktop job %s of %s: the shared state said %s, Slurm says %s; trusting Slurm",
+                self.job_id, self.user.name, info.state or "gone", confirmed.state or confirmed.phase.value,
+            )  # fmt: skip
+            return None
+        return confirmed
 
     async def _fail(self, info: JobInfo, when: str) -> None:
         reason = info.state.lower() or "ended"
@@ -495,12 +550,14 @@ class VNCSlurmSpawner(SlurmSpawner):
         info = await self.query(max_age=self.poll_interval)
         if info.phase.alive:
             return None  # UNKNOWN counts as alive: a slow controller must not end a session
-        if not info.state:
+        ended = await self._slurm_says_ended(info)
+        if ended and not ended.state:
             # Slurm no longer lists the job: ask once more before calling it gone.
             await asyncio.sleep(1)
-            info = await self.query(max_age=0)
-            if info.phase.alive:
-                return None
+            ended = await self._slurm_says_ended(await self.poller.confirm(self.job_id))
+        if ended is None:
+            return None
+        info = ended
         reason = info.state.lower() or "ended"
         self._record_exit(
             f"Your desktop's Slurm job {self.job_id} {reason}"
@@ -528,13 +585,13 @@ class VNCSlurmSpawner(SlurmSpawner):
             return
         deadline = time.monotonic() + self.stop_timeout
         while time.monotonic() < deadline:
-            if (await self.query()).phase is Phase.ENDED:
+            if await self._slurm_says_ended():
                 break
             await asyncio.sleep(0.25)
         else:
             await client.cancel(job_id)  # the clean stop did not finish in time
             for _ in range(40):
-                if (await self.query()).phase is Phase.ENDED:
+                if await self._slurm_says_ended():
                     break
                 await asyncio.sleep(0.25)
             else:

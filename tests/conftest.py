@@ -51,11 +51,34 @@ def slurm() -> Iterator[SlurmBed]:
         yield SlurmBed(conf=Path(devstack("slurm", "conf").stdout.strip()))
 
 
+@dataclass(frozen=True)
+class RedisBed:
+    url: str  # as the hub is configured: no credentials in it
+    password_file: Path
+
+    @property
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
+
+    @property
+    def auth_url(self) -> str:
+        """The URL with the password in it, for the tests' own clients (never done in the product)."""
+        return self.url.replace("redis://", f"redis://:{self.password}@", 1)
+
+
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """URL of the test bed's own redis-server."""
+def redis_bed() -> Iterator[RedisBed]:
+    """The test bed's own redis-server, which requires a password like any production registry."""
     for _ in _managed_service("redis"):
-        yield devstack("redis", "url").stdout.strip()
+        yield RedisBed(
+            devstack("redis", "url").stdout.strip(), Path(devstack("redis", "password-file").stdout.strip())
+        )
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_bed: RedisBed) -> str:
+    """A URL of the test bed's Redis that the tests' own clients can use (password included)."""
+    return redis_bed.auth_url
 
 
 @pytest.fixture(scope="session")

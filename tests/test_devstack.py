@@ -38,8 +38,18 @@ def test_a_redis_of_its_own_stops_without_leftovers(tmp_path: Path) -> None:
     env = {**os.environ, "JVNC_STATE": str(tmp_path), "JVNC_REDIS_PORT": "16391"}
     subprocess.run([DEVSTACK / "redis", "start"], env=env, check=True, capture_output=True)
     subprocess.run([DEVSTACK / "redis", "start"], env=env, check=True, capture_output=True)  # twice: harmless
-    pong = subprocess.run(["redis-cli", "-p", "16391", "ping"], capture_output=True, text=True).stdout
+    anonymous = subprocess.run(["redis-cli", "-p", "16391", "ping"], capture_output=True, text=True).stdout
+    assert "NOAUTH" in anonymous  # a local user without the password gets nothing
+    password = (tmp_path / "redis" / "password").read_text().strip()
+    assert oct((tmp_path / "redis" / "password").stat().st_mode & 0o777) == "0o600"
+    pong = subprocess.run(
+        ["redis-cli", "-p", "16391", "ping"],
+        env={**env, "REDISCLI_AUTH": password},
+        capture_output=True,
+        text=True,
+    ).stdout
     assert pong.strip() == "PONG"
+    assert not any(password in Path(f"/proc/{p}/cmdline").read_text() for p in _pids("redis-server"))
     assert len(_pids("redis-server 127.0.0.1:16391")) == 1
     subprocess.run([DEVSTACK / "redis", "stop"], env=env, check=True, capture_output=True)
     assert not _pids("redis-server 127.0.0.1:16391")

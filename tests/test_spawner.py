@@ -91,7 +91,9 @@ async def rfb_through_hub(user: HubUser, server: str = "") -> RFBClient:
     return client
 
 
-async def test_api_spawn_gets_the_job_it_asked_for_and_a_desktop_through_the_hub(alice: HubUser) -> None:
+async def test_api_spawn_gets_the_job_it_asked_for_and_a_desktop_through_the_hub(
+    alice: HubUser, redis_url: str
+) -> None:
     options = {"gpus": 1, "memory_gb": 2, "hours": 1, "resolution": "1280x720"}
     progress = spawn_watching_progress(alice, options=options)
     alice.wait_ready()
@@ -135,8 +137,9 @@ async def test_api_spawn_gets_the_job_it_asked_for_and_a_desktop_through_the_hub
         Path(f"/home/alice/.jupyter-vnc/logs/jupyter-vnc-{job_id}.log"),
     ):
         assert token not in log.read_bytes(), log
-    redis_dump = subprocess.run(["redis-cli", "-p", "16379", "--scan"], capture_output=True).stdout
-    values = b"".join(subprocess.run(["redis-cli", "-p", "16379", "GET", k], capture_output=True).stdout
+    redis = ["redis-cli", "-u", redis_url]
+    redis_dump = subprocess.run([*redis, "--scan"], capture_output=True).stdout
+    values = b"".join(subprocess.run([*redis, "GET", k], capture_output=True).stdout
                       for k in redis_dump.split() if b"session:" in k)  # fmt: skip
     assert b"alice" in values and token not in values
     started = time.monotonic()

@@ -163,21 +163,30 @@ class Doctor:
             self.add(OK, "Registry", "in the hub process (no Redis configured; one hub only)")
             return
 
-        async def ping() -> None:
-            registry = open_registry(url)
+        async def ping() -> bool:
+            registry = open_registry(url, self.settings.trait("registry_password_file", "") or "")
             try:
                 await registry.ping()
+                return await registry.open_to_anyone()  # type: ignore[attr-defined]
             finally:
                 await registry.close()
 
         try:
-            asyncio.run(ping())
+            anonymous = asyncio.run(ping())
         except RegistryUnavailable as e:
             self.add(
                 FAIL, "Redis", f"{e} (c.VNCSlurmSpawner.registry_url); spawns work, sessions cannot be listed"
             )
             return
-        self.add(OK, "Redis", "reachable")
+        if anonymous:
+            self.add(
+                WARN,
+                "Redis",
+                "reachable, but it answers clients without a password: any local user can read and forge "
+                "sessions. Set requirepass (or an ACL user) and c.VNCSlurmSpawner.registry_password_file",
+            )
+        else:
+            self.add(OK, "Redis", "reachable, and it refuses clients without credentials")
 
     def hub_token(self) -> None:
         api = HubAPI(self.settings.hub_url, self.settings.token)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from dataclasses import asdict
 
@@ -40,10 +41,11 @@ def table(sessions: list[Session], now: float | None = None) -> str:
     )
 
 
-async def from_registry(url: str) -> list[Session]:
-    registry = open_registry(url)
+async def from_registry(url: str, password_file: str = "") -> tuple[list[Session], list[str]]:
+    """The valid sessions, and the keys of registry entries that are not (skipped, never fatal)."""
+    registry = open_registry(url, password_file)
     try:
-        return await registry.sessions()
+        return await registry.read_sessions()
     finally:
         await registry.close()
 
@@ -69,9 +71,10 @@ def from_hub(settings: HubSettings) -> list[Session]:
 
 def run(settings: HubSettings, as_json: bool, show_all: bool) -> int:
     url = settings.trait("registry_url", "")
+    skipped: list[str] = []
     if url:
         try:
-            sessions = asyncio.run(from_registry(url))
+            sessions, skipped = asyncio.run(from_registry(url, settings.trait("registry_password_file", "")))
         except RegistryUnavailable as e:
             print(f"error: {e}.\nThe desktops themselves keep running; start Redis again to list them.")
             return 2
@@ -83,4 +86,11 @@ def run(settings: HubSettings, as_json: bool, show_all: bool) -> int:
         print(json.dumps([{**asdict(s), "seconds_left": s.seconds_left()} for s in sessions], indent=2))
     else:
         print(table(sessions) if sessions else "no desktops running")
+    if skipped:
+        # stderr: the listing on stdout stays parseable (--json) whatever the registry holds.
+        print(
+            f"warning: skipped {len(skipped)} registry entries that are not valid sessions: "
+            + ", ".join(skipped),
+            file=sys.stderr,
+        )
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -62,6 +63,54 @@ class Session:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+STATES = ("queued", "running", "stopped", "failed", "unknown")
+_NAME_RE = re.compile(r"[A-Za-z0-9@._+-]{0,255}")
+_TEXT = ("node", "resolution", "partition", "message")
+# Times before this (2001) or more than ten years ahead are not times a desktop can have.
+_MIN_TIME, _MAX_AHEAD = 1e9, 10 * 365 * 86400.0
+
+
+def parse_session(key: str, text: Any, now: float | None = None) -> Session | None:
+    """The session stored under ``key`` ("user/server"), or None when the entry is not one.
+
+    A registry entry is input from outside the hub (anyone holding the registry's credentials, or a
+    bug, may have written it): it must be a JSON object of the right types and bounds and agree with
+    its own key; anything else is reported by the caller and skipped, never raised."""
+    now = time.time() if now is None else now
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    user, server = data.get("user"), data.get("server")
+    if not (isinstance(user, str) and isinstance(server, str) and user and f"{user}/{server}" == key):
+        return None
+    if not (_NAME_RE.fullmatch(user) and _NAME_RE.fullmatch(server)):
+        return None
+    job_id = data.get("job_id")
+    if not (isinstance(job_id, str) and (job_id == "" or (job_id.isascii() and job_id.isdigit()))):
+        return None
+    if data.get("state") not in STATES:
+        return None
+    if any(not isinstance(data.get(k, ""), str) or len(data.get(k, "")) > 4096 for k in _TEXT):
+        return None
+    for k, top in (("gpus", 64), ("memory_gb", 1 << 20)):
+        v = data.get(k, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= top:
+            return None
+    for k in ("submitted", "started", "ends_at"):
+        v = data.get(k)
+        if v is None and k != "submitted":
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float) or not _MIN_TIME <= v <= now + _MAX_AHEAD:
+            return None
+    try:
+        return Session.from_json(text)
+    except TypeError:
+        return None
+
+
 class Registry(abc.ABC):
     """Sessions, plus the shared cache of Slurm job states the poller fills."""
 
@@ -75,7 +124,11 @@ class Registry(abc.ABC):
     async def delete(self, user: str, server: str = "") -> None: ...
 
     @abc.abstractmethod
-    async def sessions(self) -> list[Session]: ...
+    async def read_sessions(self) -> tuple[list[Session], list[str]]:
+        """Every valid session, and the keys of the entries skipped because they are not valid."""
+
+    async def sessions(self) -> list[Session]:
+        return (await self.read_sessions())[0]
 
     # --- the job-state cache shared by every hub process -------------------------------------------
 
@@ -84,8 +137,9 @@ class Registry(abc.ABC):
         """Store ``{job_id: state dict}`` with the time they were read."""
 
     @abc.abstractmethod
-    async def get_job_states(self, job_ids: list[str]) -> dict[str, tuple[float, dict[str, Any]]]:
-        """``{job_id: (read_at, state dict)}`` for the ids that have a cached state."""
+    async def get_job_states(self, job_ids: list[str]) -> dict[str, tuple[Any, Any]]:
+        """``{job_id: (read_at, state dict)}`` for the ids that have a cached state, as stored: the
+        caller validates them (see ``poller.shared_answer``)."""
 
     @abc.abstractmethod
     async def try_lock(self, name: str, ttl: float) -> bool:

@@ -31,18 +31,18 @@ class MemoryRegistry(Registry):
     async def delete(self, user: str, server: str = "") -> None:
         self._sessions.pop(f"{user}/{server}", None)
 
-    async def sessions(self) -> list[Session]:
+    async def read_sessions(self) -> tuple[list[Session], list[str]]:
+        # Only this process writes here, through put(): nothing to skip.
         self._live()
-        return [
-            Session.from_json(s.to_json()) for _, s in sorted(self._sessions.values(), key=lambda e: e[1].key)
-        ]
+        ordered = sorted(self._sessions.values(), key=lambda e: e[1].key)
+        return [Session.from_json(s.to_json()) for _, s in ordered], []
 
     async def put_job_states(self, states: dict[str, dict[str, Any]], ttl: float) -> None:
         now = time.time()
         for job_id, state in states.items():
             self._jobs[job_id] = (now + ttl, now, dict(state))
 
-    async def get_job_states(self, job_ids: list[str]) -> dict[str, tuple[float, dict[str, Any]]]:
+    async def get_job_states(self, job_ids: list[str]) -> dict[str, tuple[Any, Any]]:
         self._live()
         return {j: (self._jobs[j][1], dict(self._jobs[j][2])) for j in job_ids if j in self._jobs}
 

@@ -62,15 +62,15 @@ class ResilientRegistry(Registry):
         await self._flush()
         return await self.backend.get(user, server)
 
-    async def sessions(self) -> list[Session]:
+    async def read_sessions(self) -> tuple[list[Session], list[str]]:
         await self._flush()
-        return await self.backend.sessions()
+        return await self.backend.read_sessions()
 
     async def put_job_states(self, states: dict[str, dict[str, Any]], ttl: float) -> None:
         await self._flush()
         await self.backend.put_job_states(states, ttl)
 
-    async def get_job_states(self, job_ids: list[str]) -> dict[str, tuple[float, dict[str, Any]]]:
+    async def get_job_states(self, job_ids: list[str]) -> dict[str, tuple[Any, Any]]:
         return await self.backend.get_job_states(job_ids)
 
     async def try_lock(self, name: str, ttl: float) -> bool:
