@@ -37,6 +37,12 @@ c.JupyterHub.load_roles = [
     }
 ]
 
+# Every user's server shares this hub's origin (no c.JupyterHub.subdomain_host on a demo): a page that
+# one user's server serves could open a websocket to another's with the victim's cookie. With cookie
+# authentication of websockets off, a websocket must carry the user's token instead; jupyter-vnc's
+# viewer and Lab panel do, and it tells JupyterLab to do so for kernels and terminals.
+c.Spawner.environment = {"JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH": "0"}
+
 c.JupyterHub.spawner_class = "vnc-slurm"
 # Several desktops per user (e.g. one with a GPU for visualisation, one without).
 c.JupyterHub.allow_named_servers = True

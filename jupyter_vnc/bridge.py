@@ -54,6 +54,19 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return "binary" if "binary" in subprotocols else None
 
+    def _refusal(self) -> tuple[int, str] | None:
+        """Why tornado would refuse this upgrade, asked before anything starts: a refused request
+        (a plain GET, a foreign Origin) must neither start a stopped desktop nor open a connection."""
+        headers = self.request.headers
+        if headers.get("Upgrade", "").lower() != "websocket":
+            return 400, 'Can "Upgrade" only to "WebSocket".'
+        if "upgrade" not in {v.strip().lower() for v in headers.get("Connection", "").split(",")}:
+            return 400, '"Connection" must be "Upgrade".'
+        origin = headers.get("Origin") or headers.get("Sec-Websocket-Origin")
+        if origin is not None and not self.check_origin(origin):
+            return 403, "Cross origin websockets not allowed"
+        return None
+
     @ws_authenticated
     async def get(self, *args: str, **kwargs: str) -> None:
         allowed = await ensure_async(
@@ -61,6 +74,9 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
         )
         if not allowed:
             raise web.HTTPError(403)
+        refusal = self._refusal()
+        if refusal:
+            raise web.HTTPError(*refusal)
         try:
             socket_path = await self.desktop.ensure_running()
             self._reader, self._writer = await asyncio.open_unix_connection(
@@ -69,7 +85,11 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
         except (DesktopError, OSError) as e:
             self.log.error("jupyter-vnc: cannot connect to the desktop: %s", e)
             raise web.HTTPError(503, f"the desktop is not available: {e}") from e
-        await ensure_async(super().get(*args, **kwargs))
+        try:
+            await ensure_async(super().get(*args, **kwargs))
+        finally:
+            if self.ws_connection is None:  # the upgrade did not happen after all
+                self._close_desktop_side()
 
     def open(self, *args: str, **kwargs: str) -> None:
         super().open()  # the mixin's ping loop keeps idle connections through proxies alive
@@ -103,6 +123,10 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
     def on_close(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
+        self._close_desktop_side()
+
+    def _close_desktop_side(self) -> None:
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
+            self._writer = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
@@ -10,12 +11,20 @@ from tornado.ioloop import IOLoop
 from .desktop import DesktopError, VNCDesktop
 from .handlers import routes
 
+_OFF = {"0", "false", "no", "off"}
+
 
 class VNCExtension(ExtensionApp):
     name = "jupyter_vnc"
     load_other_extensions = True
 
     def initialize_settings(self) -> None:
+        if os.environ.get("JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH", "").strip().lower() in _OFF:
+            # JupyterHub then accepts a websocket only with a token in its URL. JupyterLab adds its
+            # token to kernel and terminal websockets only when told to, and would otherwise lose
+            # them on a hub that follows the advice to turn cookie websockets off.
+            page = self.serverapp.web_app.settings.setdefault("page_config_data", {})
+            page.setdefault("appendToken", "true")
         self.desktop = VNCDesktop(parent=self, log=self.log)
         self.settings["jupyter_vnc_desktop"] = self.desktop
         if self.desktop.prestart:

@@ -20,6 +20,34 @@ from .resources import templates_dir
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
+def viewer_config(handler: DesktopHandlerMixin, base: str) -> dict[str, Any]:
+    """What the viewer needs to find its desktop (the page embeds it; the Lab panel fetches it)."""
+    hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL")
+    return {
+        "websocket_path": url_path_join(base, "vnc", "websockify"),
+        "status_url": url_path_join(base, "vnc", "api", "status"),
+        "desktop_url": url_path_join(base, "vnc", "api", "desktop"),
+        "lab_url": url_path_join(base, "lab"),
+        "hub_url": url_path_join(hub_prefix, "hub", "home") if hub_prefix else "",
+        "clipboard": handler.desktop.clipboard,
+        "title": handler.desktop.desktop_name,
+    }
+
+
+def request_token(handler: JupyterHandler) -> str:
+    """The token that authenticated this request, for the page's websocket to present in its URL.
+
+    Behind JupyterHub this is the user's own OAuth token (the one JupyterLab's page also holds): with
+    cookie authentication of websockets turned off, as it should be on a hub without per-user
+    domains, a token in the URL is the only way a websocket authenticates. A page that another user's
+    server serves cannot obtain it. Outside JupyterHub the server's cookie works for websockets and
+    no token is needed."""
+    hub_auth = getattr(handler.identity_provider, "hub_auth", None)
+    if hub_auth is None:
+        return ""
+    return str(hub_auth.get_token(handler) or "")
+
+
 def _json_for_script(value: Any) -> str:
     """JSON that can sit inside <script type="application/json"> whatever the strings contain."""
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -40,41 +68,41 @@ class ViewerHandler(DesktopHandlerMixin, JupyterHandler):
 
     @property
     def content_security_policy(self) -> str:
-        """The server's policy with framing allowed from the same origin only: the JupyterLab tab shows
-        this page in an iframe, and JupyterHub's single-user server forbids all framing."""
+        """The server's policy, with framing forbidden whatever the server allows elsewhere: on a hub
+        without per-user domains every user's server shares one origin, and a page that another
+        user's server serves could otherwise frame this one and act through it as its owner. (The
+        JupyterLab tab draws the desktop in Lab's own page instead.)"""
         kept = [
             d.strip()
             for d in super().content_security_policy.split(";")
             if d.strip() and not d.strip().lower().startswith("frame-ancestors")
         ]
-        return "; ".join(["frame-ancestors 'self'", *kept])
-
-    def page_config(self) -> dict[str, Any]:
-        base = self.base_url
-        hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL")
-        return {
-            "websocket_path": url_path_join(base, "vnc", "websockify"),
-            "status_url": url_path_join(base, "vnc", "api", "status"),
-            "desktop_url": url_path_join(base, "vnc", "api", "desktop"),
-            "lab_url": url_path_join(base, "lab"),
-            "hub_url": url_path_join(hub_prefix, "hub", "home") if hub_prefix else "",
-            "clipboard": self.desktop.clipboard,
-            "title": self.desktop.desktop_name,
-        }
+        return "; ".join(["frame-ancestors 'none'", *kept])
 
     @web.authenticated
     @authorized("read")
     def get(self) -> None:
+        config = {**viewer_config(self, self.base_url), "token": request_token(self)}
         page = (
             self.environment()
             .get_template("viewer.html")
             .render(
                 static_base=url_path_join(self.base_url, "vnc", "static") + "/",
-                config_json=_json_for_script(self.page_config()),
+                config_json=_json_for_script(config),
             )
         )
         self.set_header("Cache-Control", "no-store")
         self.finish(page)
+
+
+class ConfigHandler(DesktopHandlerMixin, APIHandler):
+    """The viewer's configuration as JSON, for the JupyterLab panel (which has its own token)."""
+
+    @web.authenticated
+    @authorized("read")
+    def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(viewer_config(self, self.base_url)))
 
 
 class StatusHandler(DesktopHandlerMixin, APIHandler):
@@ -126,6 +154,7 @@ def routes() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
     return [
         (r"/vnc/?", ViewerHandler),
         (r"/vnc/websockify", DesktopWebSocket),
+        (r"/vnc/api/config", ConfigHandler),
         (r"/vnc/api/status", StatusHandler),
         (r"/vnc/api/desktop", DesktopHandler),
         (r"/vnc/static/(.*)", StaticHandler, {"path": str(STATIC_DIR)}),

@@ -14,7 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-RESOLUTION_RE = re.compile(r"(\d{3,5})x(\d{3,5})")  # always fullmatch: "$" would accept a newline
+# ASCII classes only: "\d" also matches other scripts' digits (int() reads an Arabic-Indic one as 1),
+# "\s" other spaces.
+RESOLUTION_RE = re.compile(r"([0-9]{3,5})x([0-9]{3,5})")  # always fullmatch: "$" would accept a newline
+INT_RE = re.compile(r"[ \t]*[0-9]{1,6}[ \t]*")
+HOURS_RE = re.compile(r"[ \t]*[0-9]{1,4}(\.[0-9]{1,4})?[ \t]*")
+MAX_INPUT = 64  # longest string option looked at; anything longer is refused unread
 MIN_SIDE, MAX_SIDE = 320, 8192
 PARTITION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 FIELDS = ("gpus", "memory_gb", "hours", "resolution", "partition")
@@ -22,7 +27,7 @@ FIELDS = ("gpus", "memory_gb", "hours", "resolution", "partition")
 
 def parse_resolution(value: str) -> tuple[int, int]:
     """``"1920x1080"`` → ``(1920, 1080)``; anything else raises ValueError with the reason."""
-    m = RESOLUTION_RE.fullmatch(value.strip()) if isinstance(value, str) else None
+    m = RESOLUTION_RE.fullmatch(value.strip(" \t")) if isinstance(value, str) else None
     if not m:
         raise ValueError(f"resolution must look like 1920x1080, not {value!r}")
     width, height = int(m.group(1)), int(m.group(2))
@@ -97,20 +102,21 @@ class DesktopRequest:
 def _as_int(name: str, value: Any) -> int:
     if isinstance(value, bool):
         raise OptionsError(f"{name} must be a whole number, not {value!r}")
-    if isinstance(value, int):
+    if isinstance(value, int) and abs(value) < 10**6:
         return value
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
         return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,6}\s*", value):
+    if isinstance(value, str) and INT_RE.fullmatch(value):
         return int(value)
-    raise OptionsError(f"{name} must be a whole number, not {_show(value)}")
+    raise OptionsError(f"{name} must be a whole number up to 6 digits, not {_show(value)}")
 
 
 def _as_hours(value: Any) -> float:
     if isinstance(value, bool):
         raise OptionsError(f"hours must be a number, not {value!r}")
-    number = isinstance(value, int | float)
-    text = isinstance(value, str) and re.fullmatch(r"\s*\d{1,4}(\.\d{1,4})?\s*", value)
+    # A JSON integer may have any number of digits; float() of a huge one overflows.
+    number = isinstance(value, float) or (isinstance(value, int) and abs(value) < 10**6)
+    text = isinstance(value, str) and HOURS_RE.fullmatch(value)
     if not (number or text):
         raise OptionsError(f"hours must be a number such as 4 or 0.5, not {_show(value)}")
     hours = float(value)
@@ -120,7 +126,12 @@ def _as_hours(value: Any) -> float:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    """A value fit for an error message: printable ASCII, bounded (never the whole of a huge input)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return "a number with more than 30 digits"  # repr() of a huge int is slow and unbounded
+    if isinstance(value, str) and len(value) > 1000:
+        value = value[:1000]
+    text = ascii(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -131,13 +142,16 @@ def validate(raw: Mapping[str, Any] | None, limits: Limits) -> DesktopRequest:
         raw = {}
     if not isinstance(raw, Mapping):
         raise OptionsError('options must be a JSON object such as {"gpus": 1, "hours": 4}')
-    unknown = sorted(str(k) for k in raw if k not in FIELDS)
+    unknown = [k for k in raw if k not in FIELDS]
     if unknown:
-        raise OptionsError(
-            f"unknown option(s) {', '.join(map(_show, unknown))}; allowed: {', '.join(FIELDS)}"
+        shown = ", ".join(_show(k) for k in unknown[:3]) + (
+            f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
         )
+        raise OptionsError(f"unknown option(s) {shown}; allowed: {', '.join(FIELDS)}")
     values = limits.defaults()
     for key, value in raw.items():
+        if isinstance(value, str) and len(value) > MAX_INPUT:
+            raise OptionsError(f"{key} is too long ({len(value)} characters)")
         if key in limits.fixed and value not in (None, "") and value != values[key]:
             raise OptionsError(f"{key} is set by the site to {values[key]!r} and cannot be changed")
         if value is not None and value != "":

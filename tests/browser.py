@@ -31,8 +31,8 @@ async def chromium() -> AsyncIterator[Browser]:
 
 
 # Distinct colours in a horizontal band of the noVNC canvas (read in the page, no image library needed).
-CANVAS_COLOURS = """([y0, y1]) => {
-  const canvas = document.querySelector('canvas');
+CANVAS_COLOURS = """([y0, y1, selector]) => {
+  const canvas = document.querySelector(selector || 'canvas');
   if (!canvas || !canvas.width) return 0;
   const ctx = canvas.getContext('2d');
   const h = Math.max(1, Math.min(y1, canvas.height) - y0);

@@ -60,6 +60,14 @@ class RedisBed:
     def password(self) -> str:
         return self.password_file.read_text().strip()
 
+    def cli(self, *args: str) -> str:
+        """redis-cli against this Redis, authenticated the way that keeps the password off argv."""
+        port = self.url.rsplit(":", 1)[1].split("/", 1)[0]
+        env = {**os.environ, "REDISCLI_AUTH": self.password}
+        return subprocess.run(
+            ["redis-cli", "-p", port, *args], env=env, capture_output=True, text=True
+        ).stdout
+
     @property
     def auth_url(self) -> str:
         """The URL with the password in it, for the tests' own clients (never done in the product)."""

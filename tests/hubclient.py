@@ -39,6 +39,17 @@ class HubUser:
         headers = {"X-XSRFToken": self.http.cookies.get("_xsrf", path=prefix) or ""}
         return self.http.request(method, f"{self.url}{prefix}{path}", headers=headers, **kwargs)
 
+    def viewer_config(self, server: str = "") -> dict:
+        """The configuration the desktop viewer page embeds (its websocket path and token)."""
+        import json
+        import re
+
+        page = self.open_server(server, "vnc/")
+        page.raise_for_status()
+        found = re.search(r'<script type="application/json" id="jvnc-config">(.*?)</script>', page.text, re.S)
+        assert found, page.text[:500]
+        return json.loads(found.group(1))
+
     def cookie_header(self, path: str) -> str:
         """The cookies a browser would send to ``path`` (for websockets through the proxy)."""
         return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies if path.startswith(c.path or "/"))

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import DEVSTACK, HubBed
+import redis.asyncio as aioredis
+from conftest import DEVSTACK, HubBed, RedisBed
 from hubclient import HubUser
 
+from jupyter_vnc.registry import Session
+from jupyter_vnc.registry.redis import RedisRegistry
 from jupyter_vnc.slurm import Phase, SlurmClient
 
 CONFIG = DEVSTACK / "jupyterhub_config.py"
@@ -119,3 +123,47 @@ def test_sessions_when_redis_is_down(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "is not reachable" in result.stdout and "keep running" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+async def test_sessions_lists_the_valid_entries_and_names_the_rest(hub: HubBed, redis_bed: RedisBed) -> None:
+    registry = RedisRegistry(redis_bed.auth_url)
+    raw = aioredis.from_url(redis_bed.auth_url)
+    mine = Session(user="bob", server="clitest", job_id="99999", state="running", ends_at=time.time() + 3600)
+    try:
+        await registry.put(mine)
+        await raw.set("jupyter-vnc:session:mallory/", "not json")  # as a second client could write it
+        await raw.sadd("jupyter-vnc:sessions", "mallory/")
+        for args in (("sessions",), ("sessions", "--json")):
+            result = cli(*args)
+            assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+            assert "99999" in result.stdout and "mallory" not in result.stdout
+            assert "skipped 1 registry entries that are not valid sessions: 'mallory/'" in result.stderr
+    finally:
+        await registry.delete("bob", "clitest")
+        await raw.delete("jupyter-vnc:session:mallory/")
+        await raw.srem("jupyter-vnc:sessions", "mallory/")
+        await raw.aclose()
+        await registry.close()
+
+
+def test_doctor_warns_about_a_registry_open_to_anyone(hub: HubBed, tmp_path: Path) -> None:
+    server = subprocess.Popen(
+        ["redis-server", "--port", "16393", "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(50):
+            if subprocess.run(["redis-cli", "-p", "16393", "ping"], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        config = broken(
+            tmp_path,
+            'c.VNCSlurmSpawner.registry_url = "redis://127.0.0.1:16393/0"',
+            'c.VNCSlurmSpawner.registry_password_file = ""',
+        )
+        result = cli("doctor", config=config)
+        line = next(line for line in result.stdout.splitlines() if "Redis" in line)
+        assert line.startswith("[WARN]") and "without a password" in line, result.stdout
+    finally:
+        server.terminate()
+        server.wait()

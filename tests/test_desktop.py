@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -140,6 +141,72 @@ async def test_no_authentication_no_desktop(server_factory) -> None:
     assert code == 302  # to the login page
     assert server.desktop_marker() is None and not server.desktop_pids()
     assert server.status()["state"] == "stopped"
+
+
+def xvnc_pid(server: UserServer) -> int:
+    for pid in server.desktop_pids():
+        with contextlib.suppress(OSError):
+            if os.path.basename(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()) in {
+                "Xvnc",
+                "Xtigervnc",
+            }:
+                return pid
+    raise AssertionError(f"no Xvnc among {server.desktop_pids()}")
+
+
+async def settled_fd_count(pid: int, quiet: float = 3.0) -> int:
+    """The process's number of open descriptors once it has not changed for ``quiet`` seconds."""
+    count, since = -1, asyncio.get_running_loop().time()
+    for _ in range(300):
+        now = len(os.listdir(f"/proc/{pid}/fd"))
+        if now != count:
+            count, since = now, asyncio.get_running_loop().time()
+        elif asyncio.get_running_loop().time() - since >= quiet:
+            return count
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"descriptors of {pid} never settled")
+
+
+def login_cookie(server: UserServer) -> str:
+    """The cookie a browser holds after opening the server once with its token."""
+    import requests
+
+    session = requests.Session()
+    assert session.get(f"{server.url}/vnc/?token={server.token}").status_code == 200
+    return "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+
+
+async def refused_requests(server: UserServer, n: int) -> None:
+    """Authenticated requests to the websocket that must be refused: a plain GET (no upgrade), and
+    upgrades with the user's cookie from a foreign Origin (a token skips Jupyter's Origin check: a
+    page elsewhere cannot have the token)."""
+    cookie = login_cookie(server)
+    for _ in range(n):
+        code, _ = server.request("/vnc/websockify")
+        assert code == 400, code
+        with pytest.raises(HTTPClientError) as refused:
+            await websocket_stream(
+                server.ws_url, None, headers={"Cookie": cookie, "Origin": "http://evil.example"}
+            )
+        assert refused.value.code == 403
+
+
+async def test_refused_requests_start_nothing_and_leak_nothing(server_factory) -> None:
+    server = server_factory("bob", "--VNCDesktop.prestart=False")
+    await refused_requests(server, 5)
+    assert server.status()["state"] == "stopped"
+    assert server.desktop_marker() is None and not server.desktop_pids()
+    # With the desktop running: Xvnc's descriptors do not grow with refused requests.
+    stream, connection = await websocket_stream(server.ws_url, server.token)
+    client = RFBClient(stream)
+    await client.handshake()
+    xvnc = xvnc_pid(server)
+    before = await settled_fd_count(xvnc)  # XFCE's programs connect to X for a while after start
+    await refused_requests(server, 10)
+    assert await settled_fd_count(xvnc) == before
+    await client.request_update(incremental=False)  # the real connection is untouched
+    assert (await client.read_update()).rects >= 1
+    connection.close()
 
 
 async def test_two_users_have_a_desktop_each_at_once(alice_server: UserServer, server_factory) -> None:

@@ -68,11 +68,38 @@ def test_form_strings_give_the_same_request() -> None:
         ({"partition": "vnc; scancel -u root"}, "partition must be a Slurm partition name"),
         ({"partition": "vnc'\"`"}, "partition must be a Slurm partition name"),
         ({"colour": "blue"}, "unknown option(s) 'colour'"),
+        # Digits and spaces of other scripts are not ASCII digits (int() reads U+0661 as 1).
+        ({"gpus": "\u0661"}, "gpus must be a whole number"),
+        ({"memory_gb": "\uff18"}, "memory_gb must be a whole number"),
+        ({"hours": "\u0662"}, "hours must be a number"),
+        ({"hours": "\u00a04"}, "hours must be a number"),
+        ({"resolution": "\u0661920x1080"}, "resolution must look like 1920x1080"),
+        # Huge numbers: a clear message, no OverflowError, no 400-digit echo.
+        ({"hours": 10**400}, "hours must be a number such as 4 or 0.5, not a number with more than 30"),
+        ({"gpus": 10**400}, "gpus must be a whole number up to 6 digits, not a number with more than 30"),
+        ({"memory_gb": "9" * 400}, "memory_gb is too long (400 characters)"),
     ],
 )
 def test_every_invalid_class_is_refused_with_a_message(raw: dict, message: str) -> None:
     with pytest.raises(OptionsError, match=re.escape(message)):
         validate(raw, LIMITS)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"x" * 100_000: 1},
+        {f"k{i}": 1 for i in range(1000)},
+        {"partition": "p" * 100_000},
+        {"hours": 10**4000},
+        {"gpus": -(10**5000)},
+        {"resolution": ["x" * 10_000]},
+    ],
+)
+def test_error_messages_stay_short_whatever_the_input(raw: dict) -> None:
+    with pytest.raises(OptionsError) as raised:
+        validate(raw, LIMITS)
+    assert len(str(raised.value)) < 200 and str(raised.value).isascii()
 
 
 def test_not_an_object() -> None:
@@ -102,7 +129,9 @@ def test_partition_choice_needs_partitions() -> None:
 
 values = st.one_of(
     st.none(), st.booleans(), st.integers(-10, 10**7), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=30), st.sampled_from(["1", "2", "0.5", "1920x1080", "vnc", "gpu", "3840x2160", "8"]),
+    st.integers(min_value=10**20, max_value=10**500), st.text(max_size=30),
+    st.text(st.characters(categories=["Nd", "Zs"]), min_size=1, max_size=6),
+    st.sampled_from(["1", "2", "0.5", "1920x1080", "vnc", "gpu", "3840x2160", "8"]),
     st.lists(st.integers(), max_size=2),
 )  # fmt: skip
 requests = st.dictionaries(
@@ -127,7 +156,7 @@ def test_any_request_is_refused_or_safe_in_the_job_script(raw: dict) -> None:
     try:
         request = validate(raw, LIMITS)
     except OptionsError as e:
-        assert str(e)  # always a message the user can read
+        assert str(e) and len(str(e)) < 300  # always a message the user can read, never the whole input
         return
     assert 0 <= request.gpus <= LIMITS.max_gpus
     assert 1 <= request.memory_gb <= LIMITS.max_memory_gb

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
+import time
+import uuid
 
 import pytest
 from test_slurm import CountingClient, script
 
-from jupyter_vnc.poller import JobPoller
+from jupyter_vnc.poller import JobPoller, info_to_dict, shared_answer
 from jupyter_vnc.registry import MemoryRegistry, ResilientRegistry
 from jupyter_vnc.registry.redis import RedisRegistry
-from jupyter_vnc.slurm import Phase, SlurmClient
+from jupyter_vnc.slurm import JobInfo, Phase, SlurmClient
 
 
 @pytest.fixture
@@ -59,8 +62,63 @@ async def test_hub_processes_share_answers_through_redis(jobs: list[str], redis_
             await r.close()
 
 
+async def test_a_job_submitted_during_a_query_gets_its_own_answer(jobs: list[str]) -> None:
+    """The crash of 9 spawns at once: a spawn asks about its new job while a query that started
+    before the job existed is still running; that query's answer does not cover it."""
+    client = CountingClient()
+    poller = JobPoller(client, MemoryRegistry(), interval=30)
+    first = asyncio.create_task(poller.get(jobs[0]))
+    while not client.commands:  # the first squeue is running now, for jobs[0] only
+        await asyncio.sleep(0)
+    late = await asyncio.gather(*(poller.get(j) for j in jobs[1:]))
+    assert [info.job_id for info in late] == jobs[1:]
+    assert {info.phase for info in late} <= {Phase.QUEUED, Phase.RUNNING}
+    assert (await first).phase in {Phase.QUEUED, Phase.RUNNING}
+    assert client.commands == ["squeue", "squeue"]  # the late ones shared one more query
+
+
 async def test_controller_down_is_unknown_for_everyone(jobs: list[str], dead_controller_conf) -> None:
     poller = JobPoller(SlurmClient(env={"SLURM_CONF": str(dead_controller_conf)}), MemoryRegistry())
     answers = await asyncio.gather(*(poller.get(j) for j in jobs))
     assert {a.phase for a in answers} == {Phase.UNKNOWN}
     assert all(a.phase.alive for a in answers)
+
+
+def test_shared_answers_that_cannot_be_true_are_refused() -> None:
+    now = time.time()
+    info = JobInfo("5", Phase.RUNNING, "RUNNING", "node1")
+    good = info_to_dict(info)
+    assert shared_answer("5", now - 1, good, now) == info
+    for read_at, data in [
+        (now + 3600, good),  # "fresh" for an hour: would hide every real answer meanwhile
+        (None, good),
+        ("soon", good),
+        (now, {**good, "phase": "owned"}),
+        (now, {**good, "job_id": "6"}),
+        (now, {**good, "extra": "1"}),
+        (now, {**good, "state": 5}),
+        (now, None),
+        (now, ["5"]),
+    ]:
+        assert shared_answer("5", read_at, data, now) is None, (read_at, data)
+
+
+async def test_garbage_in_the_shared_cache_is_ignored(jobs: list[str], redis_url: str) -> None:
+    """Whatever was written for a job, the poller asks Slurm and answers; it never raises."""
+    import redis.asyncio as aioredis
+
+    prefix = f"jvnc-garbage-{uuid.uuid4().hex[:8]}:"
+    raw = aioredis.from_url(redis_url)
+    registry = ResilientRegistry(RedisRegistry(redis_url, prefix=prefix))
+    ended = {**info_to_dict(JobInfo(jobs[1], Phase.ENDED, "CANCELLED")), "phase": "ended"}
+    try:
+        await raw.set(f"{prefix}job:{jobs[0]}", "not json")
+        await raw.set(f"{prefix}job:{jobs[1]}", json.dumps({"read_at": time.time() + 10**6, "state": ended}))
+        await raw.set(f"{prefix}job:{jobs[2]}", json.dumps({"read_at": "x", "state": {"phase": "ended"}}))
+        poller = JobPoller(CountingClient(), registry, interval=30)
+        answers = await asyncio.gather(*(poller.get(j) for j in jobs[:3]))
+        assert {a.phase for a in answers} <= {Phase.QUEUED, Phase.RUNNING}, answers
+        assert poller.rejected == 3
+    finally:
+        await raw.aclose()
+        await registry.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import time
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from conftest import DEVSTACK
 
 from jupyter_vnc.registry import (
@@ -21,6 +23,7 @@ from jupyter_vnc.registry import (
     Session,
     open_registry,
 )
+from jupyter_vnc.registry.base import parse_session
 from jupyter_vnc.registry.redis import RedisRegistry, _redact
 
 
@@ -72,20 +75,12 @@ async def test_job_state_cache_and_lock(registry: Registry) -> None:
     assert await registry.try_lock(name, ttl=0.3)
 
 
-async def test_no_secret_in_what_is_stored(redis_url: str) -> None:
-    backend = RedisRegistry(redis_url, prefix="jvnc-secret-test:")
+async def test_no_secret_in_what_is_stored(redis_bed) -> None:
+    backend = RedisRegistry(redis_bed.auth_url, prefix="jvnc-secret-test:")
     try:
         await backend.put(session(message="walltime reached"))
-        keys = subprocess.run(
-            ["redis-cli", "-u", redis_url, "--scan", "--pattern", "jvnc-secret-test:*"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        dump = "".join(
-            subprocess.run(["redis-cli", "-u", redis_url, "GET", k], capture_output=True, text=True).stdout
-            for k in keys
-            if k.endswith("/")
-        )
+        keys = redis_bed.cli("--scan", "--pattern", "jvnc-secret-test:*").split()
+        dump = "".join(redis_bed.cli("GET", k) for k in keys if k.endswith("/"))
         assert "alice" in dump and "token" not in dump.lower() and "password" not in dump.lower()
     finally:
         await backend.delete("alice")
@@ -110,7 +105,8 @@ async def test_redis_down_then_back_loses_nothing(tmp_path: Path) -> None:
         subprocess.run([DEVSTACK / "redis", command], env=env, check=True, capture_output=True)
 
     redis("start")
-    registry = ResilientRegistry(RedisRegistry("redis://127.0.0.1:16392/0", timeout=0.5))
+    password = (tmp_path / "redis" / "password").read_text().strip()
+    registry = ResilientRegistry(RedisRegistry("redis://127.0.0.1:16392/0", timeout=0.5, password=password))
     try:
         await registry.put(session("alice", job_id="1"))
         await registry.put(session("bob", job_id="2"))
@@ -126,3 +122,65 @@ async def test_redis_down_then_back_loses_nothing(tmp_path: Path) -> None:
     finally:
         await registry.close()
         redis("stop")
+
+
+def test_entries_that_are_not_sessions_are_refused() -> None:
+    now = time.time()
+    good = json.loads(session("bob", "viz", node="node1", started=now - 60, ends_at=now + 3600).to_json())
+    assert parse_session("bob/viz", json.dumps(good), now) == Session(**good)
+    forged = [
+        "not json",
+        "[1, 2]",
+        json.dumps({**good, "user": "alice"}),  # does not agree with its key
+        json.dumps({**good, "state": "owned"}),
+        json.dumps({**good, "job_id": "12; scancel -u root"}),
+        json.dumps({**good, "job_id": "\u0661\u0662"}),
+        json.dumps({**good, "gpus": "all"}),
+        json.dumps({**good, "gpus": 10**9}),
+        json.dumps({**good, "ends_at": 1e15}),  # thirty thousand years from now
+        json.dumps({**good, "started": -5}),
+        json.dumps({**good, "message": "x" * 100_000}),
+        json.dumps({**good, "node": ["node1"]}),
+    ]
+    for text in forged:
+        assert parse_session("bob/viz", text, now) is None, text[:80]
+
+
+async def test_a_second_client_cannot_crash_or_hide_the_listing(redis_url: str) -> None:
+    """Entries written by hand next to the real ones: the real ones are listed, the rest named."""
+    prefix = f"jvnc-forge-{uuid.uuid4().hex[:8]}:"
+    backend = RedisRegistry(redis_url, prefix=prefix)
+    raw = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        await backend.put(session("bob", job_id="5", ends_at=time.time() + 3600))
+        forged = {
+            "mallory/": "not json",
+            "alice/": json.dumps({**json.loads(session("bob", job_id="6").to_json())}),
+            "carol/": json.dumps({**json.loads(session("carol", job_id="7").to_json()), "ends_at": 1e15}),
+        }
+        for key, value in forged.items():
+            await raw.set(f"{prefix}session:{key}", value)
+            await raw.sadd(f"{prefix}sessions", key)
+        sessions, skipped = await backend.read_sessions()
+        assert [s.key for s in sessions] == ["bob/"]
+        assert skipped == ["'alice/'", "'carol/'", "'mallory/'"]
+        assert await backend.get("mallory") is None and await backend.get("alice") is None
+        assert (await backend.get("bob")).job_id == "5"  # type: ignore[union-attr]
+    finally:
+        await raw.aclose()
+        await backend.close()
+
+
+async def test_the_registry_refuses_clients_without_the_password(redis_bed) -> None:
+    anonymous = RedisRegistry(redis_bed.url)
+    try:
+        with pytest.raises(RegistryUnavailable, match="refused our credentials"):
+            await anonymous.ping()
+    finally:
+        await anonymous.close()
+    registry = open_registry(redis_bed.url, str(redis_bed.password_file))
+    try:
+        await registry.ping()
+        assert await registry.open_to_anyone() is False  # type: ignore[attr-defined]
+    finally:
+        await registry.close()

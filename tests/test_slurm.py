@@ -219,6 +219,20 @@ async def test_another_users_job_cannot_be_cancelled(slurm, test_user, job_dir) 
         await owner.cancel(job_id)
 
 
+async def test_users_see_only_their_own_jobs(slurm, test_user, job_dir) -> None:
+    """PrivateData=jobs: another user learns nothing of a desktop job (id, node, work directory)."""
+    owner = SlurmClient(test_user.pw_name)
+    job_id = await owner.submit(script("sleep 60", f"--output={job_dir}/p.out", "--time=2"))
+    try:
+        theirs = await SlurmClient("bob").run(["squeue", "-h", "-t", "all", "-o", "%i"])
+        assert theirs.returncode == 0 and job_id not in theirs.stdout.split()
+        detail = await SlurmClient("bob").run(["scontrol", "show", "job", job_id])
+        assert job_dir.name not in detail.stdout + detail.stderr
+        assert (await SlurmClient().query([job_id]))[job_id].phase.alive  # the hub (root) sees it
+    finally:
+        await owner.cancel(job_id)
+
+
 async def test_submit_error_carries_slurms_message(slurm, test_user) -> None:
     with pytest.raises(SlurmError, match=r"[Ii]nvalid partition"):
         await SlurmClient(test_user.pw_name).submit(script("true", "--partition=nosuchpartition"))

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import STATE, HubBed, devstack
+from conftest import STATE, HubBed, RedisBed, devstack
 from hubclient import HubUser, server_path, spawn_watching_progress
 from rfbstreams import websocket_stream
 
@@ -81,18 +81,22 @@ def bob(hub: HubBed) -> Iterator[HubUser]:
 
 
 async def rfb_through_hub(user: HubUser, server: str = "") -> RFBClient:
-    """An RFB handshake through the hub's proxy, with the cookies a browser would have."""
+    """An RFB handshake through the hub's proxy, as the viewer page makes it: the token the page was
+    given in the URL (the hub refuses cookie-only websockets), and the cookies a browser would have."""
     prefix = user.server_prefix(server)
     assert user.open_server(server, "lab").status_code == 200  # the OAuth dance, as a browser does
-    url = user.url.replace("http://", "ws://") + prefix + "vnc/websockify"
-    stream, _ = await websocket_stream(url, None, headers={"Cookie": user.cookie_header(prefix)})
+    token = user.viewer_config(server)["token"]
+    url = user.url.replace("http://", "ws://") + prefix + f"vnc/websockify?token={token}"
+    # Sec-Fetch-Mode as a browser sends it: JupyterHub applies its websocket rules by that header.
+    headers = {"Cookie": user.cookie_header(prefix), "Sec-Fetch-Mode": "websocket"}
+    stream, _ = await websocket_stream(url, None, headers=headers)
     client = RFBClient(stream)
     await client.handshake()
     return client
 
 
 async def test_api_spawn_gets_the_job_it_asked_for_and_a_desktop_through_the_hub(
-    alice: HubUser, redis_url: str
+    alice: HubUser, redis_bed: RedisBed
 ) -> None:
     options = {"gpus": 1, "memory_gb": 2, "hours": 1, "resolution": "1280x720"}
     progress = spawn_watching_progress(alice, options=options)
@@ -137,10 +141,8 @@ async def test_api_spawn_gets_the_job_it_asked_for_and_a_desktop_through_the_hub
         Path(f"/home/alice/.jupyter-vnc/logs/jupyter-vnc-{job_id}.log"),
     ):
         assert token not in log.read_bytes(), log
-    redis = ["redis-cli", "-u", redis_url]
-    redis_dump = subprocess.run([*redis, "--scan"], capture_output=True).stdout
-    values = b"".join(subprocess.run([*redis, "GET", k], capture_output=True).stdout
-                      for k in redis_dump.split() if b"session:" in k)  # fmt: skip
+    keys = redis_bed.cli("--scan").split()
+    values = "".join(redis_bed.cli("GET", k) for k in keys if "session:" in k).encode()
     assert b"alice" in values and token not in values
     started = time.monotonic()
     alice.api("DELETE", "/users/alice/server")

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 
 from .base import Registry, RegistryUnavailable, Session, parse_session
 
@@ -41,6 +41,11 @@ class RedisRegistry(Registry):
         try:
             return await coro
         except (RedisError, OSError) as e:
+            if _is_auth_error(e):
+                raise RegistryUnavailable(
+                    f"Redis at {_redact(self.url)} refused our credentials: {e} "
+                    "(c.VNCSlurmSpawner.registry_password_file or $JUPYTER_VNC_REGISTRY_PASSWORD)"
+                ) from e
             raise RegistryUnavailable(f"Redis at {_redact(self.url)} is not reachable: {e}") from e
 
     async def ping(self) -> None:
@@ -56,7 +61,7 @@ class RedisRegistry(Registry):
             await anonymous.get(self._k("probe"))
             return True
         except RedisError as e:
-            if "NOAUTH" in str(e) or "NOPERM" in str(e) or "WRONGPASS" in str(e):
+            if _is_auth_error(e):
                 return False
             raise RegistryUnavailable(f"Redis at {_redact(self.url)} is not reachable: {e}") from e
         finally:
@@ -150,6 +155,14 @@ def _show_key(key: str) -> str:
     """A registry key fit for a log line: printable and bounded whatever was written there."""
     text = key.encode("ascii", "backslashreplace").decode()
     return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def _is_auth_error(error: Exception) -> bool:
+    # Redis words it several ways: NOAUTH, WRONGPASS, NOPERM, or HELLO's "must be ... authenticated".
+    text = str(error)
+    return isinstance(error, AuthenticationError) or any(
+        w in text for w in ("NOAUTH", "WRONGPASS", "NOPERM", "authenticated")
+    )
 
 
 def _without_credentials(url: str) -> str:

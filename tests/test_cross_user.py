@@ -1,0 +1,143 @@
+"""Another user of the same hub, attacking: bob's own server serves a page, alice opens it.
+
+Without per-user domains every server shares the hub's origin, so bob's page runs with alice's cookies
+for requests under /user/alice/. It must get nothing from her desktop or her server: no RFB byte from
+her websocket (JupyterHub refuses cookie-only websockets; our viewer presents a token the page cannot
+get), no framing of her viewer (frame-ancestors 'none'), hence no XSRF token and no API call. Her own
+viewer keeps working. Chromium, through the real hub and proxy, servers in real Slurm jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser import chromium
+from conftest import HubBed
+from hubclient import HubUser, server_path
+from test_lab_e2e import log_in
+
+ATTACK = """<!doctype html><meta charset="utf-8"><title>cat pictures</title>
+<script>
+window.results = {};
+const victim = '/user/alice/';
+function done(key, value) { window.results[key] = value; }
+// 1. alice's desktop websocket, with whatever the browser sends on its own (her cookie).
+(() => {
+  const ws = new WebSocket(`ws://${location.host}${victim}vnc/websockify`, 'binary');
+  ws.binaryType = 'arraybuffer';
+  let bytes = 0;
+  ws.onmessage = (e) => { bytes += e.data.byteLength; };
+  ws.onopen = () => done('ws_open', true);
+  ws.onclose = () => done('ws', { bytes, opened: !!window.results.ws_open });
+  setTimeout(() => { ws.close(); done('ws', { bytes, opened: !!window.results.ws_open }); }, 8000);
+})();
+// 2. her viewer in a frame, then her XSRF cookie through it, then her Jupyter API with it.
+(() => {
+  const frame = document.createElement('iframe');
+  frame.src = `${victim}vnc/`;
+  frame.onload = async () => {
+    let xsrf = null, readable = false;
+    try {
+      const doc = frame.contentDocument;
+      readable = !!(doc && doc.location.pathname.startsWith(victim));
+      const m = readable ? doc.cookie.match(/(?:^|; )_xsrf=([^;]*)/) : null;
+      xsrf = m ? decodeURIComponent(m[1]) : null;
+    } catch (e) { readable = false; }
+    const headers = xsrf ? { 'X-XSRFToken': xsrf } : {};
+    const api = await fetch(`${victim}api/contents`, { headers, redirect: 'manual' });
+    done('frame', { readable, xsrf: !!xsrf, api: api.status, type: api.type });
+  };
+  document.body.appendChild(frame);
+})();
+// 3. her API straight away, and her desktop status.
+(async () => {
+  const api = await fetch(`${victim}api/contents`, { redirect: 'manual' });
+  const status = await fetch(`${victim}vnc/api/status`, { redirect: 'manual' });
+  done('direct', { api: api.status, status: status.status });
+})();
+</script><p>Nothing to see here.</p>
+"""
+
+
+def _write_as(user: pwd.struct_passwd, path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    for p in (path, path.parent):
+        os.chown(p, user.pw_uid, user.pw_gid)
+
+
+@pytest.fixture
+def bobs_page() -> Iterator[str]:
+    """bob's single-user server serves his own static page (his own config, in his home)."""
+    bob = pwd.getpwnam("bob")
+    home = Path(bob.pw_dir)
+    config = home / ".jupyter" / "jupyter_server_config.json"
+    public = home / "public"
+    old = config.read_text() if config.exists() else None
+    _write_as(bob, public / "cats.html", ATTACK)
+    _write_as(bob, config, json.dumps({"ServerApp": {"extra_static_paths": [str(public)]}}))
+    yield "/user/bob/static/cats.html"
+    if old is None:
+        config.unlink()
+    else:
+        config.write_text(old)
+    shutil.rmtree(public, ignore_errors=True)
+
+
+def _up(user: HubUser) -> None:
+    if not user.api("GET", f"/users/{user.name}").json()["servers"].get(""):
+        response = user.api("POST", server_path(user.name), json={"gpus": 0, "memory_gb": 1})
+        assert response.status_code in {201, 202}, response.text
+    user.wait_ready(timeout=150)
+
+
+@pytest.fixture
+def two_users(hub: HubBed, bobs_page: str) -> Iterator[tuple[HubUser, HubUser]]:
+    users = (HubUser(hub.url, "alice", hub.password), HubUser(hub.url, "bob", hub.password))
+    for user in users:
+        _up(user)
+    yield users
+    for user in users:
+        user.api("DELETE", server_path(user.name))
+    for user in users:
+        user.wait_stopped(timeout=90)
+
+
+async def test_bobs_page_gets_nothing_of_alices_desktop_or_server(
+    two_users: tuple[HubUser, HubUser], hub: HubBed, bobs_page: str
+) -> None:
+    alice, _ = two_users
+    async with chromium() as browser:
+        context = await browser.new_context()
+        page = await log_in(context, hub, "alice")
+        # alice has used her server (so her cookies for /user/alice/ exist, as they would).
+        await page.goto(f"{hub.url}/user/alice/vnc/")
+        await page.wait_for_selector("body[data-vnc-state=connected]", timeout=60_000)
+        await page.goto(f"{hub.url}{bobs_page}")
+        assert "cat pictures" in await page.title(), "bob's server did not serve his page"
+        await page.wait_for_function(
+            "window.results && window.results.ws && window.results.frame && window.results.direct",
+            timeout=30_000,
+        )
+        results = await page.evaluate("window.results")
+        assert results["ws"] == {"bytes": 0, "opened": False}, results
+        assert results["frame"]["readable"] is False and results["frame"]["xsrf"] is False, results
+        assert results["frame"]["api"] != 200 and results["direct"]["api"] != 200, results
+        assert results["direct"]["status"] != 200, results
+
+        # alice's own viewer still works, with the token her page was given.
+        viewer = await context.new_page()
+        await viewer.goto(f"{hub.url}/user/alice/vnc/")
+        await viewer.wait_for_selector("body[data-vnc-state=connected]", timeout=60_000)
+        policy = await viewer.evaluate(
+            "fetch(location.href).then(r => r.headers.get('content-security-policy'))"
+        )
+        assert "frame-ancestors 'none'" in policy
+        await context.close()
+    assert alice.api("GET", "/users/alice").json()["servers"][""]["ready"]
