@@ -331,3 +331,92 @@ async def test_batchspawner_slurm_expectations_still_hold() -> None:
     assert fresh.job_id == "12345" and fresh.state_gethost() == "node1"
     fresh.clear_state()
     assert fresh.get_state() == {}
+
+
+async def test_concurrent_spawns_all_get_their_desktop(hub: HubBed) -> None:
+    """Six spawns at once (3 users x 2 named servers): jobs submitted while one shared squeue is in
+    flight used to crash their spawn (KeyError in the poller, HTTP 500, the job lost)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    users = [HubUser(hub.url, name, hub.password) for name in ("alice", "bob", "carol")]
+    servers = [(user, f"many{i}") for user in users for i in (1, 2)]
+    try:
+        with ThreadPoolExecutor(len(servers)) as pool:
+            answers = list(
+                pool.map(
+                    lambda us: us[0].api(
+                        "POST", server_path(us[0].name, us[1]), json={"gpus": 0, "memory_gb": 1, "hours": 1}
+                    ),
+                    servers,
+                )
+            )
+        assert all(a.status_code in {201, 202} for a in answers), [(a.status_code, a.text) for a in answers]
+        for user, name in servers:
+            user.wait_ready(name, timeout=300)
+        jobs = {j for user in users for j in squeue(user.name)}
+        assert len(jobs) == len(servers)
+    finally:
+        for user, name in servers:
+            user.api("DELETE", server_path(user.name, name))
+        for user, name in servers:
+            user.wait_stopped(name, timeout=120)
+    assert not any(squeue(user.name) for user in users)
+
+
+def hub_log_since(offset: int) -> str:
+    return (STATE / "logs" / "jupyterhub.log").read_bytes()[offset:].decode(errors="replace")
+
+
+async def test_registry_forgeries_lose_no_session_and_orphan_no_job(
+    alice: HubUser, redis_bed: RedisBed, slurm
+) -> None:
+    """What a second Redis client writes is input, not truth: garbage for future job ids does not
+    break a spawn, and a forged "ended" for a running job does not make the hub forget it."""
+    import redis.asyncio as aioredis
+    from test_slurm import script
+
+    from jupyter_vnc.poller import info_to_dict
+    from jupyter_vnc.slurm import JobInfo, Phase, SlurmClient
+
+    raw = aioredis.from_url(redis_bed.auth_url)
+    probe = await SlurmClient("alice").submit(script("true", "--output=/dev/null", "--time=1"))
+    future = [str(int(probe) + i) for i in range(1, 12)]
+    try:
+        for i, job_id in enumerate(future):
+            junk = (
+                "garbage"
+                if i % 2
+                else json.dumps({"read_at": time.time() + 10**6, "state": {"phase": "ended"}})
+            )
+            await raw.set(f"jupyter-vnc:job:{job_id}", junk, ex=600)
+        response = alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1})
+        assert response.status_code in {201, 202}, response.text
+        alice.wait_ready(timeout=150)
+        (job_id,) = squeue("alice")
+        assert job_id in future  # its shared state was garbage from the start
+
+        def ended(read_at: float) -> str:
+            state = info_to_dict(JobInfo(job_id, Phase.ENDED, "CANCELLED"))
+            return json.dumps({"read_at": read_at, "state": state})
+
+        log_start = (STATE / "logs" / "jupyterhub.log").stat().st_size
+        for forged, sign in (
+            (lambda: ended(time.time() + 10**6), f"ignored an invalid shared state for job {job_id}"),
+            (
+                lambda: ended(time.time() + 1),
+                f"Desktop job {job_id} of alice: the shared state said CANCELLED",
+            ),
+        ):
+            deadline = time.monotonic() + 90
+            while sign not in hub_log_since(log_start):  # the hub's own poll has read the forgery
+                assert time.monotonic() < deadline, f"no sign of the hub reading the forgery: {sign}"
+                await raw.set(f"jupyter-vnc:job:{job_id}", forged(), ex=600)
+                await asyncio.sleep(0.5)
+        assert alice.api("GET", "/users/alice").json()["servers"][""]["ready"]
+        assert squeue("alice") == [job_id]
+        assert alice.open_server(path="lab").status_code == 200  # her route and server still serve
+        assert alice.server_api("vnc/api/status").status_code == 200
+    finally:
+        for job_id in future:
+            await raw.delete(f"jupyter-vnc:job:{job_id}")
+        await raw.aclose()
