@@ -353,10 +353,13 @@ class Bench:
             "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             RUN_VAR: run_id,
+            # The token through the environment (readable by its owner only), never argv: `ps` shows argv
+            # to every user of the machine.
+            "JUPYTER_TOKEN": token,
         }
         argv = [
             str(bindir / "jupyter"), "server", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-            f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False",
+            "--ServerApp.open_browser=False",
         ]  # fmt: skip
         if kind == "ours":
             # The same screen size as the peer's (hard-coded there), so both move the same pixels.

@@ -137,11 +137,14 @@ def start_server(
         "SHELL": "/bin/bash",
         "PATH": f"{path_prefix}{venv_bin}:/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
+        # The token through the environment (readable by its owner only), never argv: `ps` shows argv
+        # to every user of the machine.
+        "JUPYTER_TOKEN": token,
     }
     log = log_dir / f"jupyter-{user.pw_name}-{port}.log"
     argv = [
         str(venv_bin / "jupyter"), "server", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-        f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False", *extra,
+        "--ServerApp.open_browser=False", *extra,
     ]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(
