@@ -47,6 +47,8 @@ c.JupyterHub.spawner_class = "vnc-slurm"
 # Several desktops per user (e.g. one with a GPU for visualisation, one without).
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = 3
+# ...but at most two desktop jobs in Slurm per user, whatever they ask for (GPU nodes are shared).
+c.VNCSlurmSpawner.max_jobs_per_user = 2
 # Shows users why a desktop ended (walltime, cancelled, node failure) on the "not running" page.
 c.JupyterHub.template_paths = [str(templates_dir() / "hub")]
 c.JupyterHub.template_vars = {"jupyter_vnc_exits": exit_messages}

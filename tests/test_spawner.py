@@ -64,10 +64,21 @@ def job_processes(job_id: str) -> list[int]:
 def _logged_in(hub: HubBed, name: str) -> Iterator[HubUser]:
     """A logged-in test user whose servers are all stopped when the test ends."""
     user = HubUser(hub.url, name, hub.password)
+    remove_named_servers(user)
     yield user
     for server in list(user.api("GET", f"/users/{name}").json()["servers"]):
         user.api("DELETE", server_path(name, server))
         user.wait_stopped(server)
+    remove_named_servers(user)
+
+
+def remove_named_servers(user: HubUser) -> None:
+    """Stopped named servers still count against JupyterHub's limit of named servers: remove them."""
+    model = user.api("GET", f"/users/{user.name}?include_stopped_servers=1").json()
+    for server in model["servers"]:
+        if server:
+            user.api("DELETE", server_path(user.name, server), json={"remove": True})
+            user.wait_stopped(server)
 
 
 @pytest.fixture
@@ -357,7 +368,7 @@ async def test_concurrent_spawns_all_get_their_desktop(hub: HubBed) -> None:
         assert len(jobs) == len(servers)
     finally:
         for user, name in servers:
-            user.api("DELETE", server_path(user.name, name))
+            user.api("DELETE", server_path(user.name, name), json={"remove": True})
         for user, name in servers:
             user.wait_stopped(name, timeout=120)
     assert not any(squeue(user.name) for user in users)
@@ -420,3 +431,25 @@ async def test_registry_forgeries_lose_no_session_and_orphan_no_job(
         for job_id in future:
             await raw.delete(f"jupyter-vnc:job:{job_id}")
         await raw.aclose()
+
+
+async def test_a_user_cannot_put_more_jobs_into_slurm_than_the_site_allows(alice: HubUser) -> None:
+    """Three named servers at once (JupyterHub allows 3), the site allows 2 desktop jobs per user."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ["lim1", "lim2", "lim3"]
+    log_start = (STATE / "logs" / "jupyterhub.log").stat().st_size
+    with ThreadPoolExecutor(len(names)) as pool:
+        body = {"gpus": 0, "memory_gb": 1, "hours": 1}
+        answers = list(pool.map(lambda n: alice.api("POST", server_path("alice", n), json=body), names))
+    assert all(a.status_code in {201, 202, 429} for a in answers), [(a.status_code, a.text) for a in answers]
+    most = 0
+    deadline = time.monotonic() + 120
+    refused = "this site allows 2 per user. Stop one of your desktops first."
+    while refused not in hub_log_since(log_start) or most < 2:
+        assert time.monotonic() < deadline, f"no refusal or fewer than 2 jobs (max seen {most})"
+        most = max(most, len(squeue("alice")))
+        time.sleep(0.2)
+    servers = alice.api("GET", "/users/alice").json()["servers"]
+    assert len([n for n in names if n in servers]) == 2, servers
+    assert len(squeue("alice")) == 2 and most == 2
