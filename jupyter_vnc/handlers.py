@@ -18,6 +18,7 @@ from .desktop import DesktopError
 from .resources import templates_dir
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+_YES, _NO = {"1", "true", "yes"}, {"0", "false", "no"}
 
 
 def viewer_config(handler: DesktopHandlerMixin, base: str) -> dict[str, Any]:
@@ -120,11 +121,30 @@ class DesktopHandler(DesktopHandlerMixin, APIHandler):
     """POST: start the desktop, or restart it (``?restart=1``, the "Restart desktop" button).
     DELETE: end it and every process in it."""
 
+    def _refuse(self, message: str) -> None:
+        self.set_status(400)
+        self.finish(json.dumps({"state": "refused", "message": message}))
+
     @web.authenticated
     @authorized("execute")
     async def post(self) -> None:
+        # The request says everything in its URL; a body may only be empty or a small JSON object (what
+        # JupyterLab's request helper sends), so garbage is refused, not silently taken as "start".
+        body = self.request.body
+        if len(body) > 4096:
+            return self._refuse(f"request body too large ({len(body)} bytes); send none")
+        if body.strip():
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = None
+            if not isinstance(parsed, dict):
+                return self._refuse("request body must be empty or a JSON object")
+        restart = self.get_argument("restart", "0")
+        if restart not in _YES | _NO:
+            return self._refuse("restart must be 1 or 0")
         try:
-            if self.get_argument("restart", "0") in {"1", "true", "yes"}:
+            if restart in _YES:
                 await self.desktop.restart()
             else:
                 await self.desktop.ensure_running()

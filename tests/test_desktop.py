@@ -209,6 +209,25 @@ async def test_refused_requests_start_nothing_and_leak_nothing(server_factory) -
     connection.close()
 
 
+def test_malformed_desktop_requests_are_refused_and_start_nothing(server_factory) -> None:
+    import requests
+
+    server = server_factory("bob", "--VNCDesktop.prestart=False")
+    auth = {"Authorization": f"token {server.token}"}
+    for query, body in [
+        ("", b"not json"),
+        ("", b"[1, 2]"),
+        ("", b"{" + b'"a": 1, ' * 2000 + b"}"),
+        ("?restart=maybe", b""),
+        ("?restart=" + "1" * 5000, b""),
+    ]:
+        answer = requests.post(f"{server.url}/vnc/api/desktop{query}", data=body, headers=auth, timeout=30)
+        assert answer.status_code == 400, (query[:20], body[:20], answer.status_code)
+        assert answer.json()["message"] and len(answer.text) < 300
+    assert server.status()["state"] == "stopped" and not server.desktop_pids()
+    assert requests.post(f"{server.url}/vnc/api/desktop", data=b"{}", headers=auth, timeout=60).ok
+
+
 async def test_two_users_have_a_desktop_each_at_once(alice_server: UserServer, server_factory) -> None:
     bob = server_factory("bob")
     a, b = await asyncio.gather(connect(alice_server), connect(bob))
