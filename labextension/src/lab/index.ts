@@ -1,7 +1,8 @@
 /**
  * The JupyterLab side of jupyter-vnc: a "GPU Desktop" launcher tile and commands (palette, File menu)
- * that open <base_url>vnc/ in a new browser tab or in a JupyterLab tab, "Restart GPU Desktop", a status
- * bar item, and notifications 10 and 2 minutes before the Slurm job's time limit.
+ * that open the desktop in a new browser tab (the viewer page <base_url>vnc/) or in a JupyterLab tab (the
+ * viewer drawn in Lab's own page), "Restart GPU Desktop", a status bar item, and notifications 10 and 2
+ * minutes before the Slurm job's time limit.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, Notification, showDialog, Dialog, WidgetTracker } from '@jupyterlab/apputils';
@@ -86,7 +87,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => {
         let panel = tracker.currentWidget;
         if (!panel || panel.isDisposed) {
-          panel = new DesktopPanel(url);
+          panel = new DesktopPanel(settings);
           void tracker.add(panel);
           shell.add(panel, 'main');
         }

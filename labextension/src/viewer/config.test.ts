@@ -12,6 +12,7 @@ describe('parseConfig', () => {
       hub_url: '/hub/home',
       clipboard: false,
       title: 'alice: desktop',
+      token: 'abc123',
     });
     expect(config).toEqual({
       websocketPath: '/user/alice/vnc/websockify',
@@ -22,6 +23,7 @@ describe('parseConfig', () => {
       clipboard: false,
       title: 'alice: desktop',
       xsrfToken: '',
+      token: 'abc123',
     });
   });
 
@@ -29,11 +31,12 @@ describe('parseConfig', () => {
     expect(parseConfig({})).toEqual(DEFAULT_CONFIG);
     expect(parseConfig(null)).toEqual(DEFAULT_CONFIG);
     expect(parseConfig([1, 2])).toEqual(DEFAULT_CONFIG);
-    const config = parseConfig({ websocket_path: '', clipboard: 'false', title: 42, hub_url: null });
+    const config = parseConfig({ websocket_path: '', clipboard: 'false', title: 42, hub_url: null, token: 7 });
     expect(config.websocketPath).toBe('websockify');
     expect(config.clipboard).toBe(true);
     expect(config.title).toBe('Desktop');
     expect(config.hubUrl).toBe('');
+    expect(config.token).toBe('');
   });
 
   it('keeps an empty hub_url empty (the link is hidden)', () => {
@@ -67,5 +70,17 @@ describe('websocketUrl', () => {
     expect(websocketUrl('websockify?token=abc', 'https://h.example/user/bob/vnc/')).toBe(
       'wss://h.example/user/bob/vnc/websockify?token=abc',
     );
+  });
+
+  it('adds a token as the query parameter token, encoded, and only a non-empty one', () => {
+    const page = 'https://h.example/user/alice/lab/tree/x.ipynb';
+    expect(websocketUrl('/user/alice/vnc/websockify', page, 'abc123')).toBe(
+      'wss://h.example/user/alice/vnc/websockify?token=abc123',
+    );
+    expect(websocketUrl('/user/alice/vnc/websockify', page, '')).toBe('wss://h.example/user/alice/vnc/websockify');
+    expect(websocketUrl('/v/websockify?x=1#f', page, 'a b&c=d/é')).toBe(
+      `wss://h.example/v/websockify?x=1&token=${encodeURIComponent('a b&c=d/é')}`,
+    );
+    expect(websocketUrl('/v/websockify?', page, 't')).toBe('wss://h.example/v/websockify?token=t');
   });
 });

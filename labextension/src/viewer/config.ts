@@ -1,8 +1,11 @@
 /**
- * The page's configuration, as the server extension renders it into
- * `<script type="application/json" id="jvnc-config">`. Every key is optional here: a missing or mistyped
- * value falls back to a default, so an older or newer server never leaves the page blank.
+ * The viewer's configuration, as the server extension renders it into the standalone page's
+ * `<script type="application/json" id="jvnc-config">` and answers it to the JupyterLab tab
+ * (GET vnc/api/config). Every key is optional here: a missing or mistyped value falls back to a default,
+ * so an older or newer server never leaves the viewer blank.
  */
+
+import { withQuery } from './server';
 
 export interface ViewerConfig {
   /** Path (absolute, or relative to the page) of the RFB websocket. */
@@ -21,6 +24,12 @@ export interface ViewerConfig {
   title: string;
   /** XSRF token, only used when the `_xsrf` cookie cannot be read. */
   xsrfToken: string;
+  /**
+   * The user's API token: sent as `Authorization: token ...` on the viewer's fetches and as `?token=` in
+   * the websocket URL, which is how JupyterHub authenticates a websocket when cookie authentication of
+   * websockets is off. Empty: cookies only.
+   */
+  token: string;
 }
 
 export const CONFIG_ELEMENT_ID = 'jvnc-config';
@@ -34,6 +43,7 @@ export const DEFAULT_CONFIG: Readonly<ViewerConfig> = Object.freeze({
   clipboard: true,
   title: 'Desktop',
   xsrfToken: '',
+  token: '',
 });
 
 function str(value: unknown, fallback: string): string {
@@ -58,6 +68,7 @@ export function parseConfig(raw: unknown): ViewerConfig {
     clipboard: bool(obj.clipboard, d.clipboard),
     title: str(obj.title, d.title) || d.title,
     xsrfToken: str(obj.xsrf_token, d.xsrfToken),
+    token: str(obj.token, d.token),
   };
 }
 
@@ -80,9 +91,10 @@ export function readConfig(doc: Document): ViewerConfig {
 
 /**
  * The websocket URL for `path` as seen from the page at `pageHref`: same host, ws: for http:, wss: for
- * https:. Query strings in `path` are kept, fragments dropped.
+ * https:. Query strings in `path` are kept, fragments dropped. A non-empty `token` is added as the query
+ * parameter `token`: a browser cannot set headers on a websocket, so this is where JupyterHub looks.
  */
-export function websocketUrl(path: string, pageHref: string): string {
+export function websocketUrl(path: string, pageHref: string, token = ''): string {
   const url = new URL(path, pageHref);
   if (url.protocol === 'https:' || url.protocol === 'wss:') {
     url.protocol = 'wss:';
@@ -90,5 +102,5 @@ export function websocketUrl(path: string, pageHref: string): string {
     url.protocol = 'ws:';
   }
   url.hash = '';
-  return url.href;
+  return token ? withQuery(url.href, 'token', token) : url.href;
 }

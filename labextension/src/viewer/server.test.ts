@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 
-import { cookieValue, errorMessage, fetchStatus, postDesktop, withQuery } from './server';
+import { authHeaders, cookieValue, errorMessage, fetchStatus, postDesktop, withQuery } from './server';
 
 describe('cookieValue', () => {
   it('finds the cookie, first one first, decoded', () => {
@@ -10,6 +10,19 @@ describe('cookieValue', () => {
     expect(cookieValue('', '_xsrf')).toBeNull();
     expect(cookieValue('x_xsrf=1; _xsrf=2', '_xsrf')).toBe('2');
     expect(cookieValue('_xsrf=%E0%A4%A', '_xsrf')).toBe('%E0%A4%A');
+  });
+});
+
+describe('authHeaders', () => {
+  it('sends the XSRF token and the API token, each only when there is one', () => {
+    expect(authHeaders({})).toEqual({});
+    expect(authHeaders({ xsrfToken: null, token: '' })).toEqual({});
+    expect(authHeaders({ xsrfToken: 'x|y' })).toEqual({ 'X-XSRFToken': 'x|y' });
+    expect(authHeaders({ token: 'abc123' })).toEqual({ Authorization: 'token abc123' });
+    expect(authHeaders({ xsrfToken: 'x|y', token: 'abc123' })).toEqual({
+      'X-XSRFToken': 'x|y',
+      Authorization: 'token abc123',
+    });
   });
 });
 
@@ -28,42 +41,64 @@ const jsonResponse = (body: unknown, status = 200): Response =>
 describe('fetchStatus', () => {
   it('returns the parsed status, or null on an error answer or non-status', async () => {
     const ok = vi.fn(async () => jsonResponse({ state: 'running', width: 800, height: 600 }));
-    expect(await fetchStatus('/s', null, ok as unknown as typeof fetch)).toMatchObject({ state: 'running', width: 800 });
+    expect(await fetchStatus('/s', {}, ok as unknown as typeof fetch)).toMatchObject({ state: 'running', width: 800 });
     expect(ok).toHaveBeenCalledWith('/s', expect.objectContaining({ credentials: 'same-origin', cache: 'no-store' }));
     const notFound = async () => jsonResponse({ message: 'no' }, 404);
-    expect(await fetchStatus('/s', null, notFound as unknown as typeof fetch)).toBeNull();
+    expect(await fetchStatus('/s', {}, notFound as unknown as typeof fetch)).toBeNull();
     const html = async () => new Response('<html>', { status: 200 });
-    expect(await fetchStatus('/s', null, html as unknown as typeof fetch)).toBeNull();
+    expect(await fetchStatus('/s', {}, html as unknown as typeof fetch)).toBeNull();
   });
 
   it('sends the XSRF token when it has one (JupyterHub refuses a cookie-authenticated fetch without)', async () => {
     const ok = vi.fn(async (_url: string, _init: RequestInit) => jsonResponse({ state: 'running' }));
-    await fetchStatus('/s', 'tok|en', ok as unknown as typeof fetch);
+    await fetchStatus('/s', { xsrfToken: 'tok|en' }, ok as unknown as typeof fetch);
     expect(ok.mock.calls[0][1].headers).toEqual({ Accept: 'application/json', 'X-XSRFToken': 'tok|en' });
-    await fetchStatus('/s', null, ok as unknown as typeof fetch);
+    await fetchStatus('/s', {}, ok as unknown as typeof fetch);
     expect(ok.mock.calls[1][1].headers).toEqual({ Accept: 'application/json' });
+  });
+
+  it('sends the API token as an Authorization header (JupyterHub without cookie auth)', async () => {
+    const ok = vi.fn(async (_url: string, _init: RequestInit) => jsonResponse({ state: 'running' }));
+    await fetchStatus('/s', { xsrfToken: 'tok|en', token: 'abc123' }, ok as unknown as typeof fetch);
+    expect(ok.mock.calls[0][1].headers).toEqual({
+      Accept: 'application/json',
+      'X-XSRFToken': 'tok|en',
+      Authorization: 'token abc123',
+    });
   });
 });
 
 describe('postDesktop', () => {
   it('POSTs with the X-XSRFToken header', async () => {
     const fake = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse({ state: 'starting' }, 202));
-    await postDesktop('/user/alice/vnc/api/desktop', 'tok|en', {}, fake as unknown as typeof fetch);
+    await postDesktop('/user/alice/vnc/api/desktop', { xsrfToken: 'tok|en' }, {}, fake as unknown as typeof fetch);
     const [url, init] = fake.mock.calls[0];
     expect(url).toBe('/user/alice/vnc/api/desktop');
     expect(init?.method).toBe('POST');
     expect((init?.headers as Record<string, string>)['X-XSRFToken']).toBe('tok|en');
+    expect(init?.headers).not.toHaveProperty('Authorization');
+  });
+
+  it('POSTs with the API token too when it has one', async () => {
+    const fake = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse({ state: 'starting' }, 202));
+    await postDesktop('/d', { xsrfToken: 'tok|en', token: 'abc123' }, {}, fake as unknown as typeof fetch);
+    expect(fake.mock.calls[0][1]?.headers).toEqual({
+      'Content-Type': 'application/json',
+      Accept: 'application/json',
+      'X-XSRFToken': 'tok|en',
+      Authorization: 'token abc123',
+    });
   });
 
   it('asks for a restart with ?restart=1', async () => {
     const fake = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse({ state: 'starting' }));
-    await postDesktop('/user/alice/vnc/api/desktop', 't', { restart: true }, fake as unknown as typeof fetch);
+    await postDesktop('/user/alice/vnc/api/desktop', { xsrfToken: 't' }, { restart: true }, fake as unknown as typeof fetch);
     expect(fake.mock.calls[0][0]).toBe('/user/alice/vnc/api/desktop?restart=1');
   });
 
   it('throws the server message on failure', async () => {
     const fake = async () => jsonResponse({ message: 'no desktop for you' }, 403);
-    await expect(postDesktop('/d', null, {}, fake as unknown as typeof fetch)).rejects.toThrow('no desktop for you');
+    await expect(postDesktop('/d', {}, {}, fake as unknown as typeof fetch)).rejects.toThrow('no desktop for you');
   });
 });
 

@@ -1,4 +1,4 @@
-/** Calls to the server extension: the status GET and the (re)start POST. */
+/** Calls to the server extension (the status GET, the (re)start POST) and the headers that authenticate them. */
 
 import { parseStatus, type DesktopStatus } from './status';
 
@@ -21,6 +21,30 @@ export function cookieValue(cookies: string, name: string): string | null {
   return null;
 }
 
+/** What a request carries besides the cookies. */
+export interface Credentials {
+  /** Sent as X-XSRFToken: Jupyter refuses a cookie-authenticated fetch without it. */
+  xsrfToken?: string | null;
+  /** The user's API token, sent as `Authorization: token ...`. */
+  token?: string;
+}
+
+/**
+ * The authentication headers for `credentials`. The token authenticates on its own, so the request no
+ * longer depends on JupyterHub accepting cookies; the XSRF header is sent as well for servers (and
+ * pages) that authenticate by cookie.
+ */
+export function authHeaders(credentials: Credentials): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (credentials.xsrfToken) {
+    headers['X-XSRFToken'] = credentials.xsrfToken;
+  }
+  if (credentials.token) {
+    headers.Authorization = `token ${credentials.token}`;
+  }
+  return headers;
+}
+
 /**
  * GET the status; null when the server has none to give (error, not JSON, not a status). Behind
  * JupyterHub a cookie-authenticated fetch (a CORS-mode request) is refused without the XSRF header,
@@ -28,13 +52,10 @@ export function cookieValue(cookies: string, name: string): string | null {
  */
 export async function fetchStatus(
   url: string,
-  xsrfToken: string | null = null,
+  credentials: Credentials = {},
   fetchImpl: typeof fetch = fetch,
 ): Promise<DesktopStatus | null> {
-  const headers: Record<string, string> = { Accept: 'application/json' };
-  if (xsrfToken) {
-    headers['X-XSRFToken'] = xsrfToken;
-  }
+  const headers = { Accept: 'application/json', ...authHeaders(credentials) };
   const response = await fetchImpl(url, { credentials: 'same-origin', cache: 'no-store', headers });
   if (!response.ok) {
     return null;
@@ -72,19 +93,16 @@ export function withQuery(url: string, name: string, value: string): string {
 
 /**
  * POST to desktop_url: starts the desktop, or with `restart` (query `restart=1`) restarts it. Jupyter
- * rejects a POST without the XSRF token, which the page reads from the `_xsrf` cookie (or the config's
- * fallback) and sends as X-XSRFToken.
+ * rejects a POST without the XSRF token (which the viewer reads from the `_xsrf` cookie, or the config's
+ * fallback) unless the API token authenticates it.
  */
 export async function postDesktop(
   url: string,
-  xsrfToken: string | null,
+  credentials: Credentials,
   options: { restart?: boolean } = {},
   fetchImpl: typeof fetch = fetch,
 ): Promise<void> {
-  const headers: Record<string, string> = { 'Content-Type': 'application/json', Accept: 'application/json' };
-  if (xsrfToken) {
-    headers['X-XSRFToken'] = xsrfToken;
-  }
+  const headers = { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders(credentials) };
   const response = await fetchImpl(options.restart ? withQuery(url, 'restart', '1') : url, {
     method: 'POST',
     credentials: 'same-origin',

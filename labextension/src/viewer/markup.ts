@@ -1,0 +1,90 @@
+/**
+ * The viewer's DOM: toolbar, expand tab, clipboard and settings panels, and the screen noVNC draws in.
+ * mount.ts finds these elements by id, and browser tests by id and data attributes, so the ids are part
+ * of the viewer's contract. They are unique in a document, which allows one viewer per page.
+ *
+ * Static markup only: nothing from the server or the user goes into this string, so parsing it as HTML
+ * cannot inject anything. Text that comes from elsewhere is set with textContent by mount.ts.
+ */
+
+const MARKUP = `
+<header id="jvnc-toolbar" class="jvnc-toolbar" aria-label="Desktop toolbar">
+  <button type="button" id="jvnc-collapse" class="jvnc-icon-button" aria-label="Hide toolbar" title="Hide toolbar">
+    <span aria-hidden="true">&#x25B4;</span>
+  </button>
+  <div id="jvnc-state" class="jvnc-state" role="status" aria-live="polite">
+    <span class="jvnc-dot" aria-hidden="true"></span>
+    <span id="jvnc-state-text">Loading the viewer&hellip;</span>
+  </div>
+  <div id="jvnc-info" class="jvnc-info" hidden>
+    <span id="jvnc-info-text"></span>
+    <span id="jvnc-gl-notice" class="jvnc-notice" hidden>software OpenGL</span>
+    <span id="jvnc-time-left" class="jvnc-time-left" hidden></span>
+  </div>
+  <div class="jvnc-spacer"></div>
+  <div class="jvnc-actions" role="group" aria-label="Viewer actions">
+    <button type="button" id="jvnc-clipboard-toggle" aria-expanded="false" aria-controls="jvnc-clipboard-panel" hidden>Clipboard</button>
+    <button type="button" id="jvnc-settings-toggle" aria-expanded="false" aria-controls="jvnc-settings-panel">Settings</button>
+    <button type="button" id="jvnc-fullscreen" hidden>Full screen</button>
+    <button type="button" id="jvnc-connect-toggle">Disconnect</button>
+    <button type="button" id="jvnc-restart" class="jvnc-danger" hidden>Restart desktop</button>
+  </div>
+  <nav class="jvnc-links" aria-label="Jupyter">
+    <a id="jvnc-lab-link" href="#" target="_blank" rel="noopener" hidden>JupyterLab</a>
+    <a id="jvnc-hub-link" href="#" target="_blank" rel="noopener" hidden>Hub</a>
+  </nav>
+</header>
+
+<button type="button" id="jvnc-expand" class="jvnc-expand" aria-label="Show toolbar" title="Show toolbar" aria-controls="jvnc-toolbar" hidden>
+  <span aria-hidden="true">&#x25BE;</span>
+</button>
+
+<section id="jvnc-clipboard-panel" class="jvnc-panel" aria-label="Clipboard" hidden>
+  <label for="jvnc-clipboard-text">Clipboard of the remote desktop</label>
+  <textarea id="jvnc-clipboard-text" rows="5" spellcheck="false" autocomplete="off"
+            aria-describedby="jvnc-clipboard-help"></textarea>
+  <p id="jvnc-clipboard-help" class="jvnc-help">Text copied on the desktop appears here. Text typed or pasted
+    here is sent to the desktop's clipboard.</p>
+  <div class="jvnc-panel-actions">
+    <button type="button" id="jvnc-clipboard-paste">Send browser clipboard</button>
+    <button type="button" id="jvnc-clipboard-clear">Clear</button>
+  </div>
+</section>
+
+<section id="jvnc-settings-panel" class="jvnc-panel" aria-label="Settings" hidden>
+  <div class="jvnc-field">
+    <label for="jvnc-quality">Image quality</label>
+    <input type="range" id="jvnc-quality" min="0" max="9" step="1" value="6" aria-describedby="jvnc-quality-help">
+    <output id="jvnc-quality-value" for="jvnc-quality">6</output>
+  </div>
+  <p id="jvnc-quality-help" class="jvnc-help">0 = smallest, blurriest; 9 = sharpest.</p>
+  <div class="jvnc-field">
+    <label for="jvnc-compression">Compression</label>
+    <input type="range" id="jvnc-compression" min="0" max="9" step="1" value="2" aria-describedby="jvnc-compression-help">
+    <output id="jvnc-compression-value" for="jvnc-compression">2</output>
+  </div>
+  <p id="jvnc-compression-help" class="jvnc-help">Higher saves bandwidth on slow networks and costs server CPU.</p>
+  <div class="jvnc-field">
+    <label for="jvnc-resize">Screen size</label>
+    <select id="jvnc-resize">
+      <option value="remote">Fit desktop to window</option>
+      <option value="scale">Scale picture to window</option>
+      <option value="off">Keep desktop size</option>
+    </select>
+  </div>
+</section>
+
+<main id="jvnc-screen" class="jvnc-screen" aria-label="Remote desktop"></main>
+`;
+
+/**
+ * Puts the viewer's elements at the start of `root` (before anything already there, such as the
+ * standalone page's <noscript>) and returns them, so that they can be removed again.
+ */
+export function addViewerMarkup(root: HTMLElement): ChildNode[] {
+  const template = root.ownerDocument.createElement('template');
+  template.innerHTML = MARKUP;
+  const nodes = Array.from(template.content.childNodes);
+  root.prepend(template.content);
+  return nodes;
+}
