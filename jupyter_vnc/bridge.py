@@ -67,6 +67,35 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
             return 403, "Cross origin websockets not allowed"
         return None
 
+    async def _token_refusal(self) -> str | None:
+        """Behind JupyterHub, why this websocket does not prove it comes from the user's own page.
+
+        On a hub without per-user domains a page that another user's server serves sends the victim's
+        cookie with any websocket it opens to the victim's server, so a cookie proves nothing here.
+        JupyterHub can refuse cookie-only websockets (JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH=0), but it
+        recognises a websocket by its Sec-Fetch-Mode header, which Chromium (156) does not send on the
+        handshake: the cookie is then accepted anyway. So the desktop asks for the user's own token
+        (the viewer page and the Lab panel put it in the URL) and checks it itself."""
+        hub_auth = getattr(self.identity_provider, "hub_auth", None)
+        if hub_auth is None:
+            return None  # a plain Jupyter server: one user, its own authentication and Origin check
+        token = self.get_argument("token", "")
+        if not token:
+            header = self.request.headers.get("Authorization", "")
+            scheme, _, value = header.partition(" ")
+            token = value.strip() if scheme.lower() in {"token", "bearer"} else ""
+        if not token:
+            return "the desktop's websocket needs the user's token (open the desktop from its own page)"
+        model = await hub_auth.user_for_token(token, session_id=hub_auth.get_session_id(self), sync=False)
+        user = self.current_user
+        if (
+            not model
+            or model.get("name") != getattr(user, "username", None)
+            or not hub_auth.check_scopes(hub_auth.access_scopes, model)
+        ):
+            return "the token does not belong to the user of this desktop"
+        return None
+
     @ws_authenticated
     async def get(self, *args: str, **kwargs: str) -> None:
         allowed = await ensure_async(
@@ -74,6 +103,10 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
         )
         if not allowed:
             raise web.HTTPError(403)
+        why = await self._token_refusal()
+        if why:
+            self.log.warning("jupyter-vnc: refused a desktop websocket: %s", why)
+            raise web.HTTPError(403, why)
         refusal = self._refusal()
         if refusal:
             raise web.HTTPError(*refusal)

@@ -9,6 +9,7 @@ viewer keeps working. Chromium, through the real hub and proxy, servers in real 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pwd
@@ -23,6 +24,7 @@ from hubclient import HubUser, server_path
 from test_lab_e2e import log_in
 
 ATTACK = """<!doctype html><meta charset="utf-8"><title>cat pictures</title>
+<body><p>Nothing to see here.</p>
 <script>
 window.results = {};
 const victim = '/user/alice/';
@@ -61,7 +63,7 @@ function done(key, value) { window.results[key] = value; }
   const status = await fetch(`${victim}vnc/api/status`, { redirect: 'manual' });
   done('direct', { api: api.status, status: status.status });
 })();
-</script><p>Nothing to see here.</p>
+</script></body>
 """
 
 
@@ -121,11 +123,13 @@ async def test_bobs_page_gets_nothing_of_alices_desktop_or_server(
         await page.wait_for_selector("body[data-vnc-state=connected]", timeout=60_000)
         await page.goto(f"{hub.url}{bobs_page}")
         assert "cat pictures" in await page.title(), "bob's server did not serve his page"
-        await page.wait_for_function(
-            "window.results && window.results.ws && window.results.frame && window.results.direct",
-            timeout=30_000,
-        )
-        results = await page.evaluate("window.results")
+        results: dict = {}
+        for _ in range(60):
+            results = await page.evaluate("window.results || {}")
+            if {"ws", "frame", "direct"} <= set(results):
+                break
+            await asyncio.sleep(0.5)
+        assert {"ws", "frame", "direct"} <= set(results), results
         assert results["ws"] == {"bytes": 0, "opened": False}, results
         assert results["frame"]["readable"] is False and results["frame"]["xsrf"] is False, results
         assert results["frame"]["api"] != 200 and results["direct"]["api"] != 200, results
@@ -133,11 +137,31 @@ async def test_bobs_page_gets_nothing_of_alices_desktop_or_server(
 
         # alice's own viewer still works, with the token her page was given.
         viewer = await context.new_page()
-        await viewer.goto(f"{hub.url}/user/alice/vnc/")
+        response = await viewer.goto(f"{hub.url}/user/alice/vnc/")
+        assert response is not None and response.status == 200
+        assert "frame-ancestors 'none'" in (await response.all_headers())["content-security-policy"]
         await viewer.wait_for_selector("body[data-vnc-state=connected]", timeout=60_000)
-        policy = await viewer.evaluate(
-            "fetch(location.href).then(r => r.headers.get('content-security-policy'))"
-        )
-        assert "frame-ancestors 'none'" in policy
         await context.close()
     assert alice.api("GET", "/users/alice").json()["servers"][""]["ready"]
+
+
+async def test_the_desktop_websocket_wants_its_own_users_token(two_users: tuple[HubUser, HubUser]) -> None:
+    """A cookie alone, or another user's token, gets no desktop, whatever JupyterHub makes of it."""
+    from rfbstreams import websocket_stream
+    from tornado.httpclient import HTTPClientError
+
+    from jupyter_vnc.rfb import RFBClient
+
+    alice, bob = two_users
+    prefix = alice.server_prefix()
+    mine, theirs = alice.viewer_config()["token"], bob.viewer_config()["token"]
+    assert mine and theirs and mine != theirs
+    url = alice.url.replace("http://", "ws://") + prefix + "vnc/websockify"
+    cookie = {"Cookie": alice.cookie_header(prefix)}
+    for query in ("", f"?token={theirs}"):
+        with pytest.raises(HTTPClientError) as refused:
+            await websocket_stream(url + query, None, headers=cookie)
+        assert refused.value.code == 403, query
+    stream, connection = await websocket_stream(f"{url}?token={mine}", None, headers=cookie)
+    assert (await RFBClient(stream).handshake()).width > 0
+    connection.close()
