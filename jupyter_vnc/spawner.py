@@ -89,6 +89,8 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         super().__init__(**kwargs)
         self.request: options.DesktopRequest | None = None
         self.node = ""
+        self.started: float | None = None
+        self.ends_at: float | None = None
         self.exit_message = ""
         self._events: list[dict[str, Any]] = []
         self._new_event = asyncio.Event()
@@ -220,9 +222,9 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             info = await self._wait_until_running()
             self.node = info.node
             self.ip = self.state_gethost()
-            await self._record(
-                "running", started=time.time(), ends_at=time.time() + self.request.hours * 3600
-            )
+            self.started = time.time()
+            self.ends_at = self.started + self.request.hours * 3600
+            await self._record("running", started=self.started, ends_at=self.ends_at)
             self._event(f"Running on {info.node}; starting the desktop server", 60)
             await self._wait_for_port()
             # batchspawner-singleuser reports the port before the server starts: wait for the server
@@ -365,7 +367,12 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
 
     async def _record(self, state: str, **changes: Any) -> None:
         """Update this desktop's entry in the registry (never fails: see ResilientRegistry)."""
-        request = self.request or options.validate({}, self.limits)
+        request = self.request
+        if request is None:  # after a hub restart: the options JupyterHub kept
+            try:
+                request = options.validate(self.user_options or {}, self.limits)
+            except options.OptionsError:
+                request = options.validate({}, self.limits)
         session = await self._registry_get() or Session(
             user=self.user.name, server=self.name, job_id=self.job_id, state=state, gpus=request.gpus,
             memory_gb=request.memory_gb, resolution=request.resolution, partition=request.partition,
@@ -374,6 +381,19 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         for key, value in changes.items():
             setattr(session, key, value)
         await self.registry.put(session)
+
+    async def _keep_registered(self, info: JobInfo) -> None:
+        """Put a running desktop back into a registry that lost it (Redis restarted empty, flushed,
+        its entry expired): admins list sessions from there. One GET per poll."""
+        if info.phase is not Phase.RUNNING or not self.node:
+            return
+        try:
+            found = await self.registry.get(self.user.name, self.name)
+        except RegistryUnavailable:
+            return  # down: ResilientRegistry replays the writes it missed when it returns
+        if found is None or found.job_id != self.job_id:
+            self.log.info("Desktop %s of %s: back into the registry", self.job_id, self.user.name)
+            await self._record("running", started=self.started, ends_at=self.ends_at)
 
     async def _registry_get(self) -> Session | None:
         try:
@@ -408,6 +428,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             return 1
         info = await self.query(max_age=self.poll_interval)
         if info.phase.alive:
+            await self._keep_registered(info)
             return None  # UNKNOWN counts as alive: a slow controller must not end a session
         ended = await self._slurm_says_ended(info)
         if ended and not ended.state:
@@ -463,14 +484,18 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         state = super().get_state()
         if self.node:
             state["node"] = self.node
+        if self.started:
+            state["started"], state["ends_at"] = self.started, self.ends_at
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.node = state.get("node", "")
+        self.started, self.ends_at = state.get("started"), state.get("ends_at")
         if self.job_id:  # after a hub restart: back into the shared poll
             self.poller.watch(self.job_id)
 
     def clear_state(self) -> None:
         super().clear_state()
         self.node = ""
+        self.started = self.ends_at = None

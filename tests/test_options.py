@@ -167,7 +167,7 @@ def test_any_request_is_refused_or_safe_in_the_job_script(raw: dict) -> None:
     script = render(request)
     sbatch = [line for line in script.splitlines() if line.startswith("#SBATCH")]
     # The script's shape never depends on the values: same directives, one value each.
-    expected = ["job-name", "output", "chdir", "export", "partition", "time", "mem"] + (
+    expected = ["job-name", "output", "chdir", "export", "no-requeue", "partition", "time", "mem"] + (
         ["gres"] if request.gpus else []
     )
     assert [line.split("=")[0] for line in sbatch] == [f"#SBATCH --{name}" for name in expected]

@@ -135,7 +135,7 @@ async def test_api_spawn_gets_the_job_it_asked_for_and_a_desktop_through_the_hub
     token_vars = [line for line in script.stdout.splitlines() if "TOKEN=" in line]
     assert script.returncode == 0 and not token_vars
     state = spawner_state("alice")
-    assert set(state) <= {"job_id", "job_status", "node"} and state["job_id"] == job_id
+    assert set(state) <= {"job_id", "job_status", "node", "started", "ends_at"} and state["job_id"] == job_id
     # The hub's API token for this server: in the job's environment, nowhere on disk or in Redis.
     server_pid = next(
         p
@@ -453,3 +453,29 @@ async def test_a_user_cannot_put_more_jobs_into_slurm_than_the_site_allows(alice
     servers = alice.api("GET", "/users/alice").json()["servers"]
     assert len([n for n in names if n in servers]) == 2, servers
     assert len(squeue("alice")) == 2 and most == 2
+
+
+async def test_a_registry_that_lost_its_data_gets_the_desktop_back(
+    alice: HubUser, redis_bed: RedisBed
+) -> None:
+    """Redis restarted empty: the next poll of a running desktop puts its entry back (admins list
+    sessions from there), without touching the desktop."""
+    import redis.asyncio as aioredis
+
+    response = alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1})
+    assert response.status_code in {201, 202}, response.text
+    alice.wait_ready(timeout=150)
+    (job_id,) = squeue("alice")
+    raw = aioredis.from_url(redis_bed.auth_url, decode_responses=True)
+    try:
+        assert json.loads(await raw.get("jupyter-vnc:session:alice/"))["job_id"] == job_id
+        await raw.delete("jupyter-vnc:session:alice/")
+        deadline = time.monotonic() + 60  # the hub polls every 10 s
+        while not await raw.get("jupyter-vnc:session:alice/"):
+            assert time.monotonic() < deadline, "the desktop never came back into the registry"
+            await asyncio.sleep(0.5)
+        entry = json.loads(await raw.get("jupyter-vnc:session:alice/"))
+        assert entry["job_id"] == job_id and entry["state"] == "running" and entry["ends_at"] > time.time()
+        assert squeue("alice") == [job_id]
+    finally:
+        await raw.aclose()
