@@ -331,9 +331,15 @@ class Bench:
             self.finish(server)
 
     def start(
-        self, kind: str, home: Path | None = None, extra: tuple[str, ...] = (), full: bool = False
+        self,
+        kind: str,
+        home: Path | None = None,
+        extra: tuple[str, ...] = (),
+        full: bool = False,
+        geometry: str = "",
     ) -> Server:
-        """A Jupyter server of ``kind``; ``full`` keeps every extension on (JupyterLab included)."""
+        """A Jupyter server of ``kind``; ``full`` keeps every extension on (JupyterLab included);
+        ``geometry``: our desktop's screen size (default: the peer's, so both move the same pixels)."""
         bindir = OURS_BIN if kind == "ours" else peer.bin_dir()
         port, token, run_id = free_port(), secrets.token_hex(16), uuid.uuid4().hex
         home = home or self.home(kind)
@@ -363,7 +369,7 @@ class Bench:
         ]  # fmt: skip
         if kind == "ours":
             # The same screen size as the peer's (hard-coded there), so both move the same pixels.
-            argv.append(f"--VNCDesktop.resolution={peer.geometry()}")
+            argv.append(f"--VNCDesktop.resolution={geometry or peer.geometry()}")
         argv += extra
         logfile = self.root / f"{kind}-{len(self.servers)}-{port}.log"
         with open(logfile, "wb") as out:

@@ -124,17 +124,22 @@ c.SlurmSpawner.req_prologue = {PROLOGUE!r}
 
 
 class Hub:
-    def __init__(self, kind: str, state: Path, wrapper: Path, memory_gb: int) -> None:
+    """A JupyterHub of the benchmark's own. Given the ``token`` and ``state`` of an earlier one, it is
+    that hub started again (same database, same proxy)."""
+
+    def __init__(
+        self, kind: str, state: Path, wrapper: Path, memory_gb: int, extra: str = "", token: str = ""
+    ) -> None:
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", PORTS["hub"])) == 0:
+            if probe.connect_ex(("127.0.0.1", PORTS["hub"])) == 0 and not token:
                 raise SystemExit(
                     f"port {PORTS['hub']} is taken (a hub of an interrupted run?); stop it first"
                 )
-        self.token = secrets.token_hex(16)
-        config = hub_config(kind, state, self.token, wrapper, memory_gb)
+        self.token = token or secrets.token_hex(16)
+        config = hub_config(kind, state, self.token, wrapper, memory_gb, extra)
         self.log_path = state / "hub.log"
         env = {**os.environ, "PATH": f"{wrapper.parent}:{VENV}/bin:{os.environ['PATH']}"}
-        with open(self.log_path, "wb") as out:
+        with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
                 [f"{VENV}/bin/jupyterhub", "-f", str(config)], cwd=state, env=env, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,

@@ -108,10 +108,20 @@ class VNCDesktop(LoggingConfigurable):
     virtualgl = CaselessStrEnum(
         ["auto", "session", "off"],
         "auto",
-        help="""OpenGL on the GPU through VirtualGL's EGL back end (VGL_DISPLAY=egl). "auto": run the whole
-        session under vglrun when VirtualGL and a GPU are present; "session": always (fails without
-        VirtualGL); "off": never (users may still run `vglrun app` themselves).
+        help="""OpenGL on the GPU through VirtualGL's EGL back end (VGL_DISPLAY=egl: no X server on the
+        node). "auto": run the whole desktop session under vglrun when VirtualGL and a GPU are present,
+        so every program started from the menu, a terminal or the panel renders on the GPU without the
+        user typing vglrun; "session": always (fails without VirtualGL; with no GPU, VirtualGL renders
+        on a software EGL device); "off": never (users may still run `vglrun app` themselves).
         Example: c.VNCDesktop.virtualgl = "off"
+        """,
+    ).tag(config=True)
+
+    vglrun = Unicode(
+        "",
+        help="""Path or command name of VirtualGL's vglrun. Empty: vglrun on PATH, else
+        /opt/VirtualGL/bin/vglrun (where VirtualGL's own packages and scripts/build-virtualgl put it).
+        Example: c.VNCDesktop.vglrun = "/apps/VirtualGL-3.1/bin/vglrun"
         """,
     ).tag(config=True)
 
@@ -154,7 +164,7 @@ class VNCDesktop(LoggingConfigurable):
         self._watcher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._gpu: gpu.GPUInfo | None = None
-        self._gl_renderer: str | None = None
+        self._gl: gpu.GLProbe | None = None  # from a probe that ran on the display; None: not yet
         self._clock = JobClock(os.environ)
 
     # --- paths ---------------------------------------------------------------------------------
@@ -204,13 +214,13 @@ class VNCDesktop(LoggingConfigurable):
     async def status(self) -> dict[str, Any]:
         """What the viewer and the JupyterLab panel show. Never contains a secret."""
         if self._gpu is None:
-            self._gpu = await gpu.detect()
+            self._gpu = await gpu.detect(vglrun=self.vglrun)
         width, height = parse_resolution(self.resolution)
         if self.running:
             width, height = await self._screen_size() or (width, height)
-            if self._gl_renderer is None:
-                self._gl_renderer = await self._probe_gl_renderer()
-        on_gpu = self._gl_on_gpu()
+            if self._gl is None:
+                self._gl = await self._probe_gl()
+        gl = self._gl
         return {
             "state": self.state,
             "message": self.message,
@@ -220,9 +230,11 @@ class VNCDesktop(LoggingConfigurable):
             "vnc_server": self.server.kind if self.server else "",
             "vnc_version": self.server.version if self.server else "",
             "gpus": self._gpu.names or [f"GPU {i}" for i in self._gpu.ids],
-            "gl": "gpu" if on_gpu else "software",
-            "gl_renderer": self._gl_renderer or "",
-            "gl_notice": "" if on_gpu else self._software_gl_notice(),
+            # Only what the probe saw: "" until it has run (and when it could not tell).
+            "gl": ("gpu" if gl.on_gpu else "software") if gl and gl.renderer else "",
+            "gl_renderer": gl.renderer if gl else "",
+            "gl_virtualgl": bool(gl and gl.virtualgl),
+            "gl_notice": "" if gl and gl.on_gpu else self._software_gl_notice(),
             "clipboard": self.clipboard,
             "job_id": self._clock.job_id,
             "seconds_left": await self._clock.seconds_left(),
@@ -242,7 +254,7 @@ class VNCDesktop(LoggingConfigurable):
             raise
         self.state, self.message = "running", f"running on display :{self.display}"
         self.started_at = time.monotonic()
-        self._gl_renderer = None
+        self._gl = None
         self._watcher = asyncio.create_task(self._watch_xvnc())
         kind = self.server.kind if self.server else ""
         self.log.info("jupyter-vnc: desktop running on :%s (%s)", self.display, kind)
@@ -253,7 +265,7 @@ class VNCDesktop(LoggingConfigurable):
         except vncserver.NoVNCServerError as e:
             raise DesktopError(str(e)) from e
         if self._gpu is None:
-            self._gpu = await gpu.detect()
+            self._gpu = await gpu.detect(vglrun=self.vglrun)
         self._marker = uuid.uuid4().hex
         user = pwd.getpwuid(os.getuid()).pw_name
         job = os.environ.get("SLURM_JOB_ID")
@@ -391,40 +403,58 @@ class VNCDesktop(LoggingConfigurable):
     async def _screen_size(self) -> tuple[int, int] | None:
         if not shutil.which("xdpyinfo"):
             return None
-        out = await self._run_on_display(["xdpyinfo"])
+        out, _ = await self._run_on_display(["xdpyinfo"])
         m = re.search(r"dimensions:\s+(\d+)x(\d+) pixels", out)
         return (int(m.group(1)), int(m.group(2))) if m else None
 
-    async def _probe_gl_renderer(self) -> str:
-        if not shutil.which("glxinfo"):
-            return ""
-        argv = ["glxinfo", "-B"]
-        if self._use_virtualgl() and self._gpu:
-            argv = [self._gpu.virtualgl, *argv]
-        return gpu.renderer_from_glxinfo(await self._run_on_display(argv))
-
-    def _gl_on_gpu(self) -> bool:
-        if self._gl_renderer:
-            return not gpu.is_software_renderer(self._gl_renderer)
-        return bool(self._gpu and self._use_virtualgl())
+    async def _probe_gl(self) -> gpu.GLProbe:
+        """Run glxinfo on the display the way the session's programs run (under vglrun when the
+        session is), with VirtualGL's log on: the renderer shown to users is one that really answered."""
+        use_vgl = self._use_virtualgl() and self._gpu is not None
+        argv = gpu.probe_argv(self._gpu.virtualgl if use_vgl and self._gpu else "")
+        if not argv:
+            return gpu.GLProbe()
+        out, err = await self._run_on_display(argv, {"VGL_VERBOSE": "1"} if use_vgl else {})
+        probe = gpu.parse_probe(out, err)
+        self.log.info(
+            "jupyter-vnc: OpenGL on :%s: %s%s", self.display, probe.renderer or "no renderer reported",
+            f" (through VirtualGL, device {probe.device})" if probe.virtualgl else "",
+        )  # fmt: skip
+        return probe
 
     def _software_gl_notice(self) -> str:
+        if self._gl and self._gl.virtualgl:
+            return (
+                f"OpenGL goes through VirtualGL but renders in software ({self._gl.renderer or 'unknown'}):"
+                " its EGL device is not a GPU."
+            )
         if self._gpu and not self._gpu.ids and not self._gpu.names:
             return "No GPU in this session: OpenGL renders in software (slower, but it works)."
         if self._gpu and not self._gpu.virtualgl:
             return "VirtualGL is not installed: OpenGL renders in software, not on the GPU."
+        if self.virtualgl == "off":
+            return (
+                "VirtualGL is off for this desktop: OpenGL renders in software (`vglrun app` uses the GPU)."
+            )
         return "OpenGL renders in software."
 
-    async def _run_on_display(self, argv: list[str]) -> str:
+    async def _run_on_display(
+        self, argv: list[str], extra_env: dict[str, str] | None = None
+    ) -> tuple[str, str]:
+        """(stdout, stderr) of a short X client run on the desktop's display; empty when it failed."""
         env = {**self._environment(), "DISPLAY": f":{self.display}", "XAUTHORITY": str(self.authority)}
+        env.update(extra_env or {})
+        proc = None
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+                *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
             )
-            out, _ = await asyncio.wait_for(proc.communicate(), 10)
+            out, err = await asyncio.wait_for(proc.communicate(), 10)
         except (OSError, asyncio.TimeoutError):
-            return ""
-        return out.decode(errors="replace")
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+            return "", ""
+        return out.decode(errors="replace"), err.decode(errors="replace")
 
     def _log_tail(self, name: str, lines: int = 8) -> str:
         if not self.directory:

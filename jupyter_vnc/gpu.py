@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+
+# Where VirtualGL's own build installs it (scripts/build-virtualgl, the image, sites using its packages):
+# not on PATH by default, so it is looked for here when PATH has no vglrun.
+VIRTUALGL_VGLRUN = "/opt/VirtualGL/bin/vglrun"
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,19 @@ def select_gpus(nvidia_smi_csv: str, ids: list[str]) -> list[str]:
     return names
 
 
-async def detect(env: Mapping[str, str] | None = None) -> GPUInfo:
+def find_vglrun(configured: str = "") -> str:
+    """The vglrun to use: ``configured`` (a path or a name on PATH) when given, else vglrun on PATH,
+    else VirtualGL's default install; "" when there is none."""
+    if configured:
+        return shutil.which(configured) or ""
+    found = shutil.which("vglrun")
+    if found:
+        return found
+    return VIRTUALGL_VGLRUN if os.access(VIRTUALGL_VGLRUN, os.X_OK) else ""
+
+
+async def detect(env: Mapping[str, str] | None = None, vglrun: str = "") -> GPUInfo:
+    """``vglrun``: the site's configured vglrun, if any (see ``find_vglrun``)."""
     env = os.environ if env is None else env
     ids = visible_ids(env)
     names: list[str] = []
@@ -63,7 +81,7 @@ async def detect(env: Mapping[str, str] | None = None) -> GPUInfo:
                 names = select_gpus(out.decode(errors="replace"), ids)
         except (OSError, asyncio.TimeoutError):
             names = []
-    return GPUInfo(ids=ids, names=names, virtualgl=shutil.which("vglrun") or "")
+    return GPUInfo(ids=ids, names=names, virtualgl=find_vglrun(vglrun))
 
 
 def renderer_from_glxinfo(text: str) -> str:
@@ -76,3 +94,43 @@ def renderer_from_glxinfo(text: str) -> str:
 def is_software_renderer(renderer: str) -> bool:
     lowered = renderer.lower()
     return not renderer or any(s in lowered for s in ("llvmpipe", "softpipe", "swrast", "software"))
+
+
+@dataclass(frozen=True)
+class GLProbe:
+    """What a GL program on the desktop's display actually got, read from one run of ``glxinfo -B``."""
+
+    renderer: str = ""  # "OpenGL renderer string", e.g. "NVIDIA H200/PCIe/SSE2" or "llvmpipe (...)"
+    virtualgl: bool = False  # VirtualGL's faker was loaded and opened its 3D device (its own log says so)
+    device: str = ""  # the device VirtualGL opened ("egl", "egl1", "/dev/dri/card0", ":0")
+
+    @property
+    def on_gpu(self) -> bool:
+        return bool(self.renderer) and not is_software_renderer(self.renderer)
+
+
+# VGL_VERBOSE=1 makes the faker say which 3D device it opened, on stderr: proof that it was in the
+# process, not merely that vglrun exists.
+_VGL_DEVICE = re.compile(r"^\[VGL\] Opening (?:EGL device|connection to 3D X server) (\S+)", re.MULTILINE)
+
+
+def probe_argv(vglrun: str) -> list[str]:
+    """``glxinfo -B``, under ``vglrun`` when given. VirtualGL ships its own glxinfo beside vglrun;
+    Debian's (mesa-utils) is used when that one is missing."""
+    glxinfo = ""
+    if vglrun:
+        own = Path(vglrun).resolve().parent / "glxinfo"
+        glxinfo = str(own) if os.access(own, os.X_OK) else ""
+    glxinfo = glxinfo or shutil.which("glxinfo") or ""
+    if not glxinfo:
+        return []
+    return [vglrun, glxinfo, "-B"] if vglrun else [glxinfo, "-B"]
+
+
+def parse_probe(stdout: str, stderr: str) -> GLProbe:
+    device = _VGL_DEVICE.search(stderr)
+    return GLProbe(
+        renderer=renderer_from_glxinfo(stdout),
+        virtualgl=device is not None,
+        device=device.group(1) if device else "",
+    )

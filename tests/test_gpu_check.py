@@ -3,6 +3,7 @@ no GPU, so the report must say so rather than pass)."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -30,6 +31,10 @@ def _load() -> ModuleType:
 
 
 gc = _load()
+# Its parts, one job each (importable once gpu_check.py has put scripts/ on sys.path).
+png = importlib.import_module("gpucheck.png")
+debs = importlib.import_module("gpucheck.debs")
+egl = importlib.import_module("gpucheck.egl")
 
 
 def decode_png(data: bytes) -> tuple[int, int, bytes]:
@@ -63,15 +68,15 @@ def test_png_round_trip() -> None:
     rgb = bytes(
         (x * 37 + y * 11 + c * 5) % 256 for y in range(height) for x in range(width) for c in range(3)
     )
-    assert decode_png(gc.encode_png(width, height, rgb)) == (width, height, rgb)
+    assert decode_png(png.encode_png(width, height, rgb)) == (width, height, rgb)
     with pytest.raises(ValueError):
-        gc.encode_png(width, height, rgb[:-1])
+        png.encode_png(width, height, rgb[:-1])
 
 
 def test_bgrx_pixels_become_rgb_and_colours_ignore_padding() -> None:
     bgrx = bytes([1, 2, 3, 0, 1, 2, 3, 255, 9, 8, 7, 0])  # two pixels differ only in the padding byte
-    assert gc.bgrx_to_rgb(bgrx) == bytes([3, 2, 1, 3, 2, 1, 7, 8, 9])
-    assert gc.count_colours(bgrx) == 2
+    assert png.bgrx_to_rgb(bgrx) == bytes([3, 2, 1, 3, 2, 1, 7, 8, 9])
+    assert png.count_colours(bgrx) == 2
 
 
 APT_DEPENDS = """\
@@ -102,7 +107,7 @@ libglvnd0
 
 
 def test_apt_depends_output_is_parsed_into_alternatives() -> None:
-    parsed = gc.parse_apt_depends(APT_DEPENDS)
+    parsed = debs.parse_apt_depends(APT_DEPENDS)
     assert parsed["fontconfig-config"] == [
         ["debconf", "cdebconf"],
         ["fonts-dejavu-core", "ttf-bitstream-vera"],
@@ -114,14 +119,14 @@ def test_apt_depends_output_is_parsed_into_alternatives() -> None:
 
 
 def test_closure_follows_first_alternatives_and_stops_at_skipped_packages() -> None:
-    parsed = gc.parse_apt_depends(APT_DEPENDS)
+    parsed = debs.parse_apt_depends(APT_DEPENDS)
     asked: list[list[str]] = []
 
     def lookup(names: list[str]) -> dict[str, list[list[str]]]:
         asked.append(names)
         return {n: parsed.get(n, []) for n in names}
 
-    shipped = gc.closure(["tigervnc-standalone-server", "fontconfig-config"], lookup, skip=gc.NOT_SHIPPED)
+    shipped = debs.closure(["tigervnc-standalone-server", "fontconfig-config"], lookup, skip=debs.NOT_SHIPPED)
     assert shipped == sorted(
         [
             "tigervnc-standalone-server",
@@ -137,11 +142,11 @@ def test_closure_follows_first_alternatives_and_stops_at_skipped_packages() -> N
 
 
 def test_deb_file_names_and_the_dpkg_database() -> None:
-    deb = gc.parse_deb_filename(Path("/x/libxfont2_1%3a2.0.6-1+deb12u1_amd64.deb"))
+    deb = debs.parse_deb_filename(Path("/x/libxfont2_1%3a2.0.6-1+deb12u1_amd64.deb"))
     assert (deb.package, deb.version, deb.arch) == ("libxfont2", "1:2.0.6-1+deb12u1", "amd64")
     with pytest.raises(ValueError):
-        gc.parse_deb_filename(Path("nonsense.deb"))
-    installed = gc.parse_dpkg_query(
+        debs.parse_deb_filename(Path("nonsense.deb"))
+    installed = debs.parse_dpkg_query(
         "libx11-6 2:1.8.7-1build1 ii \nlibgnutls30t64 3.8.3-1.1ubuntu3 ii \nold-conf 1.0 rc \nhalf 2.0 iU \n"
     )
     assert installed == {"libx11-6": "2:1.8.7-1build1", "libgnutls30t64": "3.8.3-1.1ubuntu3", "half": "2.0"}
@@ -149,8 +154,8 @@ def test_deb_file_names_and_the_dpkg_database() -> None:
 
 @pytest.mark.skipif(not shutil.which("dpkg"), reason="needs dpkg --compare-versions")
 def test_deb_plan_skips_what_the_system_has_at_an_equal_or_newer_version() -> None:
-    debs = [
-        gc.DebFile(Path(f"{name}.deb"), name, version, "amd64")
+    deb_files = [
+        debs.DebFile(Path(f"{name}.deb"), name, version, "amd64")
         for name, version in [
             ("libx11-6", "2:1.8.4-2+deb12u2"),  # Ubuntu 24.04 has 2:1.8.7: newer
             ("xterm", "379-1"),  # same version installed
@@ -165,7 +170,7 @@ def test_deb_plan_skips_what_the_system_has_at_an_equal_or_newer_version() -> No
         "libgnutls30t64": "3.8.3-1.1ubuntu3",
         "libxfont2": "1:2.0.5-1",
     }
-    plan = {deb.package: (unpack, why) for deb, unpack, why in gc.plan_debs(debs, installed)}
+    plan = {deb.package: (unpack, why) for deb, unpack, why in debs.plan_debs(deb_files, installed)}
     assert plan["libx11-6"][0] is False and "installed at 2:1.8.7" in plan["libx11-6"][1]
     assert plan["xterm"][0] is False
     assert plan["libgnutls30"][0] is False and "t64" in plan["libgnutls30"][1]
@@ -190,7 +195,7 @@ def test_merge_keeps_everything_that_is_there_and_the_lib_link(tmp_path: Path) -
     (deb / "usr/bin/xterm").write_text("#!/bin/sh\n")
     (deb / "usr/bin/xterm").chmod(0o755)
 
-    merged = gc.merge_tree(deb, system)
+    merged = debs.merge_tree(deb, system)
     assert (merged.added, merged.kept, merged.failed) == (4, 1, [])
     assert (system / "lib").is_symlink() and os.readlink(system / "lib") == "usr/lib"
     assert (system / "usr/lib/libold.so.1").read_text() == "the system's"
@@ -217,8 +222,8 @@ def test_merge_reports_what_it_cannot_write_and_goes_on(
             raise OSError(30, "Read-only file system")
         return copy(src, dst)
 
-    monkeypatch.setattr(gc.shutil, "copy2", read_only_mount)
-    merged = gc.merge_tree(deb, system)
+    monkeypatch.setattr(debs.shutil, "copy2", read_only_mount)
+    merged = debs.merge_tree(deb, system)
     assert merged.added == 1 and merged.failed == [
         f"{system}/mounted/libGLdispatch.so.0: Read-only file system"
     ]
@@ -226,11 +231,11 @@ def test_merge_reports_what_it_cannot_write_and_goes_on(
 
 
 def test_egl_probe_reports_no_device_when_there_is_no_libegl(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gc, "_load_first", lambda names: None)
-    probe = gc.egl_probe()
+    monkeypatch.setattr(egl, "_load_first", lambda names: None)
+    probe = egl.egl_probe()
     assert probe["ok"] is False and probe["error"].startswith("no EGL device")
     assert probe["devices"] == []
-    assert gc.probe_summary(probe).startswith("EGL: no EGL device")
+    assert egl.probe_summary(probe).startswith("EGL: no EGL device")
 
 
 def test_egl_probe_is_retried_with_a_vendor_file_glvnd_may_not_read(
@@ -238,7 +243,7 @@ def test_egl_probe_is_retried_with_a_vendor_file_glvnd_may_not_read(
 ) -> None:
     vendor = tmp_path / "10_nvidia.json"
     vendor.write_text("{}")
-    monkeypatch.setattr(gc, "VENDOR_FILES", (str(tmp_path / "absent.json"), str(vendor)))
+    monkeypatch.setattr(egl, "VENDOR_FILES", (str(tmp_path / "absent.json"), str(vendor)))
     monkeypatch.delenv("__EGL_VENDOR_LIBRARY_FILENAMES", raising=False)
     software = {"ok": True, "devices": [{"index": 0, "ok": True, "gl_renderer": "llvmpipe (LLVM 15)"}]}
     gpu = {"ok": True, "devices": [{"index": 0, "ok": True, "gl_renderer": "NVIDIA H200/PCIe/SSE2"}]}
@@ -248,11 +253,11 @@ def test_egl_probe_is_retried_with_a_vendor_file_glvnd_may_not_read(
         seen.append(env.get("__EGL_VENDOR_LIBRARY_FILENAMES") if env else None)
         return gpu if env else software
 
-    monkeypatch.setattr(gc, "run_egl_probe", fake)
-    probe = gc.probe_egl_on_gpu()
+    monkeypatch.setattr(egl, "run_egl_probe", fake)
+    probe = egl.probe_egl_on_gpu()
     assert seen == [None, str(vendor)]
     assert probe["vendor_file"] == str(vendor) and probe["first_try"] == software
-    assert gc.gpu_devices(probe) == gpu["devices"] and gc.gpu_devices(software) == []
+    assert egl.gpu_devices(probe) == gpu["devices"] and egl.gpu_devices(software) == []
 
 
 def desktop_leftovers(directory: str) -> list[str]:
@@ -277,7 +282,7 @@ def test_the_check_on_this_machine_reports_what_it_has(tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--out", str(out)], env=env, capture_output=True, text=True, timeout=90
+        [sys.executable, str(SCRIPT), "--out", str(out)], env=env, capture_output=True, text=True, timeout=240
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
@@ -298,9 +303,28 @@ def test_the_check_on_this_machine_reports_what_it_has(tmp_path: Path) -> None:
         assert "no EGL device" in detail or "software" in detail, detail
         assert report["result"] == "fail"
 
+    if os.access("/opt/VirtualGL/bin/vglrun", os.X_OK):  # devstack/install builds it from vendor/
+        # The desktop's session ran under VirtualGL and its status probe went through it; the GL figures
+        # were measured. Without a GPU the renderer is Mesa's, and the checks that need the GPU say so.
+        assert checks["virtualgl"]["result"] == "pass", checks["virtualgl"]
+        assert report["status"]["gl_virtualgl"] is True, report["status"]
+        assert "llvmpipe" in report["status"]["gl_renderer"]
+        assert "through VirtualGL" in checks["gl_in_desktop"]["detail"]
+        assert report["gl"]["gpu"]["egl_device"] and report["gl"]["gpu"]["fps"] > 0, report["gl"]["gpu"]
+        assert "frames/s delivered at 1920x1080" in checks["stream"]["detail"], checks["stream"]
+        assert checks["software_gl"]["result"] in {"pass", "skip"}, checks["software_gl"]
+        if not shutil.which("nvidia-smi"):
+            assert checks["gl_in_desktop"]["result"] == "fail"
+            assert (
+                checks["glxspheres_gpu"]["result"] == "fail"
+                and "llvmpipe" in checks["glxspheres_gpu"]["detail"]
+            )
+            assert checks["nvidia_smi_process"]["result"] == "fail"
+        assert (out / "glxspheres-gpu.log").exists() and (out / "session-glxspheres.log").exists()
+
     assert checks["screenshot"]["result"] == "pass", checks["screenshot"]
     width, height, rgb = decode_png((out / "screenshot.png").read_bytes())
-    assert (width, height) == (report["status"]["width"], report["status"]["height"]) == (1280, 800)
+    assert (width, height) == (report["status"]["width"], report["status"]["height"]) == (1920, 1080)
     colours = {rgb[i : i + 3] for i in range(0, len(rgb), 3)}
     assert len(colours) > 4, f"only {len(colours)} colours: the terminal was not drawn"
 

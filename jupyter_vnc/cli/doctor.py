@@ -130,7 +130,8 @@ class Doctor:
              "install TurboVNC or TigerVNC (tigervnc-standalone-server)"),
             ("XFCE", "command -v startxfce4 && command -v dbus-run-session", FAIL,
              "install xfce4-session xfwm4 xfce4-panel and dbus (dbus-x11)"),
-            ("VirtualGL", "command -v vglrun", WARN, "no vglrun: OpenGL renders in software, not on the GPU"),
+            ("VirtualGL", "command -v vglrun || ls /opt/VirtualGL/bin/vglrun", WARN,
+             "no vglrun: OpenGL renders in software, not on the GPU (scripts/build-virtualgl)"),
         ]  # fmt: skip
         for name, script, severity, advice in checks:
             found = self._in_desktop(script)

@@ -74,18 +74,18 @@ describe('labels', () => {
     expect(stateLabel(null)).toBe('unavailable');
   });
 
-  it('names the GPU model, or software GL', () => {
-    expect(glLabel({ gl: 'gpu', gpus: ['NVIDIA A100'] })).toBe('NVIDIA A100');
-    expect(glLabel({ gl: 'gpu', gpus: ['NVIDIA A100', 'NVIDIA A100'] })).toBe('2 × NVIDIA A100');
-    expect(glLabel({ gl: 'gpu', gpus: ['NVIDIA A100', 'Tesla T4'] })).toBe('NVIDIA A100 + Tesla T4');
-    expect(glLabel({ gl: 'gpu', gpus: [] })).toBe('GPU GL');
+  it('names the renderer the probe found, or software GL, never a guess', () => {
+    expect(glLabel({ gl: 'gpu', glRenderer: 'NVIDIA H200/PCIe/SSE2' })).toBe('GPU OpenGL: NVIDIA H200');
     // GPUs in the job but OpenGL in software (no EGL/GLX on them): what the user gets is software GL.
-    expect(glLabel({ gl: 'software', gpus: ['NVIDIA A100'] })).toBe('software GL');
-    expect(glLabel({ gl: '', gpus: [] })).toBe('software GL');
+    expect(glLabel({ gl: 'software', glRenderer: 'llvmpipe (LLVM 15.0.6, 256 bits)' })).toBe('software GL');
+    expect(glLabel({ gl: '', glRenderer: '' })).toBe('GL: not probed yet');
+    expect(glLabel({ gl: 'gpu', glRenderer: '' })).toBe('GL: not probed yet');
   });
 
   it('puts state, GPU, resolution and time left in the status bar', () => {
-    expect(statusText(parseLabStatus(running))).toBe('Desktop: running · NVIDIA A100-SXM4-40GB · 1280×720 · 2 h 05 min left');
+    expect(statusText(parseLabStatus(running))).toBe(
+      'Desktop: running · GPU OpenGL: NVIDIA A100-SXM4-40GB · 1280×720 · 2 h 05 min left',
+    );
     const sw = parseLabStatus({ ...running, gl: 'software', gpus: [], seconds_left: null, state: 'stopped' });
     expect(statusText(sw)).toBe('Desktop: not started · software GL · 1280×720');
     expect(statusText(null)).toBe('Desktop: unavailable');

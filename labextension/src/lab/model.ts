@@ -4,7 +4,7 @@
  * are due. Unit-tested in model.test.ts; index.ts only wires these to JupyterLab.
  */
 
-import { formatTimeLeft } from '../viewer/status';
+import { formatTimeLeft, gpuGlLabel } from '../viewer/status';
 
 export { formatTimeLeft };
 
@@ -69,21 +69,16 @@ export function stateLabel(state: DesktopState | null): string {
 }
 
 /**
- * The GPU model the desktop renders on ("NVIDIA A100", "2 × NVIDIA A100", "NVIDIA A100 + NVIDIA T4"), or
- * "software GL" when OpenGL runs on the CPU, even if the job holds GPUs it cannot render with.
+ * How OpenGL runs, from the desktop's own probe: "GPU OpenGL: NVIDIA H200" (the renderer a real GL context
+ * reported through VirtualGL), "software GL" (llvmpipe, even if the job holds GPUs OpenGL cannot use), or
+ * "GL: not probed yet" before the desktop has run its probe. Never a guess from the GPUs in the job.
  */
-export function glLabel(status: Pick<LabStatus, 'gl' | 'gpus'>): string {
-  if (status.gl === 'software' || (status.gl !== 'gpu' && status.gpus.length === 0)) {
-    return 'software GL';
+export function glLabel(status: Pick<LabStatus, 'gl' | 'glRenderer'>): string {
+  const gpu = gpuGlLabel(status);
+  if (gpu) {
+    return gpu;
   }
-  if (status.gpus.length === 0) {
-    return 'GPU GL';
-  }
-  const distinct = [...new Set(status.gpus)];
-  if (distinct.length === 1 && status.gpus.length > 1) {
-    return `${status.gpus.length} × ${distinct[0]}`;
-  }
-  return distinct.join(' + ');
+  return status.gl === 'software' ? 'software GL' : 'GL: not probed yet';
 }
 
 /** The status bar's text, e.g. "Desktop: running · NVIDIA A100 · 1920×1080 · 2 h 05 min left". */

@@ -83,9 +83,9 @@ describe('parseStatus', () => {
 });
 
 describe('summarizeStatus', () => {
-  it('names the server, the size and the GPU', () => {
+  it('names the server, the size and the renderer the probe found', () => {
     const summary = summarizeStatus(parseStatus(running)!);
-    expect(summary.parts).toEqual(['TurboVNC', '1920×1080', 'GPU: NVIDIA A100-SXM4-40GB']);
+    expect(summary.parts).toEqual(['TurboVNC', '1920×1080', 'GPU OpenGL: NVIDIA A100']);
     expect(summary.softwareGl).toBe(false);
     expect(summary.detail).toContain('Slurm job 4242');
   });
@@ -96,8 +96,17 @@ describe('summarizeStatus', () => {
     expect(summary.softwareGl).toBe(true);
   });
 
-  it('lists several GPUs', () => {
-    const summary = summarizeStatus(parseStatus({ ...running, gpus: ['GPU 0', 'GPU 1'] })!);
+  it('lists the GPUs while OpenGL is not probed yet, never guessing the renderer', () => {
+    const summary = summarizeStatus(parseStatus({ ...running, gl: '', gl_renderer: '', gpus: ['GPU 0', 'GPU 1'] })!);
     expect(summary.parts[2]).toBe('GPUs: GPU 0, GPU 1');
+    expect(summary.parts).toHaveLength(3);
+  });
+
+  it('says software OpenGL next to GPUs that OpenGL cannot use', () => {
+    const summary = summarizeStatus(
+      parseStatus({ ...running, gl: 'software', gl_renderer: 'llvmpipe (LLVM 15.0.6, 256 bits)' })!,
+    );
+    expect(summary.parts.slice(2)).toEqual(['GPU: NVIDIA A100-SXM4-40GB', 'software OpenGL']);
+    expect(summary.softwareGl).toBe(true);
   });
 });

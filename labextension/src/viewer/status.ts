@@ -113,6 +113,19 @@ export interface StatusSummary {
   detail: string;
 }
 
+/**
+ * The GPU an OpenGL renderer string names, as a person says it: "NVIDIA H200/PCIe/SSE2" → "NVIDIA H200".
+ * Only what the desktop's probe read from a real GL context ever reaches this; nothing is guessed.
+ */
+export function rendererName(renderer: string): string {
+  return renderer.split('/')[0].trim();
+}
+
+/** "GPU OpenGL: NVIDIA H200" when the probe saw a GPU renderer; null otherwise. */
+export function gpuGlLabel(status: Pick<DesktopStatus, 'gl' | 'glRenderer'>): string | null {
+  return status.gl === 'gpu' && status.glRenderer ? `GPU OpenGL: ${rendererName(status.glRenderer)}` : null;
+}
+
 export function summarizeStatus(status: DesktopStatus): StatusSummary {
   const parts: string[] = [];
   const detail: string[] = [];
@@ -123,13 +136,16 @@ export function summarizeStatus(status: DesktopStatus): StatusSummary {
     parts.push(`${status.width}×${status.height}`);
   }
   const softwareGl = status.gl === 'software';
+  const gpuGl = gpuGlLabel(status);
+  if (gpuGl) {
+    parts.push(gpuGl);
+  } else if (status.gpus.length > 0) {
+    // GPUs for CUDA; OpenGL either in software (the notice says so) or not probed yet.
+    parts.push(`${status.gpus.length > 1 ? 'GPUs' : 'GPU'}: ${status.gpus.join(', ')}`);
+  }
   if (softwareGl) {
     parts.push('software OpenGL');
     detail.push(status.glNotice || 'No GPU: OpenGL is rendered in software (slower 3D).');
-  } else if (status.gpus.length > 0) {
-    parts.push(`${status.gpus.length > 1 ? 'GPUs' : 'GPU'}: ${status.gpus.join(', ')}`);
-  } else if (status.gl === 'gpu') {
-    parts.push('GPU OpenGL');
   }
   if (status.glRenderer) {
     detail.push(`OpenGL renderer: ${status.glRenderer}`);

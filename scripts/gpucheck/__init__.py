@@ -1,0 +1,1 @@
+"""The parts of the GPU machine check (scripts/gpu_check.py), one job each."""
