@@ -112,6 +112,7 @@ class Bed:
         self.redis_env = {**os.environ, "JVNC_STATE": str(tmp / "redis-state"), "JVNC_REDIS_PORT": REDIS_PORT}
         devstack("redis", "start", env=self.redis_env)
         self.redis_password = (tmp / "redis-state" / "redis" / "password").read_text().strip()
+        (tmp / "squeue").mkdir()
         self.wrapper, _ = counting_squeue(tmp / "squeue")
         (tmp / "hub").mkdir()
         self.extra = f"""
@@ -122,7 +123,12 @@ c.JupyterHub.cleanup_servers = False
 c.Spawner.args = []
 c.VNCSlurmSpawner.default_memory_gb = 1
 """
-        self.hub = self.start_hub()
+        try:
+            self.hub = self.start_hub()
+            self.hub.api("POST", "/users", json={"usernames": self.users})
+        except BaseException:
+            devstack("redis", "stop", env=self.redis_env)
+            raise
 
     def start_hub(self, token: str = "") -> Hub:
         return Hub("ours", self.tmp / "hub", self.wrapper, 1, extra=self.extra, token=token)
