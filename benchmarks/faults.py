@@ -27,6 +27,7 @@ import os
 import pwd
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -98,17 +99,27 @@ def processes_of(users: list[str]) -> list[tuple[int, str, dict[str, str]]]:
     return found
 
 
-def find_process(job_id: str, names: set[str], users: list[str]) -> int:
-    for pid, name, env in processes_of(users):
-        if env.get("SLURM_JOB_ID") == job_id and name in names:
+def find_process(job_id: str, pattern: str, users: list[str]) -> int:
+    """The process of the job whose command line matches ``pattern`` (the oldest, if several)."""
+    for pid, _, env in sorted(processes_of(users)):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if env.get("SLURM_JOB_ID") == job_id and re.search(pattern, argv):
             return pid
-    raise RuntimeError(f"no {names} in job {job_id}")
+    raise RuntimeError(f"no process matching {pattern!r} in job {job_id}")
 
 
 class Bed:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.users = ensure_users(USERS)
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", int(REDIS_PORT))) == 0:
+                raise SystemExit(
+                    f"port {REDIS_PORT} is taken (a Redis of an interrupted run?); stop it first"
+                )
         self.redis_env = {**os.environ, "JVNC_STATE": str(tmp / "redis-state"), "JVNC_REDIS_PORT": REDIS_PORT}
         devstack("redis", "start", env=self.redis_env)
         self.redis_password = (tmp / "redis-state" / "redis" / "password").read_text().strip()
@@ -217,7 +228,10 @@ def fault_rows(bed: Bed) -> list[tuple[str, int, dict, str, float | None]]:
         before = bed.tally()["ready"]
         offset = bed.hub.log_path.stat().st_size
         log(f"# {name} ...")
-        told, within = fault(offset, time.time())
+        try:
+            told, within = fault(offset, time.time())
+        except Exception as e:  # one fault that cannot be staged must not cost the other rows
+            told, within = f"(could not run: {e})", None
         time.sleep(settle)
         rows.append((name, before, bed.tally(), told, within))  # type: ignore[arg-type]
 
@@ -260,12 +274,12 @@ def fault_rows(bed: Bed) -> list[tuple[str, int, dict, str, float | None]]:
 
     def server_killed(offset: int, t0: float) -> tuple[str, float | None]:
         job = job_of(bed.users[1])
-        os.kill(find_process(job, {"jupyterhub-sing", "python3", "python"}, bed.users), signal.SIGKILL)
+        os.kill(find_process(job, r"(batchspawner|jupyterhub)-singleuser", bed.users), signal.SIGKILL)
         return bed.told(offset, bed.users[1], t0)
 
     def xvnc_killed(offset: int, t0: float) -> tuple[str, float | None]:
         user = bed.users[2]
-        os.kill(find_process(job_of(user), {"Xvnc", "Xtigervnc"}, bed.users), signal.SIGKILL)
+        os.kill(find_process(job_of(user), r"^\S*(Xvnc|Xtigervnc) ", bed.users), signal.SIGKILL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             status = bed.desktop_status(user)
