@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
-from load_spawn import Hub, ensure_users  # noqa: E402
+from load_spawn import Hub, ensure_users, node_memory_gb  # noqa: E402
 from poll_scaling import counting_squeue  # noqa: E402
 
 from jupyter_vnc.registry.redis import RedisRegistry  # noqa: E402
@@ -115,6 +115,7 @@ class Bed:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.users = ensure_users(USERS)
+        self.memory_gb = node_memory_gb() // 2  # two desktops per node: a lost node takes two of four
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", int(REDIS_PORT))) == 0:
                 raise SystemExit(
@@ -132,7 +133,6 @@ c.VNCSlurmSpawner.registry_password_file = "{tmp}/redis-state/redis/password"
 c.Spawner.poll_interval = {POLL}
 c.JupyterHub.cleanup_servers = False
 c.Spawner.args = []
-c.VNCSlurmSpawner.default_memory_gb = 1
 """
         try:
             self.hub = self.start_hub()
@@ -142,7 +142,7 @@ c.VNCSlurmSpawner.default_memory_gb = 1
             raise
 
     def start_hub(self, token: str = "") -> Hub:
-        return Hub("ours", self.tmp / "hub", self.wrapper, 1, extra=self.extra, token=token)
+        return Hub("ours", self.tmp / "hub", self.wrapper, self.memory_gb, extra=self.extra, token=token)
 
     # --- what the hub and Slurm say --------------------------------------------------------------
     def servers(self) -> dict[str, dict]:
@@ -155,7 +155,9 @@ c.VNCSlurmSpawner.default_memory_gb = 1
     def ensure_sessions(self, timeout: float = 300) -> None:
         for user, server in self.servers().items():
             if not server:
-                self.hub.api("POST", f"/users/{user}/server", json={"gpus": 0, "memory_gb": 1, "hours": 1})
+                self.hub.api(
+                    "POST", f"/users/{user}/server", json={"gpus": 0, "memory_gb": self.memory_gb, "hours": 1}
+                )
         deadline = time.monotonic() + timeout
         while not all(s.get("ready") for s in self.servers().values()):
             if time.monotonic() > deadline:

@@ -80,6 +80,28 @@ def exit_messages(user: Any) -> dict[str, str]:
     return dict(_EXIT_MESSAGES.get(name, {})) if name else {}
 
 
+# How a Slurm job ended, in words a desktop user understands; Slurm's own word follows in parentheses.
+END_STATES = {
+    "TIMEOUT": "reached its time limit",
+    "NODE_FAIL": "ended because its node failed",
+    "CANCELLED": "was cancelled",
+    "FAILED": "failed",
+    "COMPLETED": "ended",
+    "OUT_OF_MEMORY": "ran out of memory",
+    "PREEMPTED": "was preempted by a job with a higher priority",
+    "BOOT_FAIL": "could not start, its node failed to boot",
+    "DEADLINE": "reached its deadline",
+}
+
+
+def explain_end(info: JobInfo) -> str:
+    """``"reached its time limit (TIMEOUT, TimeLimit)"``; ``"ended"`` when Slurm no longer knows the job."""
+    if not info.state:
+        return "ended"
+    words = END_STATES.get(info.state, info.state.lower())
+    return f"{words} ({', '.join(filter(None, (info.state, info.reason)))})"
+
+
 def explain_reason(reason: str) -> str:
     return PENDING_REASONS.get(reason.split(",")[0].strip(), reason)
 
@@ -352,11 +374,8 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         return confirmed
 
     async def _fail(self, info: JobInfo, when: str) -> None:
-        reason = info.state.lower() or "ended"
-        if info.reason:
-            reason += f" ({info.reason})"
         tail = await self.log_tail()
-        message = f"Slurm job {self.job_id} {reason} {when}."
+        message = f"Slurm job {self.job_id} {explain_end(info)} {when}."
         if tail:
             message += "\nLast lines of its log:\n" + tail
         self._record_exit(message)
@@ -437,12 +456,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             ended = await self._slurm_says_ended(await self.poller.confirm(self.job_id))
         if ended is None:
             return None
-        info = ended
-        reason = info.state.lower() or "ended"
-        self._record_exit(
-            f"Your desktop's Slurm job {self.job_id} {reason}"
-            + (f" ({info.reason})." if info.reason else ".")
-        )
+        self._record_exit(f"Your desktop's Slurm job {self.job_id} {explain_end(ended)}.")
         self.log.warning("Desktop of %s: %s", self.user.name, self.exit_message)
         await self._forget()
         self.clear_state()

@@ -221,7 +221,7 @@ async def test_pending_shows_slurms_reason_and_a_cancelled_job_ends_the_spawn(al
         alice.wait_stopped(timeout=20)
         assert time.monotonic() - started < 10
         final = progress.messages(timeout=10)
-        assert any(f"Slurm job {job_id} cancelled" in m for m in final), final
+        assert any(f"Slurm job {job_id} was cancelled (CANCELLED" in m for m in final), final
     finally:
         subprocess.run(["scancel", *hogs])
 
@@ -254,7 +254,7 @@ async def test_a_job_cancelled_while_running_is_noticed_and_explained(alice: Hub
     alice.wait_stopped(timeout=25)  # the demo hub polls every 10 s
     assert time.monotonic() - started < 15
     page = alice.http.get(f"{alice.url}/hub/user/alice/lab")
-    assert f"Slurm job {job_id} cancelled" in page.text
+    assert f"Slurm job {job_id} was cancelled (CANCELLED" in page.text
 
 
 async def test_named_servers_give_several_desktops(alice: HubUser) -> None:
