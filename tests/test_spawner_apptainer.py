@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,10 +45,21 @@ async def test_desktop_in_the_image_through_the_hub(apptainer_hub: HubBed, deskt
         assert "TOKEN=" not in script
         # The server and the desktop really run inside the image (Apptainer marks its processes).
         marker = f"APPTAINER_CONTAINER={desktop_image}".encode()
-        inside = [
-            p for p in job_processes(job_id) if marker in Path(f"/proc/{p}/environ").read_bytes().split(b"\0")
-        ]
-        names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in inside}
+
+        def names_inside() -> set[str]:
+            names = set()
+            for pid in job_processes(job_id):
+                with contextlib.suppress(OSError):
+                    if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                        names.add(Path(f"/proc/{pid}/comm").read_text().strip())
+            return names
+
+        # The desktop is prestarted just after the server answers: wait for its Xvnc, on a loaded
+        # machine too, then look.
+        deadline = time.monotonic() + 60
+        while not names_inside() & {"Xvnc", "Xtigervnc"} and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        names = names_inside()
         assert names & {"Xvnc", "Xtigervnc"} and "batchspawner-si" in names, names  # the server and Xvnc
         client = await rfb_through_hub(alice)
         assert client.init is not None and (client.init.width, client.init.height) == (1280, 720)
