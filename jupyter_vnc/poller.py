@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, fields
-from typing import Any
+from typing import Any, Protocol
 
 from .registry import Registry, RegistryUnavailable
-from .slurm import JobInfo, Phase, SlurmClient
+from .slurm import JobInfo, Phase
 
 LOCK = "squeue"
 # A shared answer stamped this far in the future is forged or from a broken clock: never trusted.
@@ -55,8 +56,14 @@ def shared_answer(job_id: str, read_at: Any, data: Any, now: float) -> JobInfo |
         return None
 
 
+class JobQuery(Protocol):
+    """Anything that answers for many jobs at once: ``SlurmClient``, ``BatchedQuery``."""
+
+    async def query(self, job_ids: Sequence[str]) -> dict[str, JobInfo]: ...
+
+
 class JobPoller:
-    def __init__(self, client: SlurmClient, registry: Registry, interval: float = 30.0) -> None:
+    def __init__(self, client: JobQuery, registry: Registry, interval: float = 30.0) -> None:
         self.client = client
         self.registry = registry
         self.interval = interval

@@ -148,9 +148,10 @@ def parse_sbatch(stdout: str) -> str:
     return job_id
 
 
-# The only variables of the hub's own environment that Slurm's commands need. Everything else stays
-# out: a command run as the user could otherwise read the hub's secrets in /proc/PID/environ.
-_BASE_ENV = ("PATH", "SLURM_CONF", "LANG", "LC_ALL", "TZ")
+# The only variables of the hub's own environment that Slurm's commands (and ssh to a login node)
+# need. Everything else stays out: a command run as the user could otherwise read the hub's secrets
+# in /proc/PID/environ.
+BASE_ENV = ("PATH", "SLURM_CONF", "LANG", "LC_ALL", "TZ", "SSH_AUTH_SOCK")
 
 
 class SlurmClient:
@@ -186,9 +187,9 @@ class SlurmClient:
     ) -> CommandResult:
         """Run one command; a timeout kills it and raises :class:`TimeoutError`.
 
-        The command sees a minimal environment (``_BASE_ENV`` of ours, ``self.env``, then ``env``).
+        The command sees a minimal environment (``BASE_ENV``, ``self.env``, then ``env``).
         """
-        base = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
+        base = {k: os.environ[k] for k in BASE_ENV if k in os.environ}
         full_env = {**base, **self.env, **(env or {})}
         proc = await asyncio.create_subprocess_exec(
             *self._argv(argv),

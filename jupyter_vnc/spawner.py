@@ -21,14 +21,15 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from batchspawner.batchspawner import format_template
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 
-from . import jobscript, options
-from .poller import JobPoller
+from . import jobscript, options, slurm_syntax
+from .messages import explain_end, explain_reason
+from .poller import JobPoller, JobQuery
 from .registry import Registry, RegistryUnavailable, ResilientRegistry, Session, open_registry
-from .slurm import JobInfo, Phase, SlurmClient, SlurmError
+from .slurm import JobInfo, Phase, parse_squeue
+from .slurm_commands import BatchedQuery, compose, outcome, parse_status_line, run_shell
 from .spawner_traits import DesktopSpawnerBase
 
 # Variables the single-user server needs inside the container besides the hub's own (JUPYTERHUB_*).
@@ -38,32 +39,20 @@ _CONTAINER_ENV = (
 )  # fmt: skip
 
 
-# Slurm's pending reasons a desktop user most often meets, in words; any other reason is shown as is.
-PENDING_REASONS = {
-    "Priority": "other jobs are ahead of yours (Priority)",
-    "Resources": "waiting for a node with the GPUs and memory you asked for to free up (Resources)",
-    "QOSMaxGRESPerUser": "you already use as many GPUs as your QOS allows (QOSMaxGRESPerUser)",
-    "QOSMaxJobsPerUserLimit": "you already run as many jobs as your QOS allows (QOSMaxJobsPerUserLimit)",
-    "ReqNodeNotAvail": "the nodes you need are unavailable, e.g. reserved for maintenance (ReqNodeNotAvail)",
-    "PartitionDown": "the partition is down (PartitionDown)",
-    "BeginTime": "the job's start time has not come yet (BeginTime)",
-}
-
-
-# One registry and one poller per hub process and registry URL, shared by every spawner.
-_SHARED: dict[str, tuple[Registry, JobPoller]] = {}
+# One registry and one poller per hub process, registry URL and status command, shared by every spawner.
+_SHARED: dict[tuple[str, str], tuple[Registry, JobPoller]] = {}
 # One lock per user around "count the user's jobs, then submit": 20 spawns at once must not all
 # count the same jobs before any of them has submitted.
 _SUBMIT_LOCKS: dict[str, asyncio.Lock] = {}
 
 
 def shared(
-    registry_url: str, interval: float, timeout: float, password_file: str = ""
+    registry_url: str, query: JobQuery, key: str, interval: float, password_file: str = ""
 ) -> tuple[Registry, JobPoller]:
-    if registry_url not in _SHARED:
+    if (registry_url, key) not in _SHARED:
         registry = ResilientRegistry(open_registry(registry_url, password_file))
-        _SHARED[registry_url] = (registry, JobPoller(SlurmClient(timeout=timeout), registry, interval))
-    return _SHARED[registry_url]
+        _SHARED[registry_url, key] = (registry, JobPoller(query, registry, interval))
+    return _SHARED[registry_url, key]
 
 
 # Why each user's desktops last ended, for the hub's "not running" page. JupyterHub drops a spawner
@@ -80,32 +69,6 @@ def exit_messages(user: Any) -> dict[str, str]:
     return dict(_EXIT_MESSAGES.get(name, {})) if name else {}
 
 
-# How a Slurm job ended, in words a desktop user understands; Slurm's own word follows in parentheses.
-END_STATES = {
-    "TIMEOUT": "reached its time limit",
-    "NODE_FAIL": "ended because its node failed",
-    "CANCELLED": "was cancelled",
-    "FAILED": "failed",
-    "COMPLETED": "ended",
-    "OUT_OF_MEMORY": "ran out of memory",
-    "PREEMPTED": "was preempted by a job with a higher priority",
-    "BOOT_FAIL": "could not start, its node failed to boot",
-    "DEADLINE": "reached its deadline",
-}
-
-
-def explain_end(info: JobInfo) -> str:
-    """``"reached its time limit (TIMEOUT, TimeLimit)"``; ``"ended"`` when Slurm no longer knows the job."""
-    if not info.state:
-        return "ended"
-    words = END_STATES.get(info.state, info.state.lower())
-    return f"{words} ({', '.join(filter(None, (info.state, info.reason)))})"
-
-
-def explain_reason(reason: str) -> str:
-    return PENDING_REASONS.get(reason.split(",")[0].strip(), reason)
-
-
 class VNCSlurmSpawner(DesktopSpawnerBase):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -116,28 +79,31 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         self.exit_message = ""
         self._events: list[dict[str, Any]] = []
         self._new_event = asyncio.Event()
+        # Set when the shared status query cannot see this job (PrivateData=jobs and a hub account
+        # that is not an operator): its state then comes from a query run as the user.
+        self._ask_as_user = False
+        self._own_answer: tuple[float, JobInfo] | None = None
 
     # --- the job script --------------------------------------------------------------------------
 
     def get_req_subvars(self) -> dict[str, Any]:
-        """batchspawner's template variables plus the validated request's.
+        """batchspawner's template variables, with the validated request's values.
 
-        A value the user chose wins; for one the user did not send, a ``req_memory``/``req_runtime``/
-        ``req_gres``/``req_partition`` an admin set keeps working as before (batchspawner's contract),
-        and our default fills the rest.
+        The admin's ``req_memory``/``req_runtime``/``req_gres`` are the request's defaults (see
+        spawner_traits); when the user kept a default, the admin's own spelling stays in the script
+        (``--mem=32000``, ``--gres=gpu:a100:1``); a user's choice changes the number, not the GPU type.
         """
         subvars = super().get_req_subvars()
-        request = self.request or options.validate({}, self.limits)
-        chosen = set(self.user_options or {})
-        from_request = {
-            "partition": ("partition", request.partition),
-            "runtime": ("hours", request.walltime),
-            "memory": ("memory_gb", f"{request.memory_gb}G"),
-            "gres": ("gpus", f"gpu:{request.gpus}" if request.gpus else ""),
-        }
-        for key, (option, value) in from_request.items():
-            if option in chosen or not subvars.get(key):
-                subvars[key] = value
+        request = self.request or self._request_or_default()
+        if slurm_syntax.memory_gb(subvars.get("memory", "")) != request.memory_gb:
+            subvars["memory"] = f"{request.memory_gb}G"
+        if slurm_syntax.hours(subvars.get("runtime", "")) != request.hours:
+            subvars["runtime"] = request.walltime
+        gres = subvars.get("gres", "")
+        if (slurm_syntax.gpus_in_gres(gres) or 0) != request.gpus:
+            subvars["gres"] = slurm_syntax.gres_with_gpus(gres, request.gpus)
+        if request.partition:
+            subvars["partition"] = request.partition
         subvars.update(
             resolution=request.resolution,
             gpus=request.gpus,
@@ -150,6 +116,12 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             container_env=sorted((set(_CONTAINER_ENV) | set(self.get_env())) - {"HOME"}),
         )
         return subvars
+
+    def _request_or_default(self) -> options.DesktopRequest:
+        try:
+            return options.validate(self.user_options or {}, self.limits)
+        except options.OptionsError:
+            return options.validate({}, self.limits)
 
     def user_log_dir(self, homedir: str) -> str:
         return self.log_dir.format(homedir=homedir, username=self.user.name)
@@ -171,14 +143,21 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
 
     # --- Slurm -----------------------------------------------------------------------------------
 
-    def slurm(self, as_user: bool = True) -> SlurmClient:
-        """Slurm's commands as the user (through batchspawner's ``exec_prefix``, so a site's prefix
-        still applies) or, for status queries, as the hub itself."""
-        prefix = shlex.split(format_template(self.exec_prefix, username=self.user.name)) if as_user else []
-        return SlurmClient(self.user.name if as_user else None, prefix=prefix, timeout=self.slurm_timeout)
+    async def run_command(self, cmd: str, input: str | None = None, env: dict[str, str] | None = None) -> str:
+        """batchspawner's contract (stdout, or RuntimeError with stderr), with ``slurm_timeout`` and a
+        minimal environment: a command run as the user never sees the hub's own secrets."""
+        return await run_shell(cmd, input=input, env=env, timeout=self.slurm_timeout)
+
+    def command(self, template: str, **extra: Any) -> str:
+        """``exec_prefix`` + ``template``, formatted with batchspawner's variables (and ``extra``),
+        each value quoted as one shell word."""
+        subvars = {**self.get_req_subvars(), "job_id": self.job_id, **extra}
+        return compose(self.exec_prefix, template, subvars)
 
     def _shared(self) -> tuple[Registry, JobPoller]:
-        return shared(self.registry_url, self.poll_interval, self.slurm_timeout, self.registry_password_file)
+        query = BatchedQuery(self.run_command, self.query_exec_prefix, self.batch_query_all_cmd)
+        key = f"{type(self).__qualname__}:{query.command(['{job_ids}'])}"
+        return shared(self.registry_url, query, key, self.poll_interval, self.registry_password_file)
 
     @property
     def registry(self) -> Registry:
@@ -188,14 +167,65 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
     def poller(self) -> JobPoller:
         return self._shared()[1]
 
+    @property
+    def _batched(self) -> bool:
+        return bool(self.batch_query_all_cmd) and not self._ask_as_user
+
     async def query(self, max_age: float | None = None) -> JobInfo:
-        """The job's state from the shared poller (one squeue for every desktop of the hub)."""
-        info = await self.poller.get(self.job_id, self.startup_poll_interval if max_age is None else max_age)
+        """The job's state: from the shared poller (one query for every desktop of the hub), or
+        asked as the user when the shared query cannot answer for it."""
+        max_age = self.startup_poll_interval if max_age is None else max_age
+        if not self._batched:
+            info = await self.query_as_user(max_age)
+        else:
+            info = await self.poller.get(self.job_id, max_age)
+            if info.phase is Phase.UNKNOWN or (info.phase is Phase.ENDED and not info.state):
+                # The shared query failed, or does not list the job: Slurm gone, or a job it may not
+                # see. The user always sees their own jobs.
+                own = await self.query_as_user(max_age)
+                if own.phase.alive and own.phase is not Phase.UNKNOWN and info.phase is Phase.ENDED:
+                    self.log.info(
+                        "Desktop job %s of %s: the shared status query cannot see it; asking as the user",
+                        self.job_id, self.user.name,
+                    )  # fmt: skip
+                    self._ask_as_user = True
+                    self.poller.unwatch(self.job_id)
+                if own.phase is not Phase.UNKNOWN:
+                    info = own
         # batchspawner's format ("RUNNING node1"), kept in the state for sites and tools that read it.
         self.job_status = (
             f"{info.state} {info.node}".strip() if info.phase is not Phase.UNKNOWN else info.error
         )
         return info
+
+    async def query_as_user(self, max_age: float = 0) -> JobInfo:
+        """The job's state from a query run through ``exec_prefix``: ``batch_query_all_cmd`` for
+        this one job, or the site's own per-job ``batch_query_cmd`` read with its ``state_*_re``."""
+        job_id = self.job_id
+        cached = self._own_answer
+        if cached and cached[1].job_id == job_id and time.time() - cached[0] <= max_age:
+            return cached[1]
+        if self.batch_query_all_cmd:
+            result = await outcome(self.run_command, self.command(self.batch_query_all_cmd, job_ids=job_id))
+            info = parse_squeue(result, [job_id])[job_id]
+        else:
+            result = await outcome(self.run_command, self.command(self.batch_query_cmd))
+            info = parse_status_line(
+                job_id, result, pending_re=self.state_pending_re, running_re=self.state_running_re,
+                unknown_re=self.state_unknown_re, exechost_re=self.state_exechost_re,
+            )  # fmt: skip
+        self._own_answer = (time.time(), info)
+        return info
+
+    async def cancel(self, job_id: str) -> bool:
+        """``batch_cancel_cmd``; True when the job is cancelled or already gone."""
+        result = await outcome(self.run_command, self.command(self.batch_cancel_cmd, job_id=job_id))
+        if result.returncode and "Invalid job id specified" not in result.stderr:
+            self.log.error(
+                "Cancelling desktop job %s of %s failed: %s", job_id, self.user.name, result.stderr
+            )
+            return False
+        return True
 
     def _event(self, message: str, progress: int) -> None:
         self.log.info("Desktop %s for %s: %s", self.job_id or "-", self.user.name, message)
@@ -229,13 +259,16 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         subvars = self.get_req_subvars()
         subvars["cmd"] = self.cmd_formatted_for_batch()
         script = await self._get_batch_script(**subvars)
-        client = self.slurm()
+        self._ask_as_user, self._own_answer = False, None
         async with _SUBMIT_LOCKS.setdefault(self.user.name, asyncio.Lock()):
             await self._check_job_limit(subvars["job_name"])
             try:
-                await client.run(["mkdir", "-p", "-m", "0700", subvars["log_dir"]])
-                self.job_id = await client.submit(script, env=self.get_env())
-            except SlurmError as e:
+                await self.run_command(self.command("mkdir -p -m 0700 {log_dir}"))
+                out = await self.run_command(
+                    self.command(self.batch_submit_cmd), input=script, env=self.get_env()
+                )
+                self.job_id = self.parse_job_id(out)
+            except (RuntimeError, ValueError, IndexError) as e:
                 raise web.HTTPError(500, f"Slurm did not accept the desktop job: {e}") from e
         self._event(f"Submitted Slurm job {self.job_id} ({self._describe()})", 10)
         job_id = self.job_id
@@ -264,8 +297,9 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         if not self.max_jobs_per_user:
             return
         try:
-            live = await self.slurm(as_user=False).live_jobs(self.user.name, job_name)
-        except SlurmError as e:
+            # As the user: under PrivateData=jobs the hub's own account may not see their jobs.
+            live = (await self.run_command(self.command(self.batch_list_cmd, job_name=job_name))).split()
+        except RuntimeError as e:
             # Not knowing is no reason to refuse a desktop; JupyterHub's own limits still hold.
             self.log.warning("Job limit of %s not checked: %s", self.user.name, e)
             return
@@ -346,12 +380,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
 
     async def _abandon(self, job_id: str) -> None:
         """Cancel a job whose spawn failed (nothing if it has ended) and forget it."""
-        try:
-            await self.slurm().cancel(job_id)
-        except SlurmError as e:
-            self.log.error(
-                "Desktop job %s of %s: cancel after a failed spawn failed: %s", job_id, self.user.name, e
-            )
+        await self.cancel(job_id)
         self.poller.unwatch(job_id)
         if self.job_id == job_id:
             await self._forget()
@@ -364,7 +393,12 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         info = info or await self.query()
         if info.phase is not Phase.ENDED:
             return None
-        confirmed = await self.poller.confirm(self.job_id)
+        if self._batched:
+            confirmed = await self.poller.confirm(self.job_id)
+            if confirmed.phase is Phase.ENDED and not confirmed.state:
+                confirmed = await self.query_as_user()  # the hub's query may not see the job: ask its user
+        else:
+            confirmed = await self.query_as_user()
         if confirmed.phase is not Phase.ENDED:
             self.log.warning(
                 "Desktop job %s of %s: the shared state said %s, Slurm says %s; trusting Slurm",
@@ -386,12 +420,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
 
     async def _record(self, state: str, **changes: Any) -> None:
         """Update this desktop's entry in the registry (never fails: see ResilientRegistry)."""
-        request = self.request
-        if request is None:  # after a hub restart: the options JupyterHub kept
-            try:
-                request = options.validate(self.user_options or {}, self.limits)
-            except options.OptionsError:
-                request = options.validate({}, self.limits)
+        request = self.request or self._request_or_default()  # after a hub restart: the kept options
         session = await self._registry_get() or Session(
             user=self.user.name, server=self.name, job_id=self.job_id, state=state, gpus=request.gpus,
             memory_gb=request.memory_gb, resolution=request.resolution, partition=request.partition,
@@ -436,10 +465,9 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             return ""
         homedir = self.get_req_subvars().get("homedir", "")
         path = f"{self.user_log_dir(homedir)}/jupyter-vnc-{self.job_id}.log"
-        try:
-            result = await self.slurm().run(["tail", "-n", str(lines), path])
-        except (OSError, asyncio.TimeoutError):
-            return ""
+        result = await outcome(
+            self.run_command, self.command("tail -n {lines} {log_path}", lines=lines, log_path=path)
+        )
         return result.stdout.rstrip() if result.returncode == 0 else ""
 
     async def poll(self) -> int | None:
@@ -453,7 +481,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         if ended and not ended.state:
             # Slurm no longer lists the job: ask once more before calling it gone.
             await asyncio.sleep(1)
-            ended = await self._slurm_says_ended(await self.poller.confirm(self.job_id))
+            ended = await self._slurm_says_ended(await self.query(max_age=0))
         if ended is None:
             return None
         self._record_exit(f"Your desktop's Slurm job {self.job_id} {explain_end(ended)}.")
@@ -466,14 +494,15 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         if not self.job_id:
             return
         job_id = self.job_id
-        client = self.slurm()
         self.log.info("Stopping desktop job %s of %s", job_id, self.user.name)
         try:
+            if not self.batch_stop_cmd:
+                raise RuntimeError("no batch_stop_cmd")
             # TERM to the batch shell only: its trap stops the server, which stops the desktop.
-            await client.cancel(job_id, signal="TERM", batch_only=True)
-        except SlurmError as e:
-            self.log.warning("Clean stop of job %s failed (%s); cancelling it", job_id, e)
-            await client.cancel(job_id)
+            await self.run_command(self.command(self.batch_stop_cmd, job_id=job_id))
+        except RuntimeError as e:
+            self.log.warning("Clean stop of job %s not done (%s); cancelling it", job_id, e)
+            await self.cancel(job_id)
         if now:  # JupyterHub will not wait: the trap finishes the job on its own
             await self._forget()
             return
@@ -483,7 +512,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
                 break
             await asyncio.sleep(0.25)
         else:
-            await client.cancel(job_id)  # the clean stop did not finish in time
+            await self.cancel(job_id)  # the clean stop did not finish in time
             for _ in range(40):
                 if await self._slurm_says_ended():
                     break
@@ -506,7 +535,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         super().load_state(state)
         self.node = state.get("node", "")
         self.started, self.ends_at = state.get("started"), state.get("ends_at")
-        if self.job_id:  # after a hub restart: back into the shared poll
+        if self.job_id and self.batch_query_all_cmd:  # after a hub restart: back into the shared poll
             self.poller.watch(self.job_id)
 
     def clear_state(self) -> None:

@@ -15,7 +15,7 @@ from batchspawner import SlurmSpawner
 from tornado import web
 from traitlets import Bool, Float, Int, List, Unicode, default
 
-from . import options
+from . import options, slurm_commands, slurm_syntax
 from .resources import template_path
 
 
@@ -39,11 +39,35 @@ class DesktopSpawnerBase(SlurmSpawner):
         help="""Partitions users may choose from; empty: no choice (req_partition or Slurm's default).
         Example: c.VNCSlurmSpawner.partitions = ["vis", "gpu"]""",
     ).tag(config=True)
-    default_gpus = Int(1, help="GPUs when the user does not say. Example: 1").tag(config=True)
-    default_memory_gb = Int(8, help="Memory (GiB) when the user does not say. Example: 16").tag(config=True)
-    default_hours = Float(4.0, help="Walltime (hours) when the user does not say. Example: 8").tag(
-        config=True
-    )
+    default_gpus = Int(
+        help="""GPUs when the user does not say. Unset: the count in batchspawner's req_ngpus or req_gres
+        (a site's "gpu:a100:1" gives 1; the user's choice then changes the count, not the type), else 1.
+        Example: 1""",
+    ).tag(config=True)
+    default_memory_gb = Int(
+        help="""Memory (GiB) when the user does not say. Unset: batchspawner's req_memory ("32G", or
+        "32000" in Slurm's MB), else 8. Example: 16""",
+    ).tag(config=True)
+    default_hours = Float(
+        help="""Walltime (hours) when the user does not say. Unset: batchspawner's req_runtime ("8:00:00",
+        "1-00:00:00"...), else 4. Example: 8""",
+    ).tag(config=True)
+
+    @default("default_gpus")
+    def _gpus_from_req(self) -> int:
+        if self.req_ngpus.strip().isdigit():
+            return int(self.req_ngpus)
+        found = slurm_syntax.gpus_in_gres(self.req_gres)
+        return 1 if found is None else found
+
+    @default("default_memory_gb")
+    def _memory_from_req(self) -> int:
+        return slurm_syntax.memory_gb(self.req_memory) or 8
+
+    @default("default_hours")
+    def _hours_from_req(self) -> float:
+        return slurm_syntax.hours(self.req_runtime) or 4.0
+
     default_resolution = Unicode("1920x1080", help='Example: "2560x1440"').tag(config=True)
     fixed_options = List(
         Unicode(),
@@ -108,6 +132,45 @@ class DesktopSpawnerBase(SlurmSpawner):
         Example: c.VNCSlurmSpawner.max_jobs_per_user = 2""",
     ).tag(config=True)
 
+    # --- Slurm commands (batchspawner's batch_submit_cmd, batch_cancel_cmd, exec_prefix also apply) ----
+    batch_query_all_cmd = Unicode(
+        help="""One status query for many jobs, run once per poll for every desktop of the hub (batchspawner
+        runs batch_query_cmd once per desktop). {job_ids} is a comma-separated list; the answer must be
+        squeue's "%i|%T|%N|%r" lines. Unset: squeue, unless the site changed batch_query_cmd, which is
+        then used per job as batchspawner does. Empty: always per job.
+        Example: c.VNCSlurmSpawner.batch_query_all_cmd = "squeue -h -t all -j {job_ids} -o '%i|%T|%N|%r'"
+        """,
+    ).tag(config=True)
+    query_exec_prefix = Unicode(
+        "",
+        help="""Prefix of the shared status query (it runs for all users at once, so not as one of them).
+        Give it an account that sees every job (root, SlurmUser or an operator under PrivateData=jobs);
+        a job it cannot see is then asked about as its user, never taken for ended. On a hub that is
+        not a Slurm submit host, reach a login node here as in exec_prefix (no {username} here: the
+        query runs once for everyone; {job_ids} is the only variable).
+        Example: c.VNCSlurmSpawner.query_exec_prefix = "ssh -i /etc/jupyterhub/ssh_key jupyterhub@login1"
+        """,
+    ).tag(config=True)
+    batch_stop_cmd = Unicode(
+        slurm_commands.STOP,
+        help="""Clean stop, run with exec_prefix: TERM to the job's batch shell, whose trap ends the desktop
+        before Slurm kills what is left. batch_cancel_cmd follows if the job outlives stop_timeout.
+        Empty: batch_cancel_cmd at once. Example: "scancel --batch --signal=TERM {job_id}"
+        """,
+    ).tag(config=True)
+    batch_list_cmd = Unicode(
+        slurm_commands.LIST,
+        help="""Lists the ids of the user's live desktop jobs (for max_jobs_per_user), run with exec_prefix,
+        so the user sees their own jobs under PrivateData=jobs. {job_name} is the desktop job's name.
+        Example: "ssh login1 squeue -h -u {username} --name {job_name} -t PD,CF,R,S,CG -o %i"
+        """,
+    ).tag(config=True)
+
+    @default("batch_query_all_cmd")
+    def _default_query_all(self) -> str:
+        upstream = SlurmSpawner.class_traits()["batch_query_cmd"].default_value
+        return slurm_commands.QUERY_ALL if self.batch_query_cmd == upstream else ""
+
     registry_url = Unicode(
         "",
         help="""Where the session registry and the shared Slurm job-state cache live. Empty: in this hub
@@ -132,7 +195,8 @@ class DesktopSpawnerBase(SlurmSpawner):
 
     @default("req_srun")
     def _default_srun(self) -> str:
-        # The job script waits on the server itself so that its trap can stop it cleanly.
+        # The job script waits on the server itself so that its trap can stop it cleanly. A site's own
+        # req_srun (e.g. "srun --cpu-bind=none") still prefixes the server: srun passes the TERM on.
         return ""
 
     # --- options ---------------------------------------------------------------------------------
@@ -172,15 +236,22 @@ class DesktopSpawnerBase(SlurmSpawner):
         env.autoescape = True
         return env.get_template("spawn_form.html.j2").render(limits=limits, defaults=limits.defaults())
 
-    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
-        """Form fields → user_options; invalid values go back to the form with the reason."""
-        try:
-            return options.validate(options.from_form(formdata), self.limits).as_dict()
-        except options.OptionsError as e:
-            raise web.HTTPError(400, str(e)) from e
+    @default("options_from_form")
+    def _default_options_from_form(self) -> Any:
+        # A default, not a method: a site's own c.Spawner.options_from_form still takes effect (its
+        # result is then checked by apply_user_options like any API request).
+        return _options_from_form
 
     def validated_request(self) -> options.DesktopRequest:
         try:
             return options.validate(self.user_options or {}, self.limits)
         except options.OptionsError as e:
             raise web.HTTPError(400, f"Invalid desktop options: {e}") from e
+
+
+def _options_from_form(formdata: dict[str, list[str]], spawner: DesktopSpawnerBase) -> dict[str, Any]:
+    """Form fields → user_options; invalid values go back to the form with the reason."""
+    try:
+        return options.validate(options.from_form(formdata), spawner.limits).as_dict()
+    except options.OptionsError as e:
+        raise web.HTTPError(400, str(e)) from e

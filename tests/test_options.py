@@ -147,6 +147,7 @@ def render(request: DesktopRequest) -> str:
         memory=f"{request.memory_gb}G", gres=f"gpu:{request.gpus}" if request.gpus else "", nprocs="",
         reservation="", qos="", account="", options="", resolution=request.resolution, prologue="",
         epilogue="", image="", apptainer="apptainer", apptainer_args=[], container_env=[], cmd="server",
+        srun="",
     )  # fmt: skip
 
 
@@ -167,7 +168,15 @@ def test_any_request_is_refused_or_safe_in_the_job_script(raw: dict) -> None:
     script = render(request)
     sbatch = [line for line in script.splitlines() if line.startswith("#SBATCH")]
     # The script's shape never depends on the values: same directives, one value each.
-    expected = ["job-name", "output", "chdir", "export", "no-requeue", "partition", "time", "mem"] + (
-        ["gres"] if request.gpus else []
-    )
+    expected = [
+        "job-name",
+        "output",
+        "chdir",
+        "export",
+        "get-user-env",
+        "no-requeue",
+        "partition",
+        "time",
+        "mem",
+    ] + (["gres"] if request.gpus else [])
     assert [line.split("=")[0] for line in sbatch] == [f"#SBATCH --{name}" for name in expected]
