@@ -11,6 +11,8 @@ JVNC_LOGS=$JVNC_STATE/logs
 JVNC_REDIS_PORT=${JVNC_REDIS_PORT:-16379}
 JVNC_HUB_PORT=${JVNC_HUB_PORT:-8000}
 JVNC_TEST_USERS=${JVNC_TEST_USERS:-"alice bob carol"}
+JVNC_OFFSITE_USERS=${JVNC_OFFSITE_USERS:-"olga"}  # the user of the hub off the submit host (tests)
+JVNC_SSH_PORT=${JVNC_SSH_PORT:-2222}
 APPTAINER_PREFIX=${APPTAINER_PREFIX:-/opt/apptainer-sid}
 
 log() { printf '[devstack] %s\n' "$*" >&2; }

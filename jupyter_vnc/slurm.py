@@ -20,9 +20,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-# One field per job, "|" never appears in ids, states or node lists; the reason goes last and may
-# contain anything.
-SQUEUE_FORMAT = "%i|%T|%N|%r"
+# One line per job, fields split by "#", which never appears in ids, states or node lists; the reason
+# goes last and may contain anything. Not "|": the format must survive one more shell unquoted (a
+# site's ``ssh login1`` prefix hands the command to the login node's shell as one string).
+SEP = "#"
+SQUEUE_FORMAT = SEP.join(("%i", "%T", "%N", "%r"))
 
 _QUEUED = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
 _RUNNING = {"RUNNING", "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
@@ -125,7 +127,7 @@ def parse_squeue(result: CommandResult, job_ids: Sequence[str]) -> dict[str, Job
 
     seen: dict[str, JobInfo] = {}
     for line in result.stdout.splitlines():
-        fields = line.strip().split("|", 3)
+        fields = line.strip().split(SEP, 3)
         if len(fields) != 4:
             continue
         job_id, state, nodes, reason = (f.strip() for f in fields)

@@ -136,9 +136,9 @@ class DesktopSpawnerBase(SlurmSpawner):
     batch_query_all_cmd = Unicode(
         help="""One status query for many jobs, run once per poll for every desktop of the hub (batchspawner
         runs batch_query_cmd once per desktop). {job_ids} is a comma-separated list; the answer must be
-        squeue's "%i|%T|%N|%r" lines. Unset: squeue, unless the site changed batch_query_cmd, which is
+        squeue's "%i#%T#%N#%r" lines. Unset: squeue, unless the site changed batch_query_cmd, which is
         then used per job as batchspawner does. Empty: always per job.
-        Example: c.VNCSlurmSpawner.batch_query_all_cmd = "squeue -h -t all -j {job_ids} -o '%i|%T|%N|%r'"
+        Example: c.VNCSlurmSpawner.batch_query_all_cmd = "squeue -h -t all -j {job_ids} -o '%i#%T#%N#%r'"
         """,
     ).tag(config=True)
     query_exec_prefix = Unicode(

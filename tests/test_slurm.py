@@ -28,7 +28,7 @@ from jupyter_vnc.slurm import (
 
 
 def test_pending_and_running_jobs_parse_with_node_and_reason() -> None:
-    out = "7|PENDING||Priority\n8|RUNNING|node2|None\n"
+    out = "7#PENDING##Priority\n8#RUNNING#node2#None\n"
     jobs = parse_squeue(CommandResult(0, out, ""), ["7", "8"])
     assert jobs["7"] == JobInfo("7", Phase.QUEUED, "PENDING", "", "Priority")
     assert jobs["8"].phase is Phase.RUNNING and jobs["8"].node == "node2" and jobs["8"].reason == ""
@@ -36,7 +36,7 @@ def test_pending_and_running_jobs_parse_with_node_and_reason() -> None:
 
 def test_finished_job_keeps_its_end_state() -> None:
     jobs = parse_squeue(
-        CommandResult(0, "2|CANCELLED|node2|None\n1|TIMEOUT|node1|TimeLimit\n", ""), ["1", "2"]
+        CommandResult(0, "2#CANCELLED#node2#None\n1#TIMEOUT#node1#TimeLimit\n", ""), ["1", "2"]
     )
     assert jobs["1"].phase is Phase.ENDED and jobs["1"].state == "TIMEOUT" and jobs["1"].reason == "TimeLimit"
     assert jobs["2"].phase is Phase.ENDED and jobs["2"].state == "CANCELLED"

@@ -146,7 +146,7 @@ async def test_the_shared_query_runs_through_run_command_and_its_own_prefix() ->
     spawner = site_spawner(config + 'c.VNCSlurmSpawner.query_exec_prefix = "ssh operator@login-vis"\n')
     spawner.job_id = "4242"
     spawner.script = [
-        (r"ssh operator@login-vis squeue -h -t all -j 4242 -o '%i\|%T\|%N\|%r'", "4242|RUNNING|gpu07|None"),
+        (r"ssh operator@login-vis squeue -h -t all -j 4242 -o '%i#%T#%N#%r'", "4242#RUNNING#gpu07#None"),
     ]
     info = await spawner.query(max_age=0)
     assert (info.phase, info.node) == (Phase.RUNNING, "gpu07")
@@ -158,12 +158,12 @@ async def test_a_job_the_shared_query_cannot_see_is_asked_about_as_its_user() ->
     config = SITE_CONFIG.replace("c.SlurmSpawner.batch_query_cmd", "# c.SlurmSpawner.batch_query_cmd")
     spawner = site_spawner(config)
     spawner.job_id = "4242"
-    shared = r"squeue -h -t all -j 4242 -o '%i\|%T\|%N\|%r'"
+    shared = r"squeue -h -t all -j 4242 -o '%i#%T#%N#%r'"
     own = rf"{re.escape(PREFIX)} {shared}"
     spawner.script = [
         (shared, RuntimeError("slurm_load_jobs error: Invalid job id specified")),
-        (own, "4242|RUNNING|gpu07|None"),
-        (own, "4242|RUNNING|gpu07|None"),  # from then on asked as the user
+        (own, "4242#RUNNING#gpu07#None"),
+        (own, "4242#RUNNING#gpu07#None"),  # from then on asked as the user
         *[(own, "")] * 4,  # gone for the user too: confirmed, asked once more a second later, confirmed
     ]
     assert await spawner.poll() is None

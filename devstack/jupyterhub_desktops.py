@@ -1,0 +1,49 @@
+"""How the devstack hubs spawn desktops: limits, the job, the Slurm partition, what users are told.
+
+Loaded by both devstack/jupyterhub_config.py (the demo, a root hub on the submit host) and
+devstack/jupyterhub_offsite_config.py (a non-root hub that reaches Slurm over ssh).
+"""
+
+import os
+from pathlib import Path
+
+from jupyter_vnc.resources import templates_dir
+from jupyter_vnc.spawner import exit_messages
+
+c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
+venv = Path(os.environ.get("JVNC_VENV", "/opt/jupyter-vnc/venv"))
+
+# Every user's server shares this hub's origin (no c.JupyterHub.subdomain_host on a demo): a page that
+# one user's server serves could open a websocket to another's with the victim's cookie. With cookie
+# authentication of websockets off, a websocket must carry the user's token instead; jupyter-vnc's
+# viewer and Lab panel do, and it tells JupyterLab to do so for kernels and terminals.
+c.Spawner.environment = {"JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH": "0"}
+
+c.JupyterHub.spawner_class = "vnc-slurm"
+# Several desktops per user (e.g. one with a GPU for visualisation, one without).
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.named_server_limit_per_user = 3
+# ...but at most two desktop jobs in Slurm per user, whatever they ask for (GPU nodes are shared).
+c.VNCSlurmSpawner.max_jobs_per_user = 2
+# Shows users why a desktop ended (walltime, cancelled, node failure) on the "not running" page.
+c.JupyterHub.template_paths = [str(templates_dir() / "hub")]
+c.JupyterHub.template_vars = {"jupyter_vnc_exits": exit_messages}
+# How soon the hub notices a desktop job that ended (JupyterHub's default is 30 s).
+c.Spawner.poll_interval = 10
+# Go straight to the progress page (queue position, Slurm's reasons) instead of a blank 10 s wait.
+c.JupyterHub.slow_spawn_timeout = 0
+# Desktops are Slurm jobs: they keep running while the hub restarts, and the hub finds them again.
+c.JupyterHub.cleanup_servers = False
+# sudo's secure_path replaces PATH and PATH is not exported into the job: absolute paths only.
+c.VNCSlurmSpawner.batchspawner_singleuser_cmd = str(venv / "bin" / "batchspawner-singleuser")
+c.Spawner.cmd = [str(venv / "bin" / "jupyterhub-singleuser")]
+c.Spawner.default_url = "/lab"
+c.VNCSlurmSpawner.req_partition = "vnc"
+c.VNCSlurmSpawner.max_gpus = 2
+c.VNCSlurmSpawner.max_memory_gb = 8
+c.VNCSlurmSpawner.default_memory_gb = 2
+c.VNCSlurmSpawner.max_hours = 8
+# Every demo node is this machine: map squeue's node name to an address the hub can reach, and keep the
+# server off the other interfaces (batchspawner starts it on 0.0.0.0).
+c.VNCSlurmSpawner.state_exechost_exp = "127.0.0.1"
+c.VNCSlurmSpawner.req_prologue = 'export JUPYTERHUB_SERVICE_URL="${JUPYTERHUB_SERVICE_URL/0.0.0.0/127.0.0.1}"'
