@@ -31,13 +31,18 @@ def offsite_hub(slurm) -> Iterator[str]:
             yield devstack("offsite-hub", "password").stdout.strip()
 
 
+def stop_all(user: HubUser) -> None:
+    for server in list(user.api("GET", f"/users/{USER}").json()["servers"]):
+        user.api("DELETE", server_path(USER, server), json={"remove": True} if server else None)
+        user.wait_stopped(server, timeout=120)
+
+
 @pytest.fixture
 def olga(offsite_hub: str) -> Iterator[HubUser]:
     user = HubUser(URL, USER, offsite_hub)
+    stop_all(user)
     yield user
-    for server in list(user.api("GET", f"/users/{USER}").json()["servers"]):
-        user.api("DELETE", server_path(USER, server), json={"remove": True})
-        user.wait_stopped(server, timeout=120)
+    stop_all(HubUser(URL, USER, offsite_hub))  # a fresh login: the test may have restarted the hub
 
 
 @pytest.fixture
