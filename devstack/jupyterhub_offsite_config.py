@@ -29,7 +29,8 @@ load_subconfig(str(Path(__file__).with_name("jupyterhub_desktops.py")))  # noqa:
 # --- a hub off the submit host: what a site writes ---------------------------------------------
 # ssh to the login node as the hub's account (key login, host key pinned, the job's variables sent as
 # ssh environment: the login node's sshd has `AcceptEnv JUPYTERHUB_* JUPYTER_* JPY_*`).
-ssh = os.environ["JVNC_LOGIN_NODE_SSH"]  # e.g. "ssh -i /etc/jupyterhub/id_ed25519 -o BatchMode=yes ... hub@login1"
+# e.g. "ssh -i /etc/jupyterhub/id_ed25519 -o BatchMode=yes -o SendEnv=JUPYTERHUB_* ... hub@login1"
+ssh = os.environ["JVNC_LOGIN_NODE_SSH"]
 # Every command for a user (submit, cancel, their job's state, the log) runs there as that user...
 c.SlurmSpawner.exec_prefix = ssh + " sudo -E -H -n -u {username}"  # -H: the user's HOME, not the hub's
 # ...and the one status query for all desktops as the hub's account. Under PrivateData=jobs it sees

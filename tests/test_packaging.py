@@ -61,3 +61,28 @@ def test_ruff_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     fmt = subprocess.run([str(ruff), "format", "--check", str(ROOT)], capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_every_third_party_import_is_a_declared_dependency() -> None:
+    """A module the package imports but does not declare works here by luck (something else pulled it
+    in) and breaks on a site whose versions differ."""
+    import ast
+    import re
+    import sys
+
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {
+        re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in project["dependencies"]
+    }
+    imported = set()
+    for path in (ROOT / "jupyter_vnc").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "jupyter_vnc"}
+    missing = sorted(m for m in third_party if m.lower().replace("_", "-") not in declared)
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
