@@ -17,10 +17,17 @@ c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
 
-# A test login: the Unix users alice, bob and carol, with the password devstack/hub generated.
+# A test login with the password devstack/hub generated: the demo's users (ada, ben, cleo) and the
+# tests' own (alice, bob, carol), so a test run leaves the desktops open in the demo alone.
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = (state / "demo-password").read_text().strip()
-c.Authenticator.allowed_users = {"alice", "bob", "carol"}
+c.Authenticator.allowed_users = set(
+    (
+        os.environ.get("JVNC_DEMO_USERS", "ada ben cleo")
+        + " "
+        + os.environ.get("JVNC_TEST_USERS", "alice bob carol")
+    ).split()
+)
 
 # The admin CLI (`jupyter-vnc -f devstack/jupyterhub_config.py sessions|cancel|doctor`) finds its token
 # here: a service with just the scopes it needs.

@@ -10,6 +10,9 @@ JVNC_VENV=${JVNC_VENV:-/opt/jupyter-vnc/venv}
 JVNC_LOGS=$JVNC_STATE/logs
 JVNC_REDIS_PORT=${JVNC_REDIS_PORT:-16379}
 JVNC_HUB_PORT=${JVNC_HUB_PORT:-8000}
+# The demo's users and the tests' users are different people: a test run never touches a desktop
+# someone has open in the demo.
+JVNC_DEMO_USERS=${JVNC_DEMO_USERS:-"ada ben cleo"}
 JVNC_TEST_USERS=${JVNC_TEST_USERS:-"alice bob carol"}
 JVNC_OFFSITE_USERS=${JVNC_OFFSITE_USERS:-"olga"}  # the user of the hub off the submit host (tests)
 JVNC_SSH_PORT=${JVNC_SSH_PORT:-2222}

@@ -202,13 +202,41 @@ def test_spawn_form_shows_the_limits_and_refuses_bad_values(alice: HubUser) -> N
     assert "gres:gpu" not in job_detail(job_id)
 
 
+def take_every_free_gpu() -> list[str]:
+    """One-GPU jobs until one has to wait: the cluster's free GPUs are then all held by these."""
+    hogs: list[str] = []
+    for _ in range(8):  # 2 nodes x 2 GPUs, with room to spare
+        job = subprocess.run(
+            ["sbatch", "--parsable", "--gres=gpu:1", "--mem=64M", "-o", "/dev/null", "--wrap", "sleep 300"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        deadline = time.monotonic() + 30
+        while (state := job_state(job)) not in {"RUNNING", "PENDING"} or (
+            state == "PENDING" and not job_reason(job)
+        ):
+            assert time.monotonic() < deadline, f"hog {job} neither runs nor waits: {state}"
+            time.sleep(0.2)
+        if state == "PENDING":  # no GPU left: this one would only stand in alice's way
+            subprocess.run(["scancel", job], check=True)
+            return hogs
+        hogs.append(job)
+    raise AssertionError(f"more GPUs than expected: {hogs}")
+
+
+def job_state(job_id: str) -> str:
+    return subprocess.run(
+        ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True
+    ).stdout.strip()
+
+
+def job_reason(job_id: str) -> str:
+    reason = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%r"], capture_output=True, text=True).stdout
+    return "" if reason.strip() in {"", "None"} else reason.strip()
+
+
 async def test_pending_shows_slurms_reason_and_a_cancelled_job_ends_the_spawn(alice: HubUser) -> None:
-    # Take every GPU of the cluster, so alice's desktop must wait for Resources.
-    hogs = [
-        subprocess.run(["sbatch", "--parsable", "--gres=gpu:2", "-o", "/dev/null", "--wrap", "sleep 120"],
-                       capture_output=True, text=True, check=True).stdout.strip()
-        for _ in range(2)
-    ]  # fmt: skip
+    # Take every GPU still free (a demo desktop may hold some), so alice's desktop must wait for Resources.
+    hogs = take_every_free_gpu()
     try:
         progress = spawn_watching_progress(alice, options={"gpus": 1, "memory_gb": 1})
         deadline = time.monotonic() + 20
