@@ -72,12 +72,21 @@ def node_memory_gb() -> int:
     return int(re.search(r"RealMemory=(\d+)", out).group(1)) // 1024  # type: ignore[union-attr]
 
 
-def hub_config(kind: str, state: Path, token: str, wrapper: Path, memory_gb: int, extra: str = "") -> Path:
+def hub_config(
+    kind: str,
+    state: Path,
+    token: str,
+    wrapper: Path,
+    memory_gb: int,
+    extra: str = "",
+    ports: dict | None = None,
+) -> Path:
+    ports = ports or PORTS
     common = f"""
 c = get_config()  # noqa
-c.JupyterHub.bind_url = "http://127.0.0.1:{PORTS["hub"]}"
-c.JupyterHub.hub_bind_url = "http://127.0.0.1:{PORTS["api"]}"
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{PORTS["proxy_api"]}"
+c.JupyterHub.bind_url = "http://127.0.0.1:{ports["hub"]}"
+c.JupyterHub.hub_bind_url = "http://127.0.0.1:{ports["api"]}"
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{ports["proxy_api"]}"
 c.ConfigurableHTTPProxy.pid_file = "{state}/proxy.pid"
 c.JupyterHub.db_url = "sqlite:///{state}/hub.sqlite"
 c.JupyterHub.cookie_secret_file = "{state}/cookie_secret"
@@ -128,15 +137,23 @@ class Hub:
     that hub started again (same database, same proxy)."""
 
     def __init__(
-        self, kind: str, state: Path, wrapper: Path, memory_gb: int, extra: str = "", token: str = ""
+        self,
+        kind: str,
+        state: Path,
+        wrapper: Path,
+        memory_gb: int,
+        extra: str = "",
+        token: str = "",
+        ports: dict | None = None,
     ) -> None:
+        ports = ports or PORTS
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", PORTS["hub"])) == 0 and not token:
+            if probe.connect_ex(("127.0.0.1", ports["hub"])) == 0 and not token:
                 raise SystemExit(
-                    f"port {PORTS['hub']} is taken (a hub of an interrupted run?); stop it first"
+                    f"port {ports['hub']} is taken (a hub of an interrupted run?); stop it first"
                 )
         self.token = token or secrets.token_hex(16)
-        config = hub_config(kind, state, self.token, wrapper, memory_gb, extra)
+        config = hub_config(kind, state, self.token, wrapper, memory_gb, extra, ports)
         self.log_path = state / "hub.log"
         env = {**os.environ, "PATH": f"{wrapper.parent}:{VENV}/bin:{os.environ['PATH']}"}
         with open(self.log_path, "ab") as out:
@@ -144,7 +161,8 @@ class Hub:
                 [f"{VENV}/bin/jupyterhub", "-f", str(config)], cwd=state, env=env, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-        self.url = f"http://127.0.0.1:{PORTS['hub']}/hub/api"
+        self.base = f"http://127.0.0.1:{ports['hub']}"
+        self.url = f"{self.base}/hub/api"
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"token {self.token}"
         deadline = time.monotonic() + 60

@@ -1,0 +1,187 @@
+"""Spawn request -> server ready, and -> desktop pixels: VNCSlurmSpawner vs batchspawner's SlurmSpawner.
+
+The same job (jupyterhub-singleuser with jupyter-vnc's extension, which starts the desktop with the
+server; 1 GB, no GPU) on the same Slurm, each spawner in a JupyterHub of its own, runs interleaved
+(ours, plain, ours, plain, ...), medians of the pairs. Then again with every Slurm command of both hubs
+going over ssh to the login node (devstack/login-node): batchspawner's exec_prefix for both, and our
+shared status query through query_exec_prefix. Timed from just before the POST:
+
+- ready: the hub's REST API says the server is ready (polled every 20 ms, the same for both);
+- pixels: the desktop's first full screen with XFCE drawn on it, read through the hub's proxy over the
+  server's desktop websocket with the user's own token (RFB, Raw encoding).
+
+    /opt/jupyter-vnc/venv/bin/python benchmarks/spawn_latency.py [--runs 5] [--no-ssh]
+
+Needs root and the test bed (devstack/install; Slurm and the login node are started if needed).
+Runs as the user olga (the one the login node's sudo rule names). About 4 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import COLOURS_DRAWN, full_screen_colours
+from load_spawn import Hub, log
+
+from jupyter_vnc.rfb import RAW, ByteStream, RFBClient
+
+REPO = Path(__file__).resolve().parents[1]
+USER = "olga"
+KINDS = {  # kind -> (spawner kind for load_spawn's config, over ssh?, first port)
+    "ours": ("ours", False, 8400),
+    "plain": ("plain", False, 8410),
+    "ours-ssh": ("ours", True, 8420),
+    "plain-ssh": ("plain", True, 8430),
+}
+
+
+def devstack(*args: str) -> str:
+    return subprocess.run(
+        [str(REPO / "devstack" / args[0]), *args[1:]], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def extra_config(spawner: str, ssh: str | None) -> str:
+    # The desktop starts with the server (pixels are part of the measure); 1 GB, no GPU for both.
+    text = "\nc.Spawner.args = []\n"
+    text += (
+        "c.VNCSlurmSpawner.max_memory_gb = 1\nc.VNCSlurmSpawner.default_memory_gb = 1\n"
+        if spawner == "ours"
+        else 'c.SlurmSpawner.req_memory = "1G"\n'
+    )
+    if ssh:
+        text += f"c.SlurmSpawner.exec_prefix = {ssh + ' sudo -E -H -n -u {username}'!r}\n"
+        if spawner == "ours":
+            text += f"c.VNCSlurmSpawner.query_exec_prefix = {ssh!r}\n"
+        else:  # one more shell on the login node: the format needs a second layer of quotes
+            text += 'c.SlurmSpawner.batch_query_cmd = "squeue -h -j {job_id} -o \\"\'%T %B\'\\""\n'
+    return text
+
+
+async def desktop_pixels(hub: Hub, token: str, deadline: float) -> None:
+    """Until the desktop's first full screen shows more than a blank X screen."""
+    url = hub.base.replace("http://", "ws://") + f"/user/{USER}/vnc/websockify?token={token}"
+    while True:
+        try:
+            stream = await ByteStream.websocket(url, {}, timeout=10)
+            break
+        except Exception:  # the route or the bridge not there yet
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+    client = RFBClient(stream)
+    try:
+        await client.handshake()
+        await client.set_pixel_format_32()
+        await client.set_encodings(RAW)
+        while await full_screen_colours(client) <= COLOURS_DRAWN:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no desktop drawn in time")
+            await asyncio.sleep(0.05)
+    finally:
+        stream.connection.close()  # type: ignore[attr-defined]
+
+
+def slurm_jobs() -> list[str]:
+    return subprocess.run(
+        ["squeue", "-h", "-u", USER, "-o", "%i"], capture_output=True, text=True
+    ).stdout.split()
+
+
+def one_spawn(hub: Hub, token: str) -> tuple[float, float]:
+    t0 = time.monotonic()
+    response = hub.api("POST", f"/users/{USER}/server", json={})
+    if response.status_code not in (201, 202):
+        raise RuntimeError(f"spawn refused: {response.status_code} {response.text}")
+    while not hub.api("GET", f"/users/{USER}").json()["servers"].get("", {}).get("ready"):
+        if time.monotonic() - t0 > 180:
+            raise RuntimeError("not ready after 180 s")
+        time.sleep(0.02)
+    ready = time.monotonic() - t0
+    asyncio.run(desktop_pixels(hub, token, t0 + 180))
+    pixels = time.monotonic() - t0
+    hub.api("DELETE", f"/users/{USER}/server")
+    while hub.api("GET", f"/users/{USER}").json()["servers"] or slurm_jobs():
+        if time.monotonic() - t0 > 300:
+            raise RuntimeError("the server or its job did not go away")
+        time.sleep(0.2)
+    return ready, pixels
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--no-ssh", action="store_true", help="skip the runs over ssh")
+    args = parser.parse_args()
+    devstack("slurm", "start")
+    kinds = [k for k in KINDS if not (args.no_ssh and KINDS[k][1])]
+    ssh = None
+    if not args.no_ssh:
+        devstack("login-node", "start")
+        ssh = devstack("login-node", "ssh-prefix").strip()
+    if slurm_jobs():
+        raise SystemExit(f"{USER} has Slurm jobs already: {slurm_jobs()}")
+    squeue = Path(shutil.which("squeue") or "/usr/bin/squeue")
+    hubs: dict[str, Hub] = {}
+    tmp = tempfile.TemporaryDirectory(prefix="jvnc-latency-")
+    results: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+    try:
+        for kind in kinds:
+            spawner, over_ssh, port = KINDS[kind]
+            state = Path(tmp.name) / kind
+            state.mkdir()
+            ports = {"hub": port, "api": port + 1, "proxy_api": port + 2}
+            hubs[kind] = Hub(
+                spawner, state, squeue, 1, extra_config(spawner, ssh if over_ssh else None), ports=ports
+            )
+            hubs[kind].api("POST", "/users", json={"usernames": [USER]})
+        tokens = {
+            k: h.api("POST", f"/users/{USER}/tokens", json={"note": "latency"}).json()["token"]
+            for k, h in hubs.items()
+        }
+        for run in range(1, args.runs + 1):
+            for kind in kinds:
+                ready, pixels = one_spawn(hubs[kind], tokens[kind])
+                results[kind].append((ready, pixels))
+                log(f"run {run} {kind:9s} ready {ready:5.2f} s  pixels {pixels:5.2f} s")
+    finally:
+        for hub in hubs.values():
+            hub.stop()
+        tmp.cleanup()
+
+    def med(kind: str, i: int) -> float:
+        return statistics.median(r[i] for r in results[kind])
+
+    def pair_ratio(a: str, b: str, i: int) -> float:
+        return statistics.median(x[i] / y[i] for x, y in zip(results[a], results[b], strict=True))
+
+    log(f"\n{'':10s} {'ready (median)':>15s} {'pixels (median)':>16s}   runs={args.runs}, 1 GB, no GPU")
+    for kind in kinds:
+        log(f"{kind:10s} {med(kind, 0):13.2f} s {med(kind, 1):14.2f} s")
+    figures = [
+        f"ours_vs_plain={pair_ratio('ours', 'plain', 0):.2f}",
+        f"pixels_ours_vs_plain={pair_ratio('ours', 'plain', 1):.2f}",
+        f"ours_ready_s={med('ours', 0):.2f}", f"plain_ready_s={med('plain', 0):.2f}",
+        f"ours_pixels_s={med('ours', 1):.2f}", f"plain_pixels_s={med('plain', 1):.2f}",
+    ]  # fmt: skip
+    if "ours-ssh" in results:
+        figures += [
+            f"ssh_ours_vs_plain={pair_ratio('ours-ssh', 'plain-ssh', 0):.2f}",
+            f"ssh_ours_ready_s={med('ours-ssh', 0):.2f}", f"ssh_plain_ready_s={med('plain-ssh', 0):.2f}",
+        ]  # fmt: skip
+    log("RESULT " + " ".join(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
