@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from jupyter_core.utils import ensure_async
+from jupyter_server._tz import utcnow
 from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
@@ -22,8 +24,12 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .desktop import DesktopError, VNCDesktop
+from .rfb_input import ClientStream, Kind, ProtocolError
 
 READ_CHUNK = 256 * 1024  # one websocket frame carries at most this much RFB
+# Input stamps the server's last activity at most this often: a mouse move is many events a second,
+# and JupyterHub reads the stamp only every few minutes anyway.
+ACTIVITY_STEP = 5.0
 
 
 class DesktopHandlerMixin:
@@ -43,6 +49,8 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
     _reader: asyncio.StreamReader | None = None
     _writer: asyncio.StreamWriter | None = None
     _pump: asyncio.Task[None] | None = None
+    _client: ClientStream | None = None
+    _last_input = 0.0
 
     def set_default_headers(self) -> None:
         """JupyterHandler's default headers (CSP, ...) make no sense on a websocket upgrade."""
@@ -127,6 +135,7 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
     def open(self, *args: str, **kwargs: str) -> None:
         super().open()  # the mixin's ping loop keeps idle connections through proxies alive
         self.set_nodelay(True)
+        self._client = ClientStream()
         self._pump = asyncio.create_task(self._desktop_to_browser())
 
     async def _desktop_to_browser(self) -> None:
@@ -147,11 +156,29 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
     async def on_message(self, message: str | bytes) -> None:
         if self._writer is None:
             return
-        self._writer.write(message.encode() if isinstance(message, str) else message)
+        data = message.encode() if isinstance(message, str) else message
+        self._watch_input(data)
+        self._writer.write(data)
         try:
             await self._writer.drain()
         except ConnectionError:
             self.close()
+
+    def _watch_input(self, data: bytes) -> None:
+        """Keys, pointer and clipboard from the viewer are the user's activity (the hub's idle
+        culler reads it); update requests and an open but untouched viewer are not."""
+        if self._client is None:
+            return
+        try:
+            messages = self._client.feed(data)
+        except ProtocolError as e:
+            self.log.warning("jupyter-vnc: viewer stream not followed any more (%s); activity not tracked", e)
+            self._client = None
+            return
+        now = time.monotonic()
+        if now - self._last_input >= ACTIVITY_STEP and any(m.kind is Kind.INPUT for m in messages):
+            self._last_input = now
+            self.settings["api_last_activity"] = utcnow()
 
     def on_close(self) -> None:
         if self._pump is not None:

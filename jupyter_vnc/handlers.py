@@ -99,6 +99,8 @@ class ViewerHandler(DesktopHandlerMixin, JupyterHandler):
 class ConfigHandler(DesktopHandlerMixin, APIHandler):
     """The viewer's configuration as JSON, for the JupyterLab panel (which has its own token)."""
 
+    _track_activity = False  # a panel opening is no one working at the desktop
+
     @web.authenticated
     @authorized("read")
     def get(self) -> None:
@@ -108,6 +110,11 @@ class ConfigHandler(DesktopHandlerMixin, APIHandler):
 
 class StatusHandler(DesktopHandlerMixin, APIHandler):
     """Desktop state as JSON. APIHandler: an unauthenticated call gets 403, not a login redirect."""
+
+    # Viewers poll this every few seconds, also from a forgotten tab: it must not keep a GPU job
+    # "active" (an APIHandler's reply would stamp the server's last activity). Input at the desktop
+    # counts instead (bridge.py).
+    _track_activity = False
 
     @web.authenticated
     @authorized("read")

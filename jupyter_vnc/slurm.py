@@ -116,7 +116,8 @@ def parse_squeue(result: CommandResult, job_ids: Sequence[str]) -> dict[str, Job
     - listed job → its phase, node and reason;
     - job not listed while squeue succeeded → ENDED ("" state): Slurm has forgotten it;
     - "Invalid job id specified" → every requested id is forgotten, hence ENDED;
-    - any other failure → UNKNOWN for every id, with squeue's message.
+    - any other failure, or a line not in our format (a site's wrapper, an ssh banner) → UNKNOWN for
+      every id, with the reason.
     """
     ids = [str(j) for j in job_ids]
     if result.returncode != 0:
@@ -129,6 +130,10 @@ def parse_squeue(result: CommandResult, job_ids: Sequence[str]) -> dict[str, Job
     for line in result.stdout.splitlines():
         fields = line.strip().split(SEP, 3)
         if len(fields) != 4:
+            if line.strip():  # not squeue's answer in our format: it proves nothing about any job
+                return {
+                    j: JobInfo(j, Phase.UNKNOWN, error=f"unreadable squeue line {line[:80]!r}") for j in ids
+                }
             continue
         job_id, state, nodes, reason = (f.strip() for f in fields)
         seen[job_id] = JobInfo(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -348,3 +351,31 @@ async def test_a_conda_dbus_on_path_does_not_break_xfce(server_factory, bob_home
     assert colours > 20, "XFCE did not come up with a conda dbus first on PATH"
     names = {Path(f"/proc/{p}/comm").read_text().strip() for p in server.desktop_pids()}
     assert "xfce4-session" in names
+
+
+def last_activity(server: UserServer) -> str:
+    """The server's own last activity, as jupyterhub-singleuser reports it to the hub."""
+    code, body = server.request("/api/status")
+    assert code == 200, body
+    return json.loads(body)["last_activity"]
+
+
+async def test_input_is_activity_and_an_untouched_viewer_is_not(alice_server: UserServer) -> None:
+    """A viewer that only asks for pixels, and the status polls of a forgotten tab, leave the server's
+    last activity alone (the hub's idle culler reads it); a pointer move at the desktop stamps it."""
+    client = await connect(alice_server)
+    await screen_colours(client)  # a viewer's housekeeping: pixel format, encodings, an update
+    for _ in range(3):
+        alice_server.status()
+        assert alice_server.request("/vnc/api/config")[0] == 200
+    before = last_activity(alice_server)
+    await asyncio.sleep(1.5)
+    for _ in range(5):
+        await client.request_update(incremental=True)
+        alice_server.status()
+    assert last_activity(alice_server) == before
+    await client.stream.send(struct.pack(">BBHH", 5, 0, 100, 100))  # PointerEvent
+    deadline = time.monotonic() + 10
+    while last_activity(alice_server) == before:
+        assert time.monotonic() < deadline, "a pointer event at the desktop was not counted as activity"
+        await asyncio.sleep(0.1)

@@ -60,7 +60,7 @@ def test_unreachable_controller_is_unknown_and_counts_as_alive() -> None:
 
 
 def test_unrecognised_state_is_unknown_not_ended() -> None:
-    assert parse_squeue(CommandResult(0, "3|SOMETHING_NEW|node1|None", ""), ["3"])["3"].phase is Phase.UNKNOWN
+    assert parse_squeue(CommandResult(0, "3#SOMETHING_NEW#node1#None", ""), ["3"])["3"].phase is Phase.UNKNOWN
 
 
 @pytest.mark.parametrize(
@@ -246,3 +246,10 @@ async def test_a_job_can_span_both_nodes(slurm, test_user, job_dir) -> None:
     running = await wait_for_phase(client, job_id, [Phase.RUNNING])
     assert running.nodes == "node[1-2]" and running.node == "node1"
     assert (await wait_for_phase(client, job_id, [Phase.ENDED])).state == "COMPLETED"
+
+
+def test_an_answer_in_another_format_is_unknown_not_ended() -> None:
+    """A wrapper or a login banner in the output must not make every job look forgotten."""
+    jobs = parse_squeue(CommandResult(0, "Welcome to login1!\n3|RUNNING|node1|None\n", ""), ["3", "4"])
+    assert {j.phase for j in jobs.values()} == {Phase.UNKNOWN}
+    assert "unreadable squeue line" in jobs["4"].error

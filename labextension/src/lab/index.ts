@@ -144,7 +144,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const poll = new Poll({
       name: 'jupyter-vnc:status',
       frequency: { interval: POLL_MS, backoff: true, max: 5 * 60_000 },
-      standby: 'never',
+      // A hidden tab asks nothing (its next tick comes when it is shown again): a forgotten browser tab
+      // must cost the server nothing. The status reply no longer counts as activity either.
+      standby: 'when-hidden',
       factory: async () => {
         let status: LabStatus;
         try {
