@@ -41,6 +41,8 @@ _CONTAINER_ENV = (
 
 # One registry and one poller per hub process, registry URL and status command, shared by every spawner.
 _SHARED: dict[tuple[str, str], tuple[Registry, JobPoller]] = {}
+# The users' log directories this hub process has made (sbatch needs --output's directory).
+_LOG_DIRS: set[tuple[str, str]] = set()
 # One lock per user around "count the user's jobs, then submit": 20 spawns at once must not all
 # count the same jobs before any of them has submitted.
 _SUBMIT_LOCKS: dict[str, asyncio.Lock] = {}
@@ -263,7 +265,9 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         async with _SUBMIT_LOCKS.setdefault(self.user.name, asyncio.Lock()):
             await self._check_job_limit(subvars["job_name"])
             try:
-                await self.run_command(self.command("mkdir -p -m 0700 {log_dir}"))
+                if (self.user.name, subvars["log_dir"]) not in _LOG_DIRS:  # one command less per spawn
+                    await self.run_command(self.command("mkdir -p -m 0700 {log_dir}"))
+                    _LOG_DIRS.add((self.user.name, subvars["log_dir"]))
                 out = await self.run_command(
                     self.command(self.batch_submit_cmd), input=script, env=self.get_env()
                 )
@@ -286,6 +290,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             # itself, so that one which dies while starting fails the spawn now, not after http_timeout.
             await self._wait_for_http()
         except BaseException:
+            _LOG_DIRS.discard((self.user.name, subvars["log_dir"]))  # made again next time
             # Whatever failed (a Slurm answer, the registry, a bug, the hub giving up), the job this
             # spawn submitted must not outlive it with no hub entry pointing at it.
             await asyncio.shield(self._abandon(job_id))
