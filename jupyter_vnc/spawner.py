@@ -479,6 +479,11 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         if not self.job_id:
             return 1
         info = await self.query(max_age=self.poll_interval)
+        if info.phase is Phase.UNKNOWN:
+            self.log.warning(
+                "Desktop job %s of %s: Slurm does not answer (%s); the desktop is kept",
+                self.job_id, self.user.name, info.error,
+            )  # fmt: skip
         if info.phase.alive:
             await self._keep_registered(info)
             return None  # UNKNOWN counts as alive: a slow controller must not end a session

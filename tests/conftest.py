@@ -121,3 +121,17 @@ def dead_controller_conf(slurm, tmp_path: Path) -> Path:
     conf = tmp_path / "slurm.conf"
     conf.write_text(text + "MessageTimeout=2\n")
     return conf
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    """A green run that skipped something says so loudly: what was not tested here, and why."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    write = terminalreporter.write_line
+    write("")
+    write("=" * 30 + f" NOT TESTED ON THIS MACHINE: {len(skipped)} test(s) " + "=" * 30, red=True, bold=True)
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        write(f"  {report.nodeid}: {reason.removeprefix('Skipped: ')}", yellow=True)
+    write("A skip is no pass: run on a machine that has what these need (CI=true refuses Apptainer skips).")

@@ -324,9 +324,15 @@ async def test_slurm_controller_down_is_unknown_and_the_desktop_lives_on(alice: 
     (job_id,) = squeue("alice")
     conf = Path(devstack("slurm", "conf").stdout.strip())
     pid = int((conf.parent.parent / "slurmctld.pid").read_text())
+    log_start = (STATE / "logs" / "jupyterhub.log").stat().st_size
     subprocess.run(["kill", str(pid)], check=True)
     try:
-        await asyncio.sleep(22)  # two of the demo hub's 10 s poll intervals, controller down
+        # Two polls of the hub (every 10 s) that found no controller, as its log says, then: alive.
+        sign = f"Desktop job {job_id} of alice: Slurm does not answer"
+        deadline = time.monotonic() + 120
+        while hub_log_since(log_start).count(sign) < 2:
+            assert time.monotonic() < deadline, "no poll of the hub met the controller down"
+            await asyncio.sleep(0.5)
         assert "" in alice.api("GET", "/users/alice").json()["servers"]
         assert alice.open_server(path="lab").status_code == 200
         assert alice.server_api("vnc/api/status").json()["state"] == "running"
