@@ -51,7 +51,7 @@ def _installed_version() -> str | None:
 def ensure_venv(log=print) -> Path:
     """The peer's venv with jupyter-server and the peer installed, readable by every user."""
     version = _installed_version()
-    if version == PEER_VERSION and (bin_dir() / "jupyter-server").exists():
+    if version == PEER_VERSION and (bin_dir() / "jupyter-lab").exists():
         return PEER_VENV
     log(f"# setting up the peer: {PEER_PACKAGE}=={PEER_VERSION} in {PEER_VENV} (one time, ~15 s)")
     if not python().exists():
@@ -65,6 +65,8 @@ def ensure_venv(log=print) -> Path:
             "--quiet",
             f"{PEER_PACKAGE}=={PEER_VERSION}",
             "jupyter-server",
+            # JupyterLab, for its launcher tile (time_to_desktop.py clicks it, as a user does).
+            "jupyterlab>=4.2,<5",
         ],
         check=True,
         stdout=subprocess.DEVNULL,
