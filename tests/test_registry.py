@@ -27,10 +27,39 @@ from jupyter_vnc.registry.base import parse_session
 from jupyter_vnc.registry.redis import RedisRegistry, _redact
 
 
+class FakeClock:
+    """Wall time that moves only when a test says so: expiry is logic, tested without waiting."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def elapse(registry: Registry, seconds: float) -> None:
+    """Let ``seconds`` pass for the registry: the memory one's clock jumps; Redis needs real time."""
+    if isinstance(registry, MemoryRegistry):
+        registry._clock.advance(seconds)  # type: ignore[attr-defined]
+    else:
+        await asyncio.sleep(seconds)
+
+
+async def eventually(check, what: str, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll an async check until it holds: Redis expires keys in real time, on a machine that may be busy."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        await asyncio.sleep(0.05)
+
+
 @pytest.fixture(params=["memory", "redis"])
 async def registry(request: pytest.FixtureRequest) -> AsyncIterator[Registry]:
     if request.param == "memory":
-        yield MemoryRegistry()
+        yield MemoryRegistry(clock=FakeClock())
         return
     url = request.getfixturevalue("redis_url")
     backend = RedisRegistry(url, prefix=f"jvnc-test-{uuid.uuid4().hex[:8]}:")
@@ -56,11 +85,19 @@ async def test_put_get_list_delete(registry: Registry) -> None:
 
 async def test_records_expire_with_the_walltime(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("jupyter_vnc.registry.base.TTL_MARGIN", 0.3)
-    await registry.put(session(ends_at=time.time() + 0.2))
+    await registry.put(session(ends_at=time.time() + 0.2))  # kept until 0.5 s from now
     assert await registry.get("alice") is not None
-    await asyncio.sleep(0.8)
-    assert await registry.get("alice") is None
-    assert await registry.sessions() == []
+
+    async def gone() -> bool:
+        return await registry.get("alice") is None and await registry.sessions() == []
+
+    if isinstance(registry, MemoryRegistry):
+        await elapse(registry, 0.4)
+        assert not await gone()  # still within walltime + margin
+        await elapse(registry, 0.2)
+        assert await gone()
+    else:
+        await eventually(gone, "expiry of a session past its walltime")
 
 
 async def test_job_state_cache_and_lock(registry: Registry) -> None:
@@ -69,10 +106,19 @@ async def test_job_state_cache_and_lock(registry: Registry) -> None:
     assert list(cached) == ["7"] and cached["7"][1]["state"] == "RUNNING"
     assert abs(cached["7"][0] - time.time()) < 2
     name = uuid.uuid4().hex
-    assert await registry.try_lock(name, ttl=0.3)
-    assert not await registry.try_lock(name, ttl=0.3)
-    await asyncio.sleep(0.4)
-    assert await registry.try_lock(name, ttl=0.3)
+    assert await registry.try_lock(name, ttl=1.0)
+    assert not await registry.try_lock(name, ttl=1.0)  # held
+    if isinstance(registry, MemoryRegistry):
+        await elapse(registry, 0.9)
+        assert not await registry.try_lock(name, ttl=1.0)  # still held just before its end
+        await elapse(registry, 0.2)
+        assert await registry.try_lock(name, ttl=1.0)
+    else:
+
+        async def free() -> bool:
+            return await registry.try_lock(name, ttl=1.0)
+
+        await eventually(free, "the lock's expiry")
 
 
 async def test_no_secret_in_what_is_stored(redis_bed) -> None:

@@ -4,24 +4,26 @@ JupyterHub's database still finds the jobs again)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .base import Registry, Session
 
 
 class MemoryRegistry(Registry):
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock  # expiry is plain arithmetic on this clock (wall time, like Redis's)
         self._sessions: dict[str, tuple[float, Session]] = {}  # key -> (expires at, session)
         self._jobs: dict[str, tuple[float, float, dict[str, Any]]] = {}  # id -> (expires, read_at, state)
         self._locks: dict[str, float] = {}
 
     def _live(self) -> None:
-        now = time.time()
+        now = self._clock()
         self._sessions = {k: v for k, v in self._sessions.items() if v[0] > now}
         self._jobs = {k: v for k, v in self._jobs.items() if v[0] > now}
 
     async def put(self, session: Session) -> None:
-        self._sessions[session.key] = (time.time() + session.ttl(), Session.from_json(session.to_json()))
+        self._sessions[session.key] = (self._clock() + session.ttl(), Session.from_json(session.to_json()))
 
     async def get(self, user: str, server: str = "") -> Session | None:
         self._live()
@@ -38,7 +40,7 @@ class MemoryRegistry(Registry):
         return [Session.from_json(s.to_json()) for _, s in ordered], []
 
     async def put_job_states(self, states: dict[str, dict[str, Any]], ttl: float) -> None:
-        now = time.time()
+        now = self._clock()
         for job_id, state in states.items():
             self._jobs[job_id] = (now + ttl, now, dict(state))
 
@@ -47,7 +49,7 @@ class MemoryRegistry(Registry):
         return {j: (self._jobs[j][1], dict(self._jobs[j][2])) for j in job_ids if j in self._jobs}
 
     async def try_lock(self, name: str, ttl: float) -> bool:
-        now = time.time()
+        now = self._clock()
         if self._locks.get(name, 0) > now:
             return False
         self._locks[name] = now + ttl
