@@ -108,8 +108,11 @@ async def test_a_hub_off_the_submit_host_spawns_restarts_and_stops(olga: HubUser
     assert f"Desktop job {job_id} of olga: the shared status query cannot see it" in log_since(start)
     assert olga.open_server(path="lab").status_code == 200
     assert olga.server_api("vnc/api/status").json()["state"] in {"starting", "running"}
-    # Her login environment reached the desktop, as with batchspawner's --get-user-env=L.
-    assert desktop_environ(job_id).get("JVNC_PROFILE_MARK") == profile_mark
+    # Her login environment reached the desktop, as with batchspawner's --get-user-env=L...
+    desktop = desktop_environ(job_id)
+    assert desktop.get("JVNC_PROFILE_MARK") == profile_mark
+    # ...and the hub's token for her server did not: programs in the desktop never see it.
+    assert not [k for k in desktop if "TOKEN" in k or "SECRET" in k], sorted(desktop)
 
     # The hub restarts (SIGTERM; cleanup_servers is off): the desktop lives on and is found again.
     devstack("offsite-hub", "stop")
