@@ -243,18 +243,6 @@ class SlurmClient:
             result = CommandResult(-1, "", f"cannot run squeue: {e}")
         return parse_squeue(result, ids)
 
-    async def live_jobs(self, user: str, name: str) -> list[str]:
-        """Ids of ``user``'s queued or running jobs named ``name``; raises SlurmError when Slurm cannot
-        say (the caller decides whether to go on without knowing)."""
-        argv = ["squeue", "-h", "-u", user, "--name", name, "-t", "PD,CF,R,S,CG", "-o", "%i"]
-        try:
-            result = await self.run(argv)
-        except (asyncio.TimeoutError, OSError) as e:
-            raise SlurmError(f"squeue for {user}'s jobs failed: {e}") from e
-        if result.returncode != 0:
-            raise SlurmError(f"squeue for {user}'s jobs failed: {result.stderr.strip()}")
-        return result.stdout.split()
-
     async def cancel(self, job_id: str, *, signal: str | None = None, batch_only: bool = False) -> None:
         """Cancel a job, or send ``signal`` to it (``batch_only``: to the batch shell only, so the
         job's own trap can stop its desktop cleanly). Cancelling a job that is already gone is fine.
