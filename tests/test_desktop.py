@@ -379,3 +379,20 @@ async def test_input_is_activity_and_an_untouched_viewer_is_not(alice_server: Us
     while last_activity(alice_server) == before:
         assert time.monotonic() < deadline, "a pointer event at the desktop was not counted as activity"
         await asyncio.sleep(0.1)
+
+
+async def test_delete_ends_the_desktop_and_the_next_connection_starts_a_new_one(server_factory) -> None:
+    """DELETE /vnc/api/desktop (the viewer's "Stop desktop"): every process of the desktop ends, the
+    status says so, and the server lives on; the next viewer gets a fresh desktop."""
+    server = server_factory("bob")
+    await connect(server)
+    before = server.desktop_pids()
+    assert before and server.status()["state"] == "running"
+    code, _ = server.request("/vnc/api/desktop", method="DELETE")
+    assert code == 204
+    wait_until(lambda: not server.desktop_pids(), 30, "the desktop's processes to end")
+    assert server.status()["state"] == "stopped"
+    assert server.request("/api/status")[0] == 200  # the Jupyter server itself is untouched
+    assert (await connect(server)).init is not None
+    after = server.desktop_pids()
+    assert after and not before & after

@@ -598,3 +598,19 @@ async def test_a_registry_that_lost_its_data_gets_the_desktop_back(
         assert squeue("alice") == [job_id]
     finally:
         await raw.aclose()
+
+
+async def test_sbatch_refusing_the_job_fails_the_spawn_with_slurms_own_message(slurm) -> None:
+    """A site's req_partition that Slurm does not know: the real sbatch refuses, the spawn fails at once
+    with HTTP 500 and Slurm's words, and nothing is left in Slurm or in the registry."""
+    from tornado import web
+
+    spawner = contract_spawner(req_partition="nosuchpartition", registry_url="")
+    spawner.user_options = {"gpus": 0, "memory_gb": 1}
+    with pytest.raises(web.HTTPError) as refused:
+        await spawner.start()
+    assert refused.value.status_code == 500
+    assert "Slurm did not accept the desktop job" in refused.value.log_message
+    assert "invalid partition" in refused.value.log_message.lower(), refused.value.log_message
+    assert spawner.job_id == "" and squeue("alice") == []
+    assert await spawner.registry.get("alice") is None
