@@ -167,3 +167,28 @@ def test_doctor_warns_about_a_registry_open_to_anyone(hub: HubBed, tmp_path: Pat
     finally:
         server.terminate()
         server.wait()
+
+
+def test_token_file_is_used_and_a_bad_one_is_named(hub: HubBed, tmp_path: Path) -> None:
+    """A hub config without the jupyter-vnc service: the CLI says it has no token; --token-file gives
+    it one; a missing or empty file is an error that names the file, never a traceback."""
+    no_service = broken(tmp_path, "c.JupyterHub.services = []", "c.JupyterHub.load_roles = []")
+    # (sessions reads the registry; cancel goes through the hub's API and needs the token.)
+    env_free = cli("cancel", "nosuchuser", config=no_service)
+    assert env_free.returncode == 2 and "no hub API token" in env_free.stderr, env_free.stderr
+    token = tmp_path / "admin-token"
+    token.write_text(admin_token())
+    answered = cli("--token-file", str(token), "cancel", "nosuchuser", config=no_service)
+    assert answered.returncode == 2 and "no such user or server" in answered.stderr  # the hub took it
+    missing = cli("--token-file", str(tmp_path / "nope"), "cancel", "nosuchuser", config=no_service)
+    assert missing.returncode == 2 and f"cannot read the token file {tmp_path / 'nope'}" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    (tmp_path / "empty").write_text("\n")
+    empty = cli("--token-file", str(tmp_path / "empty"), "cancel", "nosuchuser", config=no_service)
+    assert empty.returncode == 2 and "is empty" in empty.stderr
+
+
+def admin_token() -> str:
+    from conftest import STATE
+
+    return (STATE / "hub" / "admin-token").read_text()

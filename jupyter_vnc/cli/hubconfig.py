@@ -62,7 +62,13 @@ def load(path: str | None, token_file: str | None = None) -> HubSettings:
 def _token(config: Config, token_file: str | None) -> str:
     """The admin token: --token-file, $JUPYTERHUB_API_TOKEN, or the hub's service named jupyter-vnc."""
     if token_file:
-        return Path(token_file).read_text().strip()
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"cannot read the token file {token_file}: {e.strerror}") from e
+        if not token:
+            raise ConfigError(f"the token file {token_file} is empty")
+        return token
     if os.environ.get("JUPYTERHUB_API_TOKEN"):
         return os.environ["JUPYTERHUB_API_TOKEN"]
     for service in config.get("JupyterHub", {}).get("services", []) or []:
