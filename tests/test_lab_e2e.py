@@ -111,9 +111,10 @@ async def open_lab(page: Page, hub: HubBed, server: str = "") -> None:
 
 
 async def xfce_panel_colours(target: Page | Frame, canvas: str = "canvas") -> int:
-    """Distinct colours in the top band of the desktop canvas: XFCE's panel shows several."""
+    """Distinct colours in the top band of the desktop canvas: XFCE's panel shows several. Waits up to
+    60 s: XFCE (under VirtualGL) takes ~8 s to draw on a quiet 2-core machine, more under a test run."""
     colours = 0
-    for _ in range(75):
+    for _ in range(300):
         colours = await target.evaluate(CANVAS_COLOURS, [0, 30, canvas])
         if colours >= 4:
             break

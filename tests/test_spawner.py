@@ -614,3 +614,40 @@ async def test_sbatch_refusing_the_job_fails_the_spawn_with_slurms_own_message(s
     assert "invalid partition" in refused.value.log_message.lower(), refused.value.log_message
     assert spawner.job_id == "" and squeue("alice") == []
     assert await spawner.registry.get("alice") is None
+
+
+async def test_a_job_that_ignores_the_clean_stop_is_cancelled_after_stop_timeout(slurm) -> None:
+    """The clean stop (TERM to the batch shell) is ignored: after stop_timeout the spawner cancels the
+    job outright, and stop returns once Slurm says it is gone."""
+    from test_slurm import script
+
+    spawner = contract_spawner(stop_timeout=3.0, registry_url="")
+    body = "trap 'echo TERM ignored' TERM; while true; do sleep 1; done"
+    out = await spawner.run_command(
+        spawner.command(spawner.batch_submit_cmd), input=script(body, "--output=/dev/null", "--time=5")
+    )
+    spawner.job_id = spawner.parse_job_id(out)
+    deadline = time.monotonic() + 60
+    while job_state(spawner.job_id) != "RUNNING":
+        assert time.monotonic() < deadline, job_state(spawner.job_id)
+        await asyncio.sleep(0.2)
+    started = time.monotonic()
+    await spawner.stop()
+    took = time.monotonic() - started
+    assert 3.0 <= took < 30, took  # waited for the clean stop, then cancelled
+    assert job_state(spawner.job_id) in {"", "CANCELLED", "COMPLETING"}
+    assert squeue("alice") == [] or job_state(spawner.job_id) == "COMPLETING"
+
+
+async def test_a_desktop_at_its_walltime_is_ended_and_the_user_told_why(alice: HubUser) -> None:
+    """Slurm ends the job at its time limit (shortened here with scontrol, as an admin can): the hub
+    notices within a poll and tells her it reached its time limit, in words and with Slurm's."""
+    alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1, "hours": 1})
+    alice.wait_ready(timeout=150)
+    (job_id,) = squeue("alice")
+    log_start = (STATE / "logs" / "jupyterhub.log").stat().st_size
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "TimeLimit=1"], check=True)
+    alice.wait_stopped(timeout=180)  # Slurm checks limits every ~30 s; the hub polls every 10 s
+    assert f"Your desktop's Slurm job {job_id} reached its time limit (TIMEOUT" in hub_log_since(log_start)
+    page = alice.http.get(f"{alice.url}/hub/user/alice/")  # the hub's "not running" page
+    assert f"Slurm job {job_id} reached its time limit (TIMEOUT" in page.text, page.text[-2000:]
