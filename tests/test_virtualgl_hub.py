@@ -96,30 +96,27 @@ async def check_gl_through_virtualgl(user: HubUser, log: Path) -> None:
     assert status["gl"] == ("gpu" if shutil.which("nvidia-smi") else "software"), status
 
 
+async def spawn_and_check_gl(user: HubUser, log: Path) -> None:
+    """A 1-GPU desktop for alice, the GL check through the hub, then stopped with no job left."""
+    user.api("POST", "/users/alice/server", json={"gpus": 1, "memory_gb": 2, "resolution": "1280x720"})
+    try:
+        user.wait_ready(timeout=120)
+        await check_gl_through_virtualgl(user, log)
+    finally:
+        user.api("DELETE", "/users/alice/server")
+        user.wait_stopped(timeout=60)
+    assert not squeue("alice")
+
+
 async def test_host_mode_a_gl_program_renders_through_virtualgl(
     alice: HubUser,  # noqa: F811
     gl_session_of_alice: Path,
 ) -> None:
-    alice.api("POST", "/users/alice/server", json={"gpus": 1, "memory_gb": 2, "resolution": "1280x720"})
-    try:
-        alice.wait_ready(timeout=120)
-        await check_gl_through_virtualgl(alice, gl_session_of_alice)
-    finally:
-        alice.api("DELETE", "/users/alice/server")
-        alice.wait_stopped(timeout=60)
-    assert not squeue("alice")
+    await spawn_and_check_gl(alice, gl_session_of_alice)
 
 
 async def test_apptainer_mode_a_gl_program_renders_through_the_images_virtualgl(
     apptainer_hub: HubBed,  # noqa: F811
     gl_session_of_alice: Path,
 ) -> None:
-    user = HubUser(apptainer_hub.url, "alice", apptainer_hub.password)
-    user.api("POST", "/users/alice/server", json={"gpus": 1, "memory_gb": 2, "resolution": "1280x720"})
-    try:
-        user.wait_ready(timeout=120)
-        await check_gl_through_virtualgl(user, gl_session_of_alice)
-    finally:
-        user.api("DELETE", "/users/alice/server")
-        user.wait_stopped(timeout=60)
-    assert not squeue("alice")
+    await spawn_and_check_gl(HubUser(apptainer_hub.url, "alice", apptainer_hub.password), gl_session_of_alice)
