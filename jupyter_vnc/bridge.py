@@ -23,13 +23,19 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from .audience import Audience
 from .desktop import DesktopError, VNCDesktop
-from .rfb_input import ClientStream, Kind, ProtocolError
+from .idle import DesktopIdle
+from .rfb_input import ClientStream, Kind
+from .sharing import Role, Visitor, owner_name
 
 READ_CHUNK = 256 * 1024  # one websocket frame carries at most this much RFB
 # Input stamps the server's last activity at most this often: a mouse move is many events a second,
 # and JupyterHub reads the stamp only every few minutes anyway.
 ACTIVITY_STEP = 5.0
+_YES = {"1", "true", "yes"}
+# What a connection that may only watch passes on: how it wants pixels, never what changes the desktop.
+_WATCHING = {Kind.HANDSHAKE, Kind.CONTROL}
 
 
 class DesktopHandlerMixin:
@@ -44,12 +50,26 @@ class DesktopHandlerMixin:
     def desktop(self) -> VNCDesktop:
         return self.settings["jupyter_vnc_desktop"]
 
+    @property
+    def audience(self) -> Audience:
+        return self.settings["jupyter_vnc_audience"]
+
+    @property
+    def idle(self) -> DesktopIdle:
+        return self.settings["jupyter_vnc_idle"]
+
+    async def http_role(self) -> Role:
+        """The role of this request's user (the single-user server already checked their access)."""
+        user = getattr(self, "current_user", None)
+        return await self.audience.role_for(getattr(user, "hub_user", None))
+
 
 class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):  # type: ignore[misc]
     _reader: asyncio.StreamReader | None = None
     _writer: asyncio.StreamWriter | None = None
     _pump: asyncio.Task[None] | None = None
     _client: ClientStream | None = None
+    _visitor: Visitor | None = None
     _last_input = 0.0
 
     def set_default_headers(self) -> None:
@@ -75,18 +95,22 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
             return 403, "Cross origin websockets not allowed"
         return None
 
-    async def _token_refusal(self) -> str | None:
-        """Behind JupyterHub, why this websocket does not prove it comes from the user's own page.
+    async def _visitor_or_refusal(self) -> Visitor | str:
+        """Who is connecting, and as what; or why they may not.
 
-        On a hub without per-user domains a page that another user's server serves sends the victim's
-        cookie with any websocket it opens to the victim's server, so a cookie proves nothing here.
-        JupyterHub can refuse cookie-only websockets (JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH=0), but it
-        recognises a websocket by its Sec-Fetch-Mode header, which Chromium (156) does not send on the
-        handshake: the cookie is then accepted anyway. So the desktop asks for the user's own token
-        (the viewer page and the Lab panel put it in the URL) and checks it itself."""
+        Behind JupyterHub, the websocket must prove it comes from the user's own page. On a hub without
+        per-user domains a page that another user's server serves sends the victim's cookie with any
+        websocket it opens to the victim's server, so a cookie proves nothing here. JupyterHub can refuse
+        cookie-only websockets (JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH=0), but it recognises a websocket
+        by its Sec-Fetch-Mode header, which Chromium (156) does not send on the handshake: the cookie is
+        then accepted anyway. So the desktop asks for the user's own token (the viewer page and the Lab
+        panel put it in the URL) and checks it itself."""
+        user = self.current_user
+        name = getattr(user, "username", "")
+        view_only = self.get_argument("view_only", "0").lower() in _YES
         hub_auth = getattr(self.identity_provider, "hub_auth", None)
-        if hub_auth is None:
-            return None  # a plain Jupyter server: one user, its own authentication and Origin check
+        if hub_auth is None:  # a plain Jupyter server: one user, its own authentication and Origin check
+            return Visitor(name, Role.VIEW if view_only else Role.OWNER, view_only=view_only)
         token = self.get_argument("token", "")
         if not token:
             header = self.request.headers.get("Authorization", "")
@@ -94,15 +118,18 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
             token = value.strip() if scheme.lower() in {"token", "bearer"} else ""
         if not token:
             return "the desktop's websocket needs the user's token (open the desktop from its own page)"
-        model = await hub_auth.user_for_token(token, session_id=hub_auth.get_session_id(self), sync=False)
-        user = self.current_user
-        if (
-            not model
-            or model.get("name") != getattr(user, "username", None)
-            or not hub_auth.check_scopes(hub_auth.access_scopes, model)
-        ):
+        session = hub_auth.get_session_id(self)
+        model = await hub_auth.user_for_token(token, session_id=session, sync=False)
+        if model and model.get("name") == name and name != owner_name():
+            # Not the owner: a revoked share must not live on in the five-minute token cache.
+            model = await hub_auth.user_for_token(token, session_id=session, use_cache=False, sync=False)
+        if not model or model.get("name") != name or not hub_auth.check_scopes(hub_auth.access_scopes, model):
             return "the token does not belong to the user of this desktop"
-        return None
+        role = await self.audience.role_for(model)
+        visitor = Visitor(
+            name, Role.VIEW if view_only else role, tuple(model.get("groups") or ()), view_only, token
+        )
+        return visitor
 
     @ws_authenticated
     async def get(self, *args: str, **kwargs: str) -> None:
@@ -111,13 +138,16 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
         )
         if not allowed:
             raise web.HTTPError(403)
-        why = await self._token_refusal()
-        if why:
-            self.log.warning("jupyter-vnc: refused a desktop websocket: %s", why)
-            raise web.HTTPError(403, why)
+        visitor = await self._visitor_or_refusal()
+        if isinstance(visitor, str):
+            self.log.warning("jupyter-vnc: refused a desktop websocket: %s", visitor)
+            raise web.HTTPError(403, visitor)
+        self._visitor = visitor
         refusal = self._refusal()
         if refusal:
             raise web.HTTPError(*refusal)
+        if not visitor.role.may_manage and not self.desktop.running:
+            raise web.HTTPError(503, f"the desktop is not running; only {owner_name()} can start it")
         try:
             socket_path = await self.desktop.ensure_running()
             self._reader, self._writer = await asyncio.open_unix_connection(
@@ -136,6 +166,12 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
         super().open()  # the mixin's ping loop keeps idle connections through proxies alive
         self.set_nodelay(True)
         self._client = ClientStream()
+        assert self._visitor is not None
+        self.audience.join(self, self._visitor)
+        if self._visitor.role is not Role.OWNER:
+            self.log.info(
+                "jupyter-vnc: %s joined the desktop (%s)", self._visitor.name, self._visitor.role.value
+            )
         self._pump = asyncio.create_task(self._desktop_to_browser())
 
     async def _desktop_to_browser(self) -> None:
@@ -156,31 +192,57 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
     async def on_message(self, message: str | bytes) -> None:
         if self._writer is None:
             return
-        data = message.encode() if isinstance(message, str) else message
-        self._watch_input(data)
+        data = self._admit(message.encode() if isinstance(message, str) else message)
+        if not data:
+            return
         self._writer.write(data)
         try:
             await self._writer.drain()
         except ConnectionError:
             self.close()
 
-    def _watch_input(self, data: bytes) -> None:
-        """Keys, pointer and clipboard from the viewer are the user's activity (the hub's idle
-        culler reads it); update requests and an open but untouched viewer are not."""
+    def _admit(self, data: bytes) -> bytes:
+        """What of the viewer's bytes reaches the desktop, whole messages only.
+
+        Someone who may type gets everything through, byte for byte; keys, pointer and clipboard
+        also count as the user's activity (the hub's idle culler and the idle shutdown read it). A
+        connection that may only watch passes how it wants pixels and nothing that changes the
+        desktop; a stream that cannot be framed any more ends a watching connection, and is passed
+        through unread for one that may type (a newer viewer's message we do not know)."""
+        visitor = self._visitor
+        may_type = visitor is not None and visitor.role.may_type
         if self._client is None:
-            return
-        try:
-            messages = self._client.feed(data)
-        except ProtocolError as e:
-            self.log.warning("jupyter-vnc: viewer stream not followed any more (%s); activity not tracked", e)
-            self._client = None
-            return
+            return data if may_type else b""
+        messages, error = self._client.feed_until_error(data)
+        if may_type:
+            out = b"".join(m.data for m in messages)
+            if any(m.kind is Kind.INPUT for m in messages):
+                self._input_seen()
+        else:
+            out = b"".join(m.data for m in messages if m.kind in _WATCHING)
+        if error is not None:
+            if may_type:
+                self.log.warning(
+                    "jupyter-vnc: viewer stream not followed any more (%s); activity not tracked", error
+                )
+                out += self._client.unframed()
+                self._client = None
+            else:
+                self.log.warning("jupyter-vnc: closing a watching connection: %s", error)
+                self.close(1008, "unexpected message from a view-only viewer")
+        return out
+
+    def _input_seen(self) -> None:
+        """Keys, pointer and clipboard are the user's activity; update requests and an open but
+        untouched viewer are not."""
+        self.idle.touch()
         now = time.monotonic()
-        if now - self._last_input >= ACTIVITY_STEP and any(m.kind is Kind.INPUT for m in messages):
+        if now - self._last_input >= ACTIVITY_STEP:
             self._last_input = now
             self.settings["api_last_activity"] = utcnow()
 
     def on_close(self) -> None:
+        self.audience.leave(self)
         if self._pump is not None:
             self._pump.cancel()
         self._close_desktop_side()

@@ -357,7 +357,13 @@ class VNCDesktop(LoggingConfigurable):
             if self._xvnc is not None and code is None:
                 with contextlib.suppress(asyncio.TimeoutError):
                     code = await asyncio.wait_for(self._xvnc.wait(), 2)
-            raise DesktopError(f"Xvnc exited (code {code}) before it was ready. {self._log_tail('xvnc.log')}")
+            # The reason first: a rejected option makes Xvnc print its whole usage text, and the
+            # last lines of the log alone would be mostly that.
+            reason = self._fatal_error("xvnc.log")
+            raise DesktopError(
+                f"Xvnc exited (code {code}) before it was ready{': ' + reason if reason else ''}. "
+                f"{self._log_tail('xvnc.log')}"
+            )
         return int(text)
 
     def _environment(self) -> dict[str, str]:
@@ -455,6 +461,24 @@ class VNCDesktop(LoggingConfigurable):
                 proc.kill()
             return "", ""
         return out.decode(errors="replace"), err.decode(errors="replace")
+
+    def _fatal_error(self, name: str) -> str:
+        """The X server's own reason for giving up: the "(EE)" lines after "Fatal server error:"
+        (how every X server, TigerVNC's and TurboVNC's Xvnc included, reports it); "" when none."""
+        if not self.directory:
+            return ""
+        try:
+            lines = (self.directory / name).read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        starts = [i for i, line in enumerate(lines) if line.strip() == "Fatal server error:"]
+        reason = []
+        for line in lines[starts[-1] + 1 :] if starts else []:
+            text = line.strip().removeprefix("(EE)").strip()
+            if not line.strip().startswith("(EE)") or not text:
+                break
+            reason.append(text)
+        return " ".join(reason)
 
     def _log_tail(self, name: str, lines: int = 8) -> str:
         if not self.directory:

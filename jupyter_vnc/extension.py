@@ -8,8 +8,10 @@ import os
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
 
+from .audience import Audience
 from .desktop import DesktopError, VNCDesktop
 from .handlers import routes
+from .idle import DesktopIdle
 
 _OFF = {"0", "false", "no", "off"}
 
@@ -27,6 +29,13 @@ class VNCExtension(ExtensionApp):
             page.setdefault("appendToken", "true")
         self.desktop = VNCDesktop(parent=self, log=self.log)
         self.settings["jupyter_vnc_desktop"] = self.desktop
+        hub_auth = getattr(self.serverapp.identity_provider, "hub_auth", None)
+        self.audience = Audience(hub_auth, self.log)
+        self.settings["jupyter_vnc_audience"] = self.audience
+        self.idle = DesktopIdle(self.audience, parent=self, log=self.log)
+        self.settings["jupyter_vnc_idle"] = self.idle
+        # The clock starts with the server: a desktop nobody ever opens is idle from its start.
+        IOLoop.current().add_callback(self.idle.start)
         if self.desktop.prestart:
             # Start while the user is still looking at JupyterLab: the desktop is then ready (or
             # nearly) when the tile is clicked. Queued until the server's event loop runs.

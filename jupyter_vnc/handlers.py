@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jupyter_server._tz import utcnow
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler, FileFindHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
@@ -121,20 +122,57 @@ class StatusHandler(DesktopHandlerMixin, APIHandler):
     async def get(self) -> None:
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(await self.desktop.status()))
+        self.finish(
+            json.dumps({**await self.desktop.status(), **await self.people(), "idle": self.idle.status()})
+        )
+
+    async def people(self) -> dict[str, Any]:
+        """Who asks and as what; the owner (and an admin) also learns who else is connected."""
+        role = await self.http_role()
+        user = getattr(self.current_user, "username", "")
+        you = {"user": user, "role": role.value}
+        watchers = self.audience.watchers() if role.may_manage else []
+        return {"you": you, "owner": os.environ.get("JUPYTERHUB_USER", user), "watchers": watchers}
+
+
+class ActivityHandler(DesktopHandlerMixin, APIHandler):
+    """POST: the user is here ("Keep it" before an idle shutdown, "Resume" on a paused viewer).
+
+    From someone who may type it counts as input; a watcher's resume only reopens their own view."""
+
+    _track_activity = False  # stamped below, only for someone who may type
+
+    @web.authenticated
+    @authorized("read")
+    async def post(self) -> None:
+        if (await self.http_role()).may_type:
+            self.idle.touch()
+            self.settings["api_last_activity"] = utcnow()
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(self.idle.status()))
 
 
 class DesktopHandler(DesktopHandlerMixin, APIHandler):
     """POST: start the desktop, or restart it (``?restart=1``, the "Restart desktop" button).
     DELETE: end it and every process in it."""
 
-    def _refuse(self, message: str) -> None:
-        self.set_status(400)
+    def _refuse(self, message: str, status: int = 400) -> None:
+        self.set_status(status)
         self.finish(json.dumps({"state": "refused", "message": message}))
+
+    async def _not_manager(self) -> bool:
+        """Restart and stop belong to the owner (and hub admins), not to those it is shared with."""
+        if (await self.http_role()).may_manage:
+            return False
+        owner = os.environ.get("JUPYTERHUB_USER", "its owner")
+        self._refuse(f"only {owner} can restart or stop this desktop; it is shared with you", 403)
+        return True
 
     @web.authenticated
     @authorized("execute")
     async def post(self) -> None:
+        if await self._not_manager():
+            return
         # The request says everything in its URL; a body may only be empty or a small JSON object (what
         # JupyterLab's request helper sends), so garbage is refused, not silently taken as "start".
         body = self.request.body
@@ -164,6 +202,8 @@ class DesktopHandler(DesktopHandlerMixin, APIHandler):
     @web.authenticated
     @authorized("execute")
     async def delete(self) -> None:
+        if await self._not_manager():
+            return
         await self.desktop.stop()
         self.set_status(204)
         self.finish()
@@ -184,5 +224,6 @@ def routes() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
         (r"/vnc/api/config", ConfigHandler),
         (r"/vnc/api/status", StatusHandler),
         (r"/vnc/api/desktop", DesktopHandler),
+        (r"/vnc/api/activity", ActivityHandler),
         (r"/vnc/static/(.*)", StaticHandler, {"path": str(STATIC_DIR)}),
     ]

@@ -5,7 +5,12 @@ Slurm's own word always follows in parentheses, so a user can quote it to their 
 
 from __future__ import annotations
 
+import re
+
 from .slurm import JobInfo
+
+# What the server logs when it ends an idle desktop (idle.SHUTDOWN_LINE); read from the job's log.
+_IDLE_LINE = re.compile(r"jupyter-vnc: idle shutdown: no keyboard or mouse input for ([0-9.]+) minutes")
 
 # Slurm's pending reasons a desktop user most often meets, in words; any other reason is shown as is.
 PENDING_REASONS = {
@@ -43,3 +48,13 @@ def explain_end(info: JobInfo) -> str:
 
 def explain_reason(reason: str) -> str:
     return PENDING_REASONS.get(reason.split(",")[0].strip(), reason)
+
+
+def explain_exit(job_id: str, info: JobInfo, log_tail: str = "") -> str:
+    """The hub page's line for a desktop whose job ended; the idle shutdown says so in words."""
+    ended = f"Slurm job {job_id} {explain_end(info)}"
+    idle = _IDLE_LINE.findall(log_tail)
+    if idle:
+        idle_for = f"it was idle for {idle[-1]} minutes (no keyboard or mouse input)"
+        return f"Your desktop ended because {idle_for}; {ended}."
+    return f"Your desktop's {ended}."

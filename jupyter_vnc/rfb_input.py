@@ -52,15 +52,30 @@ class ClientStream:
         self._security = 0
 
     def feed(self, chunk: bytes) -> list[Message]:
+        messages, error = self.feed_until_error(chunk)
+        if error is not None:
+            raise error
+        return messages
+
+    def feed_until_error(self, chunk: bytes) -> tuple[list[Message], ProtocolError | None]:
+        """Like :meth:`feed`, but returns the messages completed before an unframeable byte together
+        with the error; the bytes from that one on stay in :meth:`unframed`."""
         self._buf += chunk
         out: list[Message] = []
         while True:
-            size = self._next_size()
-            if size is None or len(self._buf) < size:
-                return out
-            data = bytes(self._buf[:size])
+            try:
+                size = self._next_size()
+                if size is None or len(self._buf) < size:
+                    return out, None
+                message = self._take(bytes(self._buf[:size]))
+            except ProtocolError as e:
+                return out, e
             del self._buf[:size]
-            out.append(self._take(data))
+            out.append(message)
+
+    def unframed(self) -> bytes:
+        """The bytes held back: an incomplete message, or everything from an unframeable byte on."""
+        return bytes(self._buf)
 
     @property
     def pending(self) -> int:

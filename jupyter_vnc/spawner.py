@@ -25,7 +25,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 
 from . import jobscript, options, slurm_syntax
-from .messages import explain_end, explain_reason
+from .messages import explain_end, explain_exit, explain_reason
 from .poller import JobPoller, JobQuery
 from .registry import Registry, RegistryUnavailable, ResilientRegistry, Session, open_registry
 from .slurm import JobInfo, Phase, parse_squeue
@@ -494,7 +494,8 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             ended = await self._slurm_says_ended(await self.query(max_age=0))
         if ended is None:
             return None
-        self._record_exit(f"Your desktop's Slurm job {self.job_id} {explain_end(ended)}.")
+        tail = await self.log_tail(40) if ended.state in ("COMPLETED", "") else ""
+        self._record_exit(explain_exit(self.job_id, ended, tail))
         self.log.warning("Desktop of %s: %s", self.user.name, self.exit_message)
         await self._forget()
         self.clear_state()

@@ -132,6 +132,45 @@ class DesktopSpawnerBase(SlurmSpawner):
         Example: c.VNCSlurmSpawner.max_jobs_per_user = 2""",
     ).tag(config=True)
 
+    # --- idle desktops and sharing ----------------------------------------------------------------
+
+    idle_shutdown_minutes = Float(
+        0.0,
+        help="""End a desktop, its server and its Slurm job after this many minutes without keyboard,
+        mouse or clipboard input (0: never). Viewers warn idle_warning_minutes before, with a "Keep
+        it" button; the hub's page then says the desktop ended because it was idle. Works without
+        jupyterhub-idle-culler. Example: c.VNCSlurmSpawner.idle_shutdown_minutes = 120""",
+    ).tag(config=True)
+    idle_warning_minutes = Float(
+        5.0,
+        help="""How long before an idle shutdown the viewer warns (at most half of
+        idle_shutdown_minutes). Example: c.VNCSlurmSpawner.idle_warning_minutes = 10""",
+    ).tag(config=True)
+    idle_pause_minutes = Float(
+        30.0,
+        help="""Pause the viewers of a desktop after this many minutes without input (0: never). An open
+        viewer otherwise streams pixels for ever, and configurable-http-proxy counts that as activity:
+        jupyterhub-idle-culler would never see a forgotten desktop idle. The user clicks Resume.
+        Example: c.VNCSlurmSpawner.idle_pause_minutes = 60""",
+    ).tag(config=True)
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        env.update(
+            JUPYTER_VNC_IDLE_MINUTES=f"{self.idle_shutdown_minutes:g}",
+            JUPYTER_VNC_IDLE_WARNING_MINUTES=f"{self.idle_warning_minutes:g}",
+            JUPYTER_VNC_PAUSE_MINUTES=f"{self.idle_pause_minutes:g}",
+        )
+        return env
+
+    @default("server_token_scopes")
+    def _default_server_token_scopes(self) -> Any:
+        # JupyterHub's "server" role, plus reading the server's own shares: the desktop lets a share
+        # recipient type only when the share carries custom:jupyter-vnc:control (sharing.py), and a
+        # recipient's own token cannot tell. Granted only where the owner may read their shares
+        # (JupyterHub's default "user" role may).
+        return ["users:activity!user", "access:servers!server", "read:shares!server"]
+
     # --- Slurm commands (batchspawner's batch_submit_cmd, batch_cancel_cmd, exec_prefix also apply) ----
     batch_query_all_cmd = Unicode(
         help="""One status query for many jobs, run once per poll for every desktop of the hub (batchspawner

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -192,3 +193,52 @@ def admin_token() -> str:
     from conftest import STATE
 
     return (STATE / "hub" / "admin-token").read_text()
+
+
+def doctor_lines(stdout: str, status: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith(f"[{status:>4}]")]
+
+
+def test_doctor_warns_without_virtualgl_and_still_exits_0(hub: HubBed) -> None:
+    """A host without VirtualGL still runs desktops (OpenGL in software): the doctor says WARN and why,
+    and its exit code stays 0, since only a FAIL means desktops cannot work. VirtualGL is taken away
+    for real, for the doctor only: off its PATH, and /opt/VirtualGL hidden under an empty tmpfs in a
+    mount namespace of its own (the machine's /opt/VirtualGL is untouched)."""
+    env = {k: v for k, v in os.environ.items() if k != "JVNC_DESKTOP_IMAGE"}  # host mode: check this host
+    env["PATH"] = os.pathsep.join(d for d in env["PATH"].split(os.pathsep) if not Path(d, "vglrun").exists())
+    exe = Path(sys.executable).with_name("jupyter-vnc")
+    hide = "mount -t tmpfs -o size=1m none /opt/VirtualGL" if Path("/opt/VirtualGL").is_dir() else "true"
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", f'{hide} && exec "$@"', "sh",
+         str(exe), "-f", str(CONFIG), "doctor"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    (warned,) = doctor_lines(result.stdout, "WARN")  # the only one: everything else is in place
+    assert warned.startswith("[WARN] VirtualGL "), result.stdout
+    assert "not found on this host: no vglrun: OpenGL renders in software, not on the GPU" in warned
+    assert not doctor_lines(result.stdout, "FAIL"), result.stdout
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.rstrip().endswith("Everything a desktop needs is in place.")
+
+
+def test_doctor_warns_about_a_token_without_the_admin_scopes(hub: HubBed, tmp_path: Path) -> None:
+    """A token the hub accepts but that cannot list or stop other users' servers: the doctor names the
+    missing scopes as a WARN (spawns work; `sessions` and `cancel` will not), and exits 0."""
+    alice = HubUser(hub.url, "alice", hub.password)
+    created = alice.api(
+        "POST",
+        "/users/alice/tokens",
+        json={"note": "doctor test", "expires_in": 600, "scopes": ["read:users:name!user"]},
+    )
+    assert created.status_code == 201, created.text
+    token = tmp_path / "token"
+    token.write_text(created.json()["token"])
+    try:
+        result = cli("--token-file", str(token), "doctor")
+    finally:
+        alice.api("DELETE", f"/users/alice/tokens/{created.json()['id']}")
+    line = next((line for line in result.stdout.splitlines() if "Hub API token" in line), "")
+    assert line.startswith("[WARN]"), result.stdout
+    assert "valid (alice) but lacks admin:servers, list:users: cancel/sessions fail" in line
+    assert result.returncode == 0, result.stdout

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import struct
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures_jupyter import UserServer, wait_until
+from fixtures_jupyter import UserServer, desktop_pids, wait_until
 from rfbstreams import websocket_stream
 from tornado.httpclient import HTTPClientError
 
@@ -396,3 +397,48 @@ async def test_delete_ends_the_desktop_and_the_next_connection_starts_a_new_one(
     assert (await connect(server)).init is not None
     after = server.desktop_pids()
     assert after and not before & after
+
+
+def server_children(server: UserServer) -> set[int]:
+    """Live direct children of the Jupyter server: Xvnc, the session and the reaper while a desktop runs."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+            if entry.name.isdigit() and int(fields[1]) == server.proc.pid and fields[0] not in {"Z", "X"}:
+                children.add(int(entry.name))
+    return children
+
+
+def desktop_dirs(user: str) -> set[Path]:
+    """The desktops' private directories of ``user`` (VNC socket, cookie, logs) in the temp dir."""
+    return set(Path("/tmp").glob(f"jupyter-vnc-{user}-*"))
+
+
+def test_an_xvnc_that_exits_at_once_is_reported_with_its_own_words(server_factory) -> None:
+    """An admin's Xvnc argument that TigerVNC rejects: the real Xvnc exits before it is ready. The user
+    is told so, Xvnc's own reason first (not buried under the usage text it prints), by the status and
+    by every start request; nothing of the attempts is left running or on disk; and the Jupyter server
+    itself keeps serving."""
+    import requests
+
+    dirs_before = desktop_dirs("bob")
+    server = server_factory("bob", "--VNCDesktop.extra_args=-nosuchoption")
+    # The server prestarts the desktop: that first attempt fails on its own, with no request.
+    wait_until(lambda: server.status()["state"] == "failed", 30, "the prestart to fail")
+    why = "Xvnc exited (code 1) before it was ready: Unrecognized option: -nosuchoption. "
+    assert server.status()["message"].startswith(why), server.status()["message"]
+    auth = {"Authorization": f"token {server.token}"}
+    for _ in range(2):  # each request tries again (a later start may work) and fails the same way
+        answer = requests.post(f"{server.url}/vnc/api/desktop", headers=auth, timeout=60)
+        assert answer.status_code == 503, (answer.status_code, answer.text)
+        assert answer.json()["state"] == "failed" and answer.json()["message"].startswith(why), answer.text
+        assert server.status()["state"] == "failed"
+    # Nothing of the failed attempts lives on: no Xvnc, no session, no reaper, no private directory.
+    wait_until(lambda: not server_children(server), 10, "the failed desktop's processes to end")
+    assert not desktop_pids(pwd.getpwnam("bob").pw_uid)
+    assert desktop_dirs("bob") == dirs_before
+    # The server is untouched: its API and the viewer page (which shows the message) still answer.
+    assert server.request("/api/status")[0] == 200
+    assert server.request("/vnc/")[0] == 200
+    assert server.proc.poll() is None
