@@ -47,3 +47,18 @@ c.VNCSlurmSpawner.max_hours = 8
 # server off the other interfaces (batchspawner starts it on 0.0.0.0).
 c.VNCSlurmSpawner.state_exechost_exp = "127.0.0.1"
 c.VNCSlurmSpawner.req_prologue = 'export JUPYTERHUB_SERVICE_URL="${JUPYTERHUB_SERVICE_URL/0.0.0.0/127.0.0.1}"'
+
+# Sharing (JupyterHub 5+): a user may share a desktop with another user or a group. A share lets its
+# recipient watch; adding the custom scope below to the share also lets them type and point. Restart
+# and stop stay with the owner. The server reads its own shares (the spawner asks for that scope).
+c.JupyterHub.custom_scopes = {
+    "custom:jupyter-vnc:control": {
+        "description": "Use the keyboard, mouse and clipboard of a shared jupyter-vnc desktop.",
+    },
+}
+c.JupyterHub.load_roles.append(
+    {
+        "name": "user",
+        "scopes": ["self", "shares!user", "read:users:name", "read:groups:name", "custom:jupyter-vnc:control!user"],
+    }
+)

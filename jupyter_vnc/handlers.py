@@ -29,6 +29,7 @@ def viewer_config(handler: DesktopHandlerMixin, base: str) -> dict[str, Any]:
         "websocket_path": url_path_join(base, "vnc", "websockify"),
         "status_url": url_path_join(base, "vnc", "api", "status"),
         "desktop_url": url_path_join(base, "vnc", "api", "desktop"),
+        "activity_url": url_path_join(base, "vnc", "api", "activity"),
         "lab_url": url_path_join(base, "lab"),
         "hub_url": url_path_join(hub_prefix, "hub", "home") if hub_prefix else "",
         "clipboard": handler.desktop.clipboard,

@@ -14,6 +14,8 @@ export interface ViewerConfig {
   statusUrl: string;
   /** POST → (re)start the desktop. Empty: no Restart button. */
   desktopUrl: string;
+  /** POST here when the user resumes a paused viewer or keeps an idle desktop; "" when the server has none. */
+  activityUrl: string;
   /** Link back to JupyterLab. Empty: no link. */
   labUrl: string;
   /** Link to the hub control panel. Empty: no link. */
@@ -38,6 +40,7 @@ export const DEFAULT_CONFIG: Readonly<ViewerConfig> = Object.freeze({
   websocketPath: 'websockify',
   statusUrl: '',
   desktopUrl: '',
+  activityUrl: '',
   labUrl: '',
   hubUrl: '',
   clipboard: true,
@@ -63,6 +66,7 @@ export function parseConfig(raw: unknown): ViewerConfig {
     websocketPath: str(obj.websocket_path, d.websocketPath) || d.websocketPath,
     statusUrl: str(obj.status_url, d.statusUrl),
     desktopUrl: str(obj.desktop_url, d.desktopUrl),
+    activityUrl: str(obj.activity_url, d.activityUrl),
     labUrl: str(obj.lab_url, d.labUrl),
     hubUrl: str(obj.hub_url, d.hubUrl),
     clipboard: bool(obj.clipboard, d.clipboard),

@@ -19,7 +19,7 @@ class FakeRfb extends EventTarget implements RfbLike {
   }
 }
 
-function status(state: DesktopState, message = ''): DesktopStatus {
+function status(state: DesktopState, message = '', extra: Partial<DesktopStatus> = {}): DesktopStatus {
   return {
     state,
     message,
@@ -32,10 +32,24 @@ function status(state: DesktopState, message = ''): DesktopStatus {
     glNotice: '',
     jobId: null,
     secondsLeft: null,
+    role: 'owner',
+    owner: 'alice',
+    watchers: [],
+    paused: false,
+    shutdownIn: null,
+    shutdownMinutes: null,
+    ...extra,
   };
 }
 
-function setup(options: { statuses?: DesktopState[]; startDesktop?: () => Promise<void> } = {}) {
+function setup(
+  options: {
+    statuses?: DesktopState[];
+    startDesktop?: () => Promise<void>;
+    fetchStatus?: () => Promise<DesktopStatus | null>;
+    resume?: () => Promise<void>;
+  } = {},
+) {
   const rfbs: FakeRfb[] = [];
   const views: ConnectionView[] = [];
   const statuses = options.statuses ? [...options.statuses] : null;
@@ -46,8 +60,11 @@ function setup(options: { statuses?: DesktopState[]; startDesktop?: () => Promis
       return rfb;
     },
     onView: (view) => views.push(view),
-    fetchStatus: statuses ? async () => status(statuses.length > 1 ? statuses.shift()! : statuses[0]) : undefined,
+    fetchStatus:
+      options.fetchStatus ??
+      (statuses ? async () => status(statuses.length > 1 ? statuses.shift()! : statuses[0]) : undefined),
     startDesktop: options.startDesktop,
+    resume: options.resume,
     backoff: new Backoff(DEFAULT_BACKOFF, () => 0), // no jitter: exact delays
   });
   const last = () => views[views.length - 1];
@@ -62,6 +79,47 @@ afterEach(() => {
 });
 
 describe('ConnectionController', () => {
+  it('halts on a paused desktop without retrying, and resumes only when the user asks', async () => {
+    let paused = true;
+    let resumed = 0;
+    const { controller, rfbs, last } = setup({
+      fetchStatus: async () => status('running', '', { paused }),
+      resume: async () => {
+        resumed += 1;
+        paused = false;
+      },
+    });
+    controller.start(); // the page opening is the user's action: it resumes
+    await vi.advanceTimersByTimeAsync(0);
+    expect(resumed).toBe(1);
+    expect(rfbs).toHaveLength(1);
+    rfbs[0].connectOk();
+
+    // The server paused the viewer: the automatic retry sees "paused" and stops there, for good.
+    paused = true;
+    rfbs[0].drop(true);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(last()).toMatchObject({ state: 'disconnected', halted: 'idle', retryAt: null });
+    await vi.advanceTimersByTimeAsync(600_000);
+    expect(rfbs).toHaveLength(1);
+    expect(resumed).toBe(1);
+
+    controller.connect(); // Resume
+    await vi.advanceTimersByTimeAsync(0);
+    expect(resumed).toBe(2);
+    expect(rfbs).toHaveLength(2);
+  });
+
+  it('stops for good when the server refuses this user (a revoked share)', async () => {
+    const { controller, rfbs, last } = setup({
+      fetchStatus: async () => status('refused', 'this desktop is no longer shared with you'),
+    });
+    controller.start();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(rfbs).toHaveLength(0);
+    expect(last()).toMatchObject({ halted: 'desktop', reason: 'this desktop is no longer shared with you' });
+  });
+
   it('connects, and after a loss retries after 0.5 s, 1 s, 2 s ...', async () => {
     const { controller, rfbs, last } = setup();
     controller.start();

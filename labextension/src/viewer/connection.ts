@@ -8,8 +8,11 @@ import type { DesktopStatus } from './status';
 
 export type VncState = 'connecting' | 'connected' | 'disconnected';
 
-/** Why no reconnect is scheduled: the user pressed Disconnect, or the desktop itself is gone. */
-export type Halt = 'user' | 'desktop' | null;
+/**
+ * Why no reconnect is scheduled: the user pressed Disconnect, the desktop itself is gone, or it was idle
+ * (paused: nothing is polled until the user resumes, so the hub sees the desktop idle).
+ */
+export type Halt = 'user' | 'desktop' | 'idle' | null;
 
 export interface ConnectionView {
   state: VncState;
@@ -48,6 +51,8 @@ export interface ConnectionDeps {
   fetchStatus?(): Promise<DesktopStatus | null>;
   /** Starts a stopped desktop, when the page opens or the user presses Connect. */
   startDesktop?(): Promise<void>;
+  /** Tells the server the user is back (Resume, Keep it): a paused desktop counts as used again. */
+  resume?(): Promise<void>;
   backoff?: Backoff;
   clock?: Clock;
   /** How often to look again while the desktop is starting. */
@@ -176,9 +181,33 @@ export class ConnectionController {
     const waitForStart = (reason: string): void =>
       this.schedule(gen, this.startingPollMs, { state: 'connecting', reason, halted: null }, false);
 
+    if (status.paused && status.state === 'running') {
+      if (!mayStart || !this.deps.resume) {
+        this.setView({ state: 'disconnected', reason: 'paused: no keyboard or mouse input', retryAt: null, halted: 'idle' });
+        return false;
+      }
+      try {
+        await this.deps.resume();
+      } catch (err) {
+        if (gen === this.generation) {
+          const why = err instanceof Error ? err.message : String(err);
+          this.setView({ state: 'disconnected', reason: `could not resume: ${why}`, retryAt: null, halted: 'idle' });
+        }
+        return false;
+      }
+      return true;
+    }
     switch (status.state) {
       case 'running':
         return true;
+      case 'refused':
+        this.setView({
+          state: 'disconnected',
+          reason: status.message || 'you may not see this desktop',
+          retryAt: null,
+          halted: 'desktop',
+        });
+        return false;
       case 'starting':
         waitForStart(status.message || 'the desktop is starting');
         return false;

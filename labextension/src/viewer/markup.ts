@@ -20,6 +20,7 @@ const MARKUP = `
     <span id="jvnc-info-text"></span>
     <span id="jvnc-gl-notice" class="jvnc-notice" hidden>software OpenGL</span>
     <span id="jvnc-time-left" class="jvnc-time-left" hidden></span>
+    <span id="jvnc-share" class="jvnc-share" hidden></span>
   </div>
   <div class="jvnc-spacer"></div>
   <div class="jvnc-actions" role="group" aria-label="Viewer actions">
@@ -73,6 +74,11 @@ const MARKUP = `
     </select>
   </div>
 </section>
+
+<div id="jvnc-idle" class="jvnc-idle" role="alert" hidden>
+  <span id="jvnc-idle-text"></span>
+  <button type="button" id="jvnc-keep">Resume</button>
+</div>
 
 <main id="jvnc-screen" class="jvnc-screen" aria-label="Remote desktop"></main>
 `;

@@ -11,9 +11,17 @@ import { ClipboardSync } from './clipboard';
 import { websocketUrl, type ViewerConfig } from './config';
 import { ConnectionController, describeConnection, type ConnectionView } from './connection';
 import { addViewerMarkup } from './markup';
-import { cookieValue, fetchStatus, postDesktop, type Credentials } from './server';
+import { cookieValue, fetchStatus, postActivity, postDesktop, type Credentials } from './server';
 import { clampLevel, loadSettings, rfbOptions, saveSettings, type ResizeMode, type ViewerSettings } from './settings';
-import { formatTimeLeft, secondsLeftAt, summarizeStatus, timeLeftUrgency, type DesktopStatus } from './status';
+import {
+  formatTimeLeft,
+  pausedLabel,
+  secondsLeftAt,
+  shareLabel,
+  summarizeStatus,
+  timeLeftUrgency,
+  type DesktopStatus,
+} from './status';
 
 declare global {
   interface Window {
@@ -95,6 +103,10 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     infoText: byId<HTMLElement>('jvnc-info-text'),
     glNotice: byId<HTMLElement>('jvnc-gl-notice'),
     timeLeft: byId<HTMLElement>('jvnc-time-left'),
+    share: byId<HTMLElement>('jvnc-share'),
+    idle: byId<HTMLElement>('jvnc-idle'),
+    idleText: byId<HTMLElement>('jvnc-idle-text'),
+    keep: byId<HTMLButtonElement>('jvnc-keep'),
     clipboardToggle: byId<HTMLButtonElement>('jvnc-clipboard-toggle'),
     clipboardPanel: byId<HTMLElement>('jvnc-clipboard-panel'),
     settingsToggle: byId<HTMLButtonElement>('jvnc-settings-toggle'),
@@ -258,7 +270,26 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     ui.glNotice.hidden = !summary.softwareGl;
     ui.glNotice.title = status.glNotice || 'No GPU for this desktop: OpenGL runs on the CPU, so 3D is slower';
     root.dataset.desktopState = status.state;
+    // Who may do what is the server's to enforce; the viewer only stops offering what would be refused.
+    const share = shareLabel(status);
+    ui.share.hidden = !share;
+    ui.share.textContent = share;
+    root.dataset.role = status.role;
+    ui.restart.hidden = !config.desktopUrl || status.role === 'view' || status.role === 'control';
+    if (rfb) {
+      rfb.viewOnly = status.role === 'view';
+    }
     renderTimeLeft();
+    renderIdle();
+  };
+  const renderIdle = (): void => {
+    const paused = view?.halted === 'idle';
+    ui.idle.hidden = !paused;
+    root.dataset.paused = String(paused);
+    if (paused && status) {
+      ui.idleText.textContent = pausedLabel(status, Math.floor((Date.now() - statusAt) / 1000));
+      ui.keep.textContent = status.shutdownIn === null ? 'Resume' : 'Keep it';
+    }
   };
   // Jupyter wants the XSRF token on every cookie-authenticated fetch (JupyterHub on GETs too); the API
   // token authenticates where JupyterHub does not take cookies.
@@ -294,7 +325,8 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     ui.state.dataset.state = view.state;
     root.dataset.vncState = view.state;
     root.dataset.vncReason = view.reason;
-    ui.connectToggle.textContent = view.halted ? 'Connect' : 'Disconnect';
+    ui.connectToggle.textContent = view.halted === 'idle' ? 'Resume' : view.halted ? 'Connect' : 'Disconnect';
+    renderIdle();
     if (!restartArmed) {
       ui.restart.textContent = view.halted === 'desktop' ? 'Start desktop' : 'Restart desktop';
     }
@@ -332,6 +364,11 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     },
     fetchStatus: config.statusUrl ? refreshStatus : undefined,
     startDesktop: config.desktopUrl ? () => postDesktop(config.desktopUrl, credentials()) : undefined,
+    resume: config.activityUrl ? () => postActivity(config.activityUrl, credentials()) : undefined,
+  });
+  ui.keep.addEventListener('click', () => {
+    notice = '';
+    controller.connect();
   });
 
   ui.connectToggle.addEventListener('click', () => {
@@ -392,12 +429,15 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
         renderConnection();
       }
       renderTimeLeft();
+      renderIdle();
     }, 1000),
   );
   if (config.statusUrl) {
     intervals.push(
       setInterval(() => {
-        if (!document.hidden) {
+        // Not while paused or disconnected: every request through the hub's proxy counts as activity,
+        // and a forgotten viewer must let the desktop look idle.
+        if (!document.hidden && !view?.halted) {
           refreshQuietly();
         }
       }, STATUS_POLL_MS),
@@ -414,7 +454,7 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
   document.addEventListener(
     'visibilitychange',
     () => {
-      if (!document.hidden) {
+      if (!document.hidden && !view?.halted) {
         refreshQuietly();
       }
     },

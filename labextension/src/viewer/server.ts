@@ -57,7 +57,8 @@ export async function fetchStatus(
 ): Promise<DesktopStatus | null> {
   const headers = { Accept: 'application/json', ...authHeaders(credentials) };
   const response = await fetchImpl(url, { credentials: 'same-origin', cache: 'no-store', headers });
-  if (!response.ok) {
+  // 403 with a status body: this user may no longer see the desktop (the server says why).
+  if (!response.ok && response.status !== 403) {
     return null;
   }
   try {
@@ -110,6 +111,16 @@ export async function postDesktop(
     headers,
     body: '{}',
   });
+  if (!response.ok) {
+    const body = await response.text().catch(() => '');
+    throw new Error(errorMessage(response.status, response.statusText, body));
+  }
+}
+
+/** POST activity_url: the user is here (Resume on a paused viewer, Keep it before an idle shutdown). */
+export async function postActivity(url: string, credentials: Credentials, fetchImpl: typeof fetch = fetch): Promise<void> {
+  const headers = { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders(credentials) };
+  const response = await fetchImpl(url, { method: 'POST', credentials: 'same-origin', cache: 'no-store', headers, body: '{}' });
   if (!response.ok) {
     const body = await response.text().catch(() => '');
     throw new Error(errorMessage(response.status, response.statusText, body));

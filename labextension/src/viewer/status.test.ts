@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 
-import { formatTimeLeft, parseStatus, secondsLeftAt, summarizeStatus, timeLeftUrgency } from './status';
+import {
+  formatTimeLeft,
+  parseStatus,
+  pausedLabel,
+  secondsLeftAt,
+  shareLabel,
+  summarizeStatus,
+  timeLeftUrgency,
+} from './status';
 
 const running = {
   state: 'running',
@@ -66,7 +74,33 @@ describe('parseStatus', () => {
       glNotice: '',
       jobId: '4242',
       secondsLeft: 7500,
+      role: 'owner',
+      owner: '',
+      watchers: [],
+      paused: false,
+      shutdownIn: null,
+      shutdownMinutes: null,
     });
+  });
+
+  it('reads who may do what, and the idle state', () => {
+    const s = parseStatus({
+      state: 'running',
+      you: { user: 'bob', role: 'view' },
+      owner: 'alice',
+      watchers: [{ user: 'bob', role: 'control' }, { user: 3 }, null],
+      idle: { paused: true, shutdown_in: 299.7, shutdown_minutes: 30 },
+    });
+    expect(s).toMatchObject({
+      role: 'view',
+      owner: 'alice',
+      watchers: [{ user: 'bob', role: 'control' }],
+      paused: true,
+      shutdownIn: 299,
+      shutdownMinutes: 30,
+    });
+    // An unknown role is the least one.
+    expect(parseStatus({ state: 'running', you: { role: 'god' } })?.role).toBe('view');
   });
 
   it('rejects what is no status', () => {
@@ -108,5 +142,33 @@ describe('summarizeStatus', () => {
     );
     expect(summary.parts.slice(2)).toEqual(['GPU: NVIDIA A100-SXM4-40GB', 'software OpenGL']);
     expect(summary.softwareGl).toBe(true);
+  });
+});
+
+describe('shareLabel', () => {
+  it('tells a recipient whose desktop it is and what they may do', () => {
+    expect(shareLabel({ role: 'view', owner: 'alice', watchers: [] })).toBe('View only — shared by alice');
+    expect(shareLabel({ role: 'control', owner: 'alice', watchers: [] })).toBe('Shared by alice — you have control');
+  });
+  it('tells the owner who is watching, and nothing when nobody is', () => {
+    expect(shareLabel({ role: 'owner', owner: 'alice', watchers: [] })).toBe('');
+    expect(
+      shareLabel({
+        role: 'owner',
+        owner: 'alice',
+        watchers: [
+          { user: 'bob', role: 'view' },
+          { user: 'carol', role: 'control' },
+        ],
+      }),
+    ).toBe('Watching: bob (view only), carol (control)');
+  });
+});
+
+describe('pausedLabel', () => {
+  it('counts down to the idle shutdown', () => {
+    expect(pausedLabel({ shutdownIn: 300 }, 1)).toContain('The desktop ends in 4 min 59 s unless you keep it.');
+    expect(pausedLabel({ shutdownIn: 3 }, 10)).toContain('The desktop is ending.');
+    expect(pausedLabel({ shutdownIn: null }, 0)).toContain('Resume to go on.');
   });
 });

@@ -1,8 +1,18 @@
 /** The desktop's status as the server reports it (GET status_url), and how the toolbar shows it. */
 
-export type DesktopState = 'starting' | 'running' | 'stopped' | 'failed';
+/** 'refused': this user may no longer see the desktop (a share was revoked). */
+export type DesktopState = 'starting' | 'running' | 'stopped' | 'failed' | 'refused';
 
-const STATES: readonly DesktopState[] = ['starting', 'running', 'stopped', 'failed'];
+const STATES: readonly DesktopState[] = ['starting', 'running', 'stopped', 'failed', 'refused'];
+
+/** 'owner' and 'admin' may do everything; 'control' may type in a shared desktop; 'view' only watches. */
+export type Role = 'owner' | 'admin' | 'control' | 'view';
+const ROLES: readonly Role[] = ['owner', 'admin', 'control', 'view'];
+
+export interface Watcher {
+  user: string;
+  role: Role;
+}
 
 export interface DesktopStatus {
   state: DesktopState;
@@ -20,6 +30,34 @@ export interface DesktopStatus {
   jobId: string | null;
   /** Seconds until the Slurm job ends, when it has a time limit. */
   secondsLeft: number | null;
+  /** What the viewing user may do here, and whose desktop it is. */
+  role: Role;
+  owner: string;
+  /** Who else is connected (told to the owner and admins only). */
+  watchers: Watcher[];
+  /** No input for long enough: viewers pause (and stop polling) until the user resumes. */
+  paused: boolean;
+  /** Seconds until the idle shutdown ends the desktop; null when there is none. */
+  shutdownIn: number | null;
+  /** Minutes without input after which the idle shutdown ends the desktop; null when there is none. */
+  shutdownMinutes: number | null;
+}
+
+function role(value: unknown): Role {
+  return typeof value === 'string' && ROLES.includes(value as Role) ? (value as Role) : 'view';
+}
+
+function watchers(value: unknown): Watcher[] {
+  if (!Array.isArray(value)) {
+    return [];
+  }
+  return value
+    .filter((w): w is Record<string, unknown> => w !== null && typeof w === 'object' && typeof w.user === 'string')
+    .map((w) => ({ user: w.user as string, role: role(w.role) }));
+}
+
+function seconds(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? Math.max(0, Math.floor(value)) : null;
 }
 
 function int(value: unknown): number {
@@ -42,6 +80,8 @@ export function parseStatus(raw: unknown): DesktopStatus | null {
   }
   const jobId = obj.job_id;
   const left = obj.seconds_left;
+  const you = obj.you !== null && typeof obj.you === 'object' ? (obj.you as Record<string, unknown>) : {};
+  const idle = obj.idle !== null && typeof obj.idle === 'object' ? (obj.idle as Record<string, unknown>) : {};
   return {
     state: state as DesktopState,
     message: text(obj.message),
@@ -53,7 +93,14 @@ export function parseStatus(raw: unknown): DesktopStatus | null {
     glRenderer: text(obj.gl_renderer),
     glNotice: text(obj.gl_notice),
     jobId: typeof jobId === 'string' && jobId !== '' ? jobId : typeof jobId === 'number' ? String(jobId) : null,
-    secondsLeft: typeof left === 'number' && Number.isFinite(left) ? Math.max(0, Math.floor(left)) : null,
+    secondsLeft: seconds(left),
+    // A server without sharing says nothing about roles: its one user owns it.
+    role: obj.you === undefined ? 'owner' : role(you.role),
+    owner: text(obj.owner),
+    watchers: watchers(obj.watchers),
+    paused: idle.paused === true,
+    shutdownIn: seconds(idle.shutdown_in),
+    shutdownMinutes: seconds(idle.shutdown_minutes),
   };
 }
 
@@ -157,4 +204,35 @@ export function summarizeStatus(status: DesktopStatus): StatusSummary {
     detail.push(status.message);
   }
   return { parts, softwareGl, detail: detail.join('\n') };
+}
+
+/** The toolbar's sharing line: "View only — shared by alice", "Watching: bob (view only)"; "" for none. */
+export function shareLabel(status: Pick<DesktopStatus, 'role' | 'owner' | 'watchers'>): string {
+  const owner = status.owner || 'its owner';
+  switch (status.role) {
+    case 'view':
+      return `View only — shared by ${owner}`;
+    case 'control':
+      return `Shared by ${owner} — you have control`;
+    default: {
+      if (status.watchers.length === 0) {
+        return status.role === 'admin' ? `${owner}'s desktop (admin)` : '';
+      }
+      const who = status.watchers.map((w) => `${w.user} (${w.role === 'view' ? 'view only' : 'control'})`);
+      return `Watching: ${who.join(', ')}`;
+    }
+  }
+}
+
+/** The paused viewer's line: why, and how long until an idle shutdown ends the desktop. */
+export function pausedLabel(status: Pick<DesktopStatus, 'shutdownIn'>, secondsSince: number): string {
+  const line = 'Paused: no keyboard or mouse input for a while.';
+  if (status.shutdownIn === null) {
+    return `${line} Resume to go on.`;
+  }
+  const left = Math.max(0, status.shutdownIn - secondsSince);
+  if (left === 0) {
+    return `${line} The desktop is ending.`;
+  }
+  return `${line} The desktop ends in ${formatTimeLeft(left).replace(/ left$/, '')} unless you keep it.`;
 }
