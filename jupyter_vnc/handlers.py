@@ -17,6 +17,7 @@ from tornado import web
 from .bridge import DesktopHandlerMixin, DesktopWebSocket
 from .desktop import DesktopError
 from .resources import templates_dir
+from .sharing import Role, Visitor
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _YES, _NO = {"1", "true", "yes"}, {"0", "false", "no"}
@@ -123,14 +124,23 @@ class StatusHandler(DesktopHandlerMixin, APIHandler):
     async def get(self) -> None:
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        self.finish(
-            json.dumps({**await self.desktop.status(), **await self.people(), "idle": self.idle.status()})
-        )
+        people = await self.people()
+        if people is None:
+            self.set_status(403)
+            self.finish(
+                json.dumps({"state": "refused", "message": "this desktop is no longer shared with you"})
+            )
+            return
+        self.finish(json.dumps({**await self.desktop.status(), **people, "idle": self.idle.status()}))
 
-    async def people(self) -> dict[str, Any]:
-        """Who asks and as what; the owner (and an admin) also learns who else is connected."""
+    async def people(self) -> dict[str, Any] | None:
+        """Who asks and as what; the owner (and an admin) also learns who else is connected. None: the
+        asker's share was revoked (the single-user server's token cache would let them in for minutes)."""
         role = await self.http_role()
         user = getattr(self.current_user, "username", "")
+        if role is not Role.OWNER:
+            if await self.audience.current_role(Visitor(user, role, token=request_token(self))) is None:
+                return None
         you = {"user": user, "role": role.value}
         watchers = self.audience.watchers() if role.may_manage else []
         return {"you": you, "owner": os.environ.get("JUPYTERHUB_USER", user), "watchers": watchers}

@@ -39,16 +39,26 @@ class HubUser:
         headers = {"X-XSRFToken": self.http.cookies.get("_xsrf", path=prefix) or ""}
         return self.http.request(method, f"{self.url}{prefix}{path}", headers=headers, **kwargs)
 
-    def viewer_config(self, server: str = "") -> dict:
-        """The configuration the desktop viewer page embeds (its websocket path and token)."""
-        import json
+    def open_shared(self, owner: str, path: str = "", server: str = "") -> requests.Response:
+        """Load a page of someone else's server that was shared with this user. The hub first asks the
+        recipient to authorize the owner's server to identify them (its OAuth page); accept as a
+        person would, by submitting that form."""
         import re
 
-        page = self.open_server(server, "vnc/")
-        page.raise_for_status()
-        found = re.search(r'<script type="application/json" id="jvnc-config">(.*?)</script>', page.text, re.S)
-        assert found, page.text[:500]
-        return json.loads(found.group(1))
+        url = f"{self.url}/user/{owner}/{server + '/' if server else ''}{path}"
+        response = self.http.get(url)
+        if "/hub/api/oauth2/authorize" in response.url and '<form method="post"' in response.text:
+            fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', response.text)
+            response = self.http.post(response.url, data=fields)
+        return response
+
+    def shared_config(self, owner: str, server: str = "") -> dict:
+        """The viewer configuration that the owner's desktop page gives this (share recipient) user."""
+        return _page_config(self.open_shared(owner, "vnc/", server))
+
+    def viewer_config(self, server: str = "") -> dict:
+        """The configuration the desktop viewer page embeds (its websocket path and token)."""
+        return _page_config(self.open_server(server, "vnc/"))
 
     def cookie_header(self, path: str) -> str:
         """The cookies a browser would send to ``path`` (for websockets through the proxy)."""
@@ -71,6 +81,16 @@ class HubUser:
             if time.monotonic() > deadline:
                 raise AssertionError(f"server {self.name}/{server} still there after {timeout}s")
             time.sleep(0.3)
+
+
+def _page_config(page: requests.Response) -> dict:
+    import json
+    import re
+
+    page.raise_for_status()
+    found = re.search(r'<script type="application/json" id="jvnc-config">(.*?)</script>', page.text, re.S)
+    assert found, f"no viewer configuration at {page.url}: {page.text[:300]}"
+    return json.loads(found.group(1))
 
 
 def server_path(name: str, server: str = "") -> str:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from browser import CANVAS_COLOURS, chromium
 from fixtures_jupyter import UserServer
+from playwright.async_api import Browser, Page
 
 
 async def test_browser_reaches_connected_and_shows_the_xfce_panel(
@@ -47,3 +54,136 @@ async def test_viewer_page_needs_a_login(alice_server: UserServer) -> None:
         assert response is not None
         assert "/login" in page.url
         assert await page.locator("canvas").count() == 0
+
+
+def desktop_env(server: UserServer) -> dict[str, str]:
+    """DISPLAY and XAUTHORITY of the server's desktop, as its own X clients (a terminal in it) have them."""
+    for pid in server.desktop_pids():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]) in {"Xvnc", "Xtigervnc"}:
+            display = server.status()["display"]
+            return {
+                "DISPLAY": f":{display}",
+                "XAUTHORITY": argv[argv.index("-auth") + 1],
+                "PATH": "/usr/bin:/bin",
+            }
+    raise AssertionError(f"no Xvnc among {server.desktop_pids()}")
+
+
+def xclip(
+    server: UserServer, *args: str, stdin: int | None = None, stdout: int | None = None
+) -> subprocess.Popen[bytes]:
+    """xclip on the desktop's CLIPBOARD selection (what Ctrl+C/Ctrl+V use), run as the desktop's owner."""
+    user = server.user
+    return subprocess.Popen(
+        ["xclip", "-selection", "clipboard", *args], env=desktop_env(server), stdin=stdin, stdout=stdout,
+        stderr=subprocess.DEVNULL, user=user.pw_uid, group=user.pw_gid, extra_groups=[],
+    )  # fmt: skip
+
+
+def x_clipboard(server: UserServer) -> str:
+    """What a program on the desktop pastes ("" when the clipboard is empty)."""
+    proc = xclip(server, "-o", stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=10)
+    return out.decode() if proc.returncode == 0 else ""
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for: {what}"
+        await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def copied_on_the_desktop(server: UserServer, text: str) -> AsyncIterator[None]:
+    """A program on the desktop copies ``text``: xclip owns CLIPBOARD and serves it while it runs
+    (-quiet keeps it in the foreground, so the test can end it and leave nothing behind). Entered
+    once the desktop's clipboard has the text: xclip takes the selection a moment after it starts."""
+    proc = xclip(server, "-quiet", "-i", stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert proc.stdin is not None
+    proc.stdin.write(text.encode())
+    proc.stdin.close()
+    try:
+
+        async def owned() -> bool:
+            return await asyncio.to_thread(x_clipboard, server) == text
+
+        await until(owned, 10, "xclip to own the desktop's clipboard")
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def open_viewer(browser: Browser, server: UserServer) -> Page:
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    await page.goto(f"{server.url}/vnc/?token={server.token}")
+    await page.wait_for_selector("body[data-vnc-state=connected]", timeout=30_000)
+    return page
+
+
+@pytest.fixture
+def need_xclip() -> None:
+    if not Path("/usr/bin/xclip").exists():
+        pytest.skip("xclip is not installed (devstack/install installs it)")
+
+
+# Text a user would copy: several lines, non-ASCII letters, a tab.
+TO_DESKTOP = "from the browser: Grüße, naïve café\nsecond line\twith a tab"
+TO_BROWSER = "from the desktop: ½ µm → 3 Å\nand a second line"
+
+
+async def test_clipboard_panel_crosses_both_ways(server_factory, need_xclip: None, artifacts: Path) -> None:
+    """Text typed or pasted into the viewer's clipboard panel becomes the desktop's clipboard (what a
+    program there pastes), and text copied on the desktop shows up in the panel."""
+    server = server_factory("bob")
+    async with chromium() as browser:
+        page = await open_viewer(browser, server)
+        await page.click("#jvnc-clipboard-toggle")
+        panel = page.locator("#jvnc-clipboard-text")
+        assert await panel.is_visible()
+        await panel.fill(TO_DESKTOP)  # as typing or pasting does: an input event
+
+        async def on_the_desktop() -> bool:
+            return await asyncio.to_thread(x_clipboard, server) == TO_DESKTOP
+
+        await until(on_the_desktop, 10, "the panel's text in the desktop's clipboard")
+        async with copied_on_the_desktop(server, TO_BROWSER):
+
+            async def in_the_panel() -> bool:
+                return await panel.input_value() == TO_BROWSER
+
+            await until(in_the_panel, 10, "the desktop's copied text in the panel")
+            await page.screenshot(path=str(artifacts / "viewer-clipboard.png"))
+
+
+async def test_no_clipboard_panel_and_nothing_crosses_when_the_clipboard_is_off(
+    server_factory, need_xclip: None
+) -> None:
+    """c.VNCDesktop.clipboard = False: the viewer has no clipboard panel, and the desktop itself refuses
+    the clipboard both ways, so even a page that pushes text through noVNC directly (a modified page, a
+    browser extension) gets nothing in and nothing out."""
+    server = server_factory("bob", "--VNCDesktop.clipboard=False")
+    async with chromium() as browser:
+        page = await open_viewer(browser, server)
+        assert await page.locator("#jvnc-clipboard-toggle").count() == 0
+        assert await page.locator("#jvnc-clipboard-panel").count() == 0
+        assert await page.locator("#jvnc-clipboard-text").count() == 0
+        # Every clipboard event noVNC would raise on this page (the panel's own source of text).
+        await page.evaluate(
+            """() => {
+              window.received = [];
+              window.jvncRfb.addEventListener('clipboard', (e) => window.received.push(e.detail.text));
+            }"""
+        )
+        async with copied_on_the_desktop(server, TO_BROWSER):
+            await page.evaluate("(text) => window.jvncRfb.clipboardPasteFrom(text)", TO_DESKTOP)
+            # Time enough: with the clipboard on, both have crossed by then (this test then fails).
+            await asyncio.sleep(3)
+            assert await asyncio.to_thread(x_clipboard, server) == TO_BROWSER  # still the desktop's own
+            assert await page.evaluate("() => window.received") == []
+        assert await page.evaluate("() => document.body.dataset.vncState") == "connected"
