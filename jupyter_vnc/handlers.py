@@ -138,9 +138,9 @@ class StatusHandler(DesktopHandlerMixin, APIHandler):
         asker's share was revoked (the single-user server's token cache would let them in for minutes)."""
         role = await self.http_role()
         user = getattr(self.current_user, "username", "")
-        if role is not Role.OWNER:
-            if await self.audience.current_role(Visitor(user, role, token=request_token(self))) is None:
-                return None
+        visitor = Visitor(user, role, token=request_token(self))
+        if role is not Role.OWNER and await self.audience.current_role(visitor) is None:
+            return None
         you = {"user": user, "role": role.value}
         watchers = self.audience.watchers() if role.may_manage else []
         return {"you": you, "owner": os.environ.get("JUPYTERHUB_USER", user), "watchers": watchers}
