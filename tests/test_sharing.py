@@ -1,0 +1,289 @@
+"""Sharing a desktop through JupyterHub's shares, with the rights enforced by the server, on real parts.
+
+alice's desktop runs in a Slurm job through the demo hub. bob gets a share; carol gets none. What bob's
+viewer sends is checked where it would land: on alice's X display (the pointer's position, key presses
+seen by a window that has the focus, the X clipboard), never only in the page or the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import struct
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser import CANVAS_COLOURS, chromium
+from conftest import ROOT, HubBed
+from hubclient import HubUser, server_path
+from rfbstreams import websocket_stream
+from test_lab_e2e import log_in
+from test_spawner import _logged_in, job_processes, squeue
+
+from jupyter_vnc.rfb import RFBClient
+
+CONTROL = "custom:jupyter-vnc:control!server=alice/"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture
+def alice(hub: HubBed) -> Iterator[HubUser]:
+    for user in _logged_in(hub, "alice"):
+        yield user
+        user.api("DELETE", "/shares/alice/")  # every share of her default server
+
+
+@pytest.fixture
+def bob(hub: HubBed) -> HubUser:
+    return HubUser(hub.url, "bob", hub.password)
+
+
+@pytest.fixture
+def carol(hub: HubBed) -> HubUser:
+    return HubUser(hub.url, "carol", hub.password)
+
+
+class AliceX:
+    """alice's X display, seen by programs she runs on it (as a terminal in her desktop would)."""
+
+    def __init__(self, job_id: str, display: int) -> None:
+        self.user = pwd.getpwnam("alice")
+        for pid in job_processes(job_id):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            if os.path.basename(argv[0]) in {"Xvnc", "Xtigervnc"}:
+                self.env = {
+                    "DISPLAY": f":{display}",
+                    "XAUTHORITY": argv[argv.index("-auth") + 1],
+                    "PATH": "/usr/bin:/bin",
+                }
+                break
+        else:
+            raise AssertionError(f"no Xvnc in job {job_id}")
+        self._trap: subprocess.Popen[bytes] | None = None
+        self._trap_log = Path(tempfile.mkstemp(prefix="jvnc-keytrap-")[1])
+
+    def run(self, *argv: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            list(argv), env=self.env, capture_output=True, text=True, timeout=20,
+            user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[], **kwargs,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def pointer(self) -> tuple[int, int]:
+        out = dict(
+            line.split("=", 1) for line in self.run("xdotool", "getmouselocation", "--shell").stdout.split()
+        )
+        return int(out["X"]), int(out["Y"])
+
+    def open_key_trap(self) -> None:
+        """A window that has the keyboard focus and reports every key press it gets."""
+        with self._trap_log.open("wb") as log:
+            self._trap = subprocess.Popen(
+                ["xev", "-event", "keyboard", "-name", "jvnc-keytrap", "-geometry", "300x200+600+400"],
+                env=self.env, stdout=log, stderr=subprocess.DEVNULL,
+                user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[],
+            )  # fmt: skip
+        found = self.run("xdotool", "search", "--sync", "--name", "jvnc-keytrap")
+        window = found.stdout.split()[0]
+        self.run("xdotool", "windowfocus", "--sync", window)
+
+    def key_presses(self) -> list[str]:
+        """The keysym names of the key presses the trap saw: ``["q", "w"]``."""
+        lines = self._trap_log.read_text(errors="replace").splitlines()
+        names = []
+        for i, line in enumerate(lines):
+            if line.startswith("KeyPress event"):
+                detail = " ".join(lines[i : i + 4])
+                names.append(detail.split("keysym ", 1)[1].split(")", 1)[0].split(", ")[1])
+        return names
+
+    def close(self) -> None:
+        if self._trap is not None:
+            self._trap.kill()
+            self._trap.wait()
+        self._trap_log.unlink(missing_ok=True)
+
+
+def _up(alice: HubUser) -> tuple[str, AliceX]:
+    assert alice.api("POST", server_path("alice", ""), json={}).status_code in (201, 202)
+    alice.wait_ready("", 120)
+    assert alice.open_server("", "lab").status_code == 200
+    (job_id,) = squeue("alice")
+    deadline = time.monotonic() + 60
+    while (status := alice.server_api("vnc/api/status").json())["state"] != "running":
+        assert time.monotonic() < deadline, status
+        time.sleep(0.3)
+    return job_id, AliceX(job_id, status["display"])
+
+
+async def _rfb(user: HubUser, token: str) -> tuple[RFBClient, object]:
+    url = user.url.replace("http://", "ws://") + f"/user/alice/vnc/websockify?token={token}"
+    stream, conn = await websocket_stream(url, None, headers={"Sec-Fetch-Mode": "websocket"})
+    client = RFBClient(stream)
+    await client.handshake()
+    return client, conn
+
+
+async def _colours_seen(client: RFBClient, timeout: float = 60) -> int:
+    """Distinct colours in a full Raw update of the screen, as the viewer would draw them; waits up to
+    ``timeout`` for XFCE to draw more than a bare background."""
+    assert client.init is not None
+    await client.set_pixel_format_32()
+    await client.set_encodings(0)
+    frame = bytearray(client.init.width * client.init.height * 4)
+    deadline = time.monotonic() + timeout
+    while True:
+        await client.request_update(incremental=False)
+        await client.read_update(frame)
+        colours = len({bytes(frame[i : i + 3]) for i in range(0, len(frame), 4 * 97)})
+        if colours > 4 or time.monotonic() > deadline:
+            return colours
+        await asyncio.sleep(0.5)
+
+
+def _pointer(x: int, y: int) -> bytes:
+    return struct.pack(">BBHH", 5, 0, x, y)
+
+
+def _key(keysym: int) -> bytes:
+    return struct.pack(">BBxxI", 4, 1, keysym) + struct.pack(">BBxxI", 4, 0, keysym)
+
+
+def _cut(text: str) -> bytes:
+    data = text.encode("latin-1")
+    return struct.pack(">BxxxI", 6, len(data)) + data
+
+
+async def _until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for: {what}"
+        await asyncio.sleep(0.1)
+
+
+def _status(user: HubUser, token: str) -> tuple[int, dict]:
+    r = user.http.get(f"{user.url}/user/alice/vnc/api/status", headers={"Authorization": f"token {token}"})
+    return r.status_code, r.json()
+
+
+async def test_a_recipient_watches_types_only_when_granted_and_is_cut_off_when_revoked(
+    alice: HubUser, bob: HubUser, carol: HubUser
+) -> None:
+    job_id, x = _up(alice)
+    try:
+        # carol has no share: the hub itself keeps her out of alice's server.
+        assert carol.open_shared("alice", "vnc/").status_code == 403
+
+        assert alice.api("POST", "/shares/alice/", json={"user": "bob"}).status_code == 200
+        token = bob.shared_config("alice")["token"]
+        code, status = _status(bob, token)
+        assert code == 200 and status["you"] == {"user": "bob", "role": "view"} and status["owner"] == "alice"
+
+        client, conn = await _rfb(bob, token)
+        assert await _colours_seen(client) > 4  # bob sees alice's desktop, not a blank screen
+        x.open_key_trap()
+        x.run("xdotool", "mousemove", "10", "10")
+        _, alice_view = _status(alice, alice.viewer_config()["token"])
+        assert alice_view["watchers"] == [{"user": "bob", "role": "view", "connections": 1}]
+
+        # What bob's viewer sends to change the desktop never reaches X...
+        await client.stream.send(_pointer(700, 500) + _key(ord("q")) + _cut("from bob"))
+        # ...while his update requests still pass: the connection keeps working after it.
+        assert await _colours_seen(client) > 4
+        await asyncio.sleep(1)
+        assert x.pointer() == (10, 10)
+        assert x.key_presses() == []
+        assert x.run("xclip", "-selection", "clipboard", "-o").stdout != "from bob"
+        # Nor may he resize alice's screen.
+        size = x.run("xdpyinfo").stdout.split("dimensions:", 1)[1].split()[0]
+        await client.stream.send(struct.pack(">BxHHBx", 251, 800, 600, 1) + bytes(16))  # SetDesktopSize
+        assert await _colours_seen(client) > 4
+        assert x.run("xdpyinfo").stdout.split("dimensions:", 1)[1].split()[0] == size != "800x600"
+
+        # Restart and stop are alice's.
+        for method, path in (("POST", "vnc/api/desktop?restart=1"), ("DELETE", "vnc/api/desktop")):
+            r = bob.http.request(
+                method, f"{bob.url}/user/alice/{path}", headers={"Authorization": f"token {token}"}, data="{}"
+            )
+            assert r.status_code == 403 and "only alice can restart or stop" in r.json()["message"], r.text
+
+        # The same messages from alice do arrive (the check above can see them).
+        owner, owner_conn = await _rfb(alice, alice.viewer_config()["token"])
+        await owner.stream.send(_pointer(700, 500) + _key(ord("q")))
+        await _until(lambda: x.pointer() == (700, 500) and x.key_presses() == ["q"], 10, "alice's input on X")
+
+        # alice lets bob type: the share gets the control scope; his open connection follows.
+        assert (
+            alice.api("POST", "/shares/alice/", json={"user": "bob", "scopes": [CONTROL]}).status_code == 200
+        )
+        await _until(lambda: _status(bob, token)[1]["you"]["role"] == "control", 10, "bob's control")
+        await asyncio.sleep(1.5)  # the bridge's own look at the share list (every second)
+        await client.stream.send(_pointer(300, 200) + _key(ord("w")))
+        await _until(
+            lambda: x.pointer() == (300, 200) and x.key_presses() == ["q", "w"], 10, "bob's input on X"
+        )
+
+        # alice revokes the share: bob's live connection ends within seconds, and he cannot come back.
+        assert alice.api("DELETE", "/shares/alice/").status_code == 204
+        started = time.monotonic()
+        while (await conn.read_message()) is not None:  # type: ignore[attr-defined]
+            assert time.monotonic() - started < 10, "bob's connection still open 10 s after the revocation"
+        assert conn.close_code == 4403  # type: ignore[attr-defined]
+        assert _status(bob, token)[0] == 403
+        with pytest.raises(Exception, match="403"):
+            await _rfb(bob, token)
+        owner_conn.close()  # type: ignore[attr-defined]
+    finally:
+        x.close()
+
+
+async def test_a_shared_view_only_desktop_in_chromium(hub: HubBed, alice: HubUser) -> None:
+    """bob opens alice's shared desktop in the browser: he sees it, his clicks and keys stay in his
+    browser, and alice's viewer says who is watching."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    _, x = _up(alice)
+    try:
+        assert alice.api("POST", "/shares/alice/", json={"user": "bob"}).status_code == 200
+        x.open_key_trap()
+        x.run("xdotool", "mousemove", "10", "10")
+        async with chromium() as browser:
+            bobs = await browser.new_context(viewport={"width": 1280, "height": 800})
+            page = await log_in(bobs, hub, "bob")
+            await page.goto(f"{hub.url}/user/alice/vnc/")
+            if "oauth2/authorize" in page.url:  # the hub asks bob to let alice's server identify him
+                await page.click("form [type=submit]")
+            await page.wait_for_url(f"{hub.url}/user/alice/vnc/**")
+            share = page.locator("#jvnc-share")
+            await share.wait_for(state="visible", timeout=30_000)
+            assert await share.inner_text() == "View only — shared by alice"
+            assert await page.locator("#jvnc-restart").is_hidden()
+            for _ in range(300):
+                if await page.evaluate(CANVAS_COLOURS, [0, 30, None]) >= 4:
+                    break
+                await asyncio.sleep(0.2)
+            assert await page.evaluate(CANVAS_COLOURS, [0, 30, None]) >= 4, "bob's canvas shows no desktop"
+
+            # The page does not offer bob any input (noVNC's view-only mode); the server must hold even
+            # for a page that was changed to send it anyway, so the test turns that mode off again.
+            assert await page.evaluate("window.jvncRfb.viewOnly") is True
+            await page.evaluate("window.jvncRfb.viewOnly = false")
+            canvas = page.locator("#jvnc-screen canvas")
+            await canvas.click(position={"x": 400, "y": 300})
+            await page.keyboard.type("bob")
+            await asyncio.sleep(1)
+            assert x.pointer() == (10, 10)
+            assert x.key_presses() == []
+
+            alices = await browser.new_context(viewport={"width": 1280, "height": 800})
+            own = await log_in(alices, hub, "alice")
+            await own.goto(f"{hub.url}/user/alice/vnc/")
+            watching = own.locator("#jvnc-share")
+            await watching.wait_for(state="visible", timeout=30_000)
+            assert await watching.inner_text() == "Watching: bob (view only)"
+            await page.screenshot(path=str(ARTIFACTS / "shared-view-only.png"))
+    finally:
+        x.close()
