@@ -173,7 +173,7 @@ def _status(user: HubUser, token: str) -> tuple[int, dict]:
 async def test_a_recipient_watches_types_only_when_granted_and_is_cut_off_when_revoked(
     alice: HubUser, bob: HubUser, carol: HubUser
 ) -> None:
-    job_id, x = _up(alice)
+    _, x = _up(alice)
     try:
         # carol has no share: the hub itself keeps her out of alice's server.
         assert carol.open_shared("alice", "vnc/").status_code == 403
