@@ -26,7 +26,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from .audience import Audience
 from .desktop import DesktopError, VNCDesktop
 from .idle import DesktopIdle
-from .rfb_input import ClientStream, Kind
+from .rfb_input import Gate
 from .sharing import Role, Visitor, owner_name
 
 READ_CHUNK = 256 * 1024  # one websocket frame carries at most this much RFB
@@ -34,8 +34,6 @@ READ_CHUNK = 256 * 1024  # one websocket frame carries at most this much RFB
 # and JupyterHub reads the stamp only every few minutes anyway.
 ACTIVITY_STEP = 5.0
 _YES = {"1", "true", "yes"}
-# What a connection that may only watch passes on: how it wants pixels, never what changes the desktop.
-_WATCHING = {Kind.HANDSHAKE, Kind.CONTROL}
 
 
 class DesktopHandlerMixin:
@@ -68,7 +66,8 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
     _reader: asyncio.StreamReader | None = None
     _writer: asyncio.StreamWriter | None = None
     _pump: asyncio.Task[None] | None = None
-    _client: ClientStream | None = None
+    _gate: Gate
+    _unread_logged = False
     _visitor: Visitor | None = None
     _last_input = 0.0
 
@@ -165,7 +164,7 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
     def open(self, *args: str, **kwargs: str) -> None:
         super().open()  # the mixin's ping loop keeps idle connections through proxies alive
         self.set_nodelay(True)
-        self._client = ClientStream()
+        self._gate = Gate()
         assert self._visitor is not None
         self.audience.join(self, self._visitor)
         if self._visitor.role is not Role.OWNER:
@@ -202,35 +201,20 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
             self.close()
 
     def _admit(self, data: bytes) -> bytes:
-        """What of the viewer's bytes reaches the desktop, whole messages only.
-
-        Someone who may type gets everything through, byte for byte; keys, pointer and clipboard
-        also count as the user's activity (the hub's idle culler and the idle shutdown read it). A
-        connection that may only watch passes how it wants pixels and nothing that changes the
-        desktop; a stream that cannot be framed any more ends a watching connection, and is passed
-        through unread for one that may type (a newer viewer's message we do not know)."""
+        """What of the viewer's bytes reaches the desktop (rfb_input.Gate): everything for someone
+        who may type, only how it wants pixels for a watcher. Keys, pointer and clipboard of someone
+        who may type are the user's activity (the hub's idle culler and the idle shutdown read it)."""
         visitor = self._visitor
-        may_type = visitor is not None and visitor.role.may_type
-        if self._client is None:
-            return data if may_type else b""
-        messages, error = self._client.feed_until_error(data)
-        if may_type:
-            out = b"".join(m.data for m in messages)
-            if any(m.kind is Kind.INPUT for m in messages):
-                self._input_seen()
-        else:
-            out = b"".join(m.data for m in messages if m.kind in _WATCHING)
-        if error is not None:
-            if may_type:
-                self.log.warning(
-                    "jupyter-vnc: viewer stream not followed any more (%s); activity not tracked", error
-                )
-                out += self._client.unframed()
-                self._client = None
-            else:
-                self.log.warning("jupyter-vnc: closing a watching connection: %s", error)
-                self.close(1008, "unexpected message from a view-only viewer")
-        return out
+        admitted = self._gate.admit(data, visitor is not None and visitor.role.may_type)
+        if admitted.input:
+            self._input_seen()
+        if admitted.refusal:
+            self.log.warning("jupyter-vnc: closing a watching connection: %s", admitted.refusal)
+            self.close(1008, "unexpected message from a view-only viewer")
+        elif not self._gate.following and not self._unread_logged:
+            self._unread_logged = True
+            self.log.warning("jupyter-vnc: viewer stream not followed any more; activity not tracked")
+        return admitted.data
 
     def _input_seen(self) -> None:
         """Keys, pointer and clipboard are the user's activity; update requests and an open but

@@ -144,3 +144,49 @@ class ClientStream:
         if kind == 251:
             return Message(Kind.CHANGE, kind, data)
         return Message(Kind.CONTROL, kind, data)  # 2 SetEncodings, 248 ClientFence
+
+
+# What a connection that may only watch passes on: how it wants pixels, never what changes the desktop.
+WATCHING = frozenset({Kind.HANDSHAKE, Kind.CONTROL})
+
+
+@dataclass(frozen=True)
+class Admitted:
+    data: bytes  # what goes on to the desktop
+    input: bool  # keys, pointer or clipboard were among it (the user's activity)
+    refusal: str = ""  # not "": close the connection, nothing after this can be trusted
+
+
+class Gate:
+    """What of a viewer's stream reaches the desktop, decided message by message.
+
+    Someone who may type gets everything through, byte for byte, whole messages at a time. A
+    connection that may only watch passes the handshake and how it wants pixels, and drops keys,
+    pointer, clipboard and desktop changes. A stream that cannot be framed any more is refused for a
+    watcher; for someone who may type it is passed on unread from there (a newer viewer's message
+    we do not know must not break the owner's desktop), and activity is no longer seen.
+    """
+
+    def __init__(self) -> None:
+        self._stream: ClientStream | None = ClientStream()
+
+    @property
+    def following(self) -> bool:
+        return self._stream is not None
+
+    def admit(self, chunk: bytes, may_type: bool) -> Admitted:
+        if self._stream is None:
+            if may_type:
+                return Admitted(chunk, False)
+            return Admitted(b"", False, "the stream is no longer framed; a watcher may not go on")
+        messages, error = self._stream.feed_until_error(chunk)
+        kept = messages if may_type else [m for m in messages if m.kind in WATCHING]
+        data = b"".join(m.data for m in kept)
+        seen = may_type and any(m.kind is Kind.INPUT for m in messages)
+        if error is None:
+            return Admitted(data, seen)
+        if not may_type:
+            return Admitted(data, False, str(error))
+        data += self._stream.unframed()
+        self._stream = None
+        return Admitted(data, seen, "")
