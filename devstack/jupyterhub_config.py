@@ -31,13 +31,23 @@ c.Authenticator.allowed_users = set(
 
 # The admin CLI (`jupyter-vnc -f devstack/jupyterhub_config.py sessions|cancel|doctor`) finds its token
 # here: a service with just the scopes it needs.
-c.JupyterHub.services = [{"name": "jupyter-vnc", "api_token": (state / "admin-token").read_text().strip()}]
+c.JupyterHub.services = [
+    {"name": "jupyter-vnc", "api_token": (state / "admin-token").read_text().strip()},
+    # jupyterhub-idle-culler, run by the idle tests as an external service with this token (a site runs
+    # it as a managed service with --timeout=3600 or so; the scopes are the ones its README asks for).
+    {"name": "idle-culler", "api_token": (state / "culler-token").read_text().strip()},
+]
 c.JupyterHub.load_roles = [
     {
         "name": "jupyter-vnc-admin",
         "scopes": ["admin:servers", "admin:server_state", "list:users", "read:users"],
         "services": ["jupyter-vnc"],
-    }
+    },
+    {
+        "name": "idle-culler",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["idle-culler"],
+    },
 ]
 
 # How desktops are spawned (limits, job, Slurm partition): shared with the hub off the submit host.

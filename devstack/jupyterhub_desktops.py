@@ -17,7 +17,14 @@ venv = Path(os.environ.get("JVNC_VENV", "/opt/jupyter-vnc/venv"))
 # one user's server serves could open a websocket to another's with the victim's cookie. With cookie
 # authentication of websockets off, a websocket must carry the user's token instead; jupyter-vnc's
 # viewer and Lab panel do, and it tells JupyterLab to do so for kernels and terminals.
-c.Spawner.environment = {"JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH": "0"}
+c.Spawner.environment = {
+    "JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH": "0",
+    # How often a server reports its own activity (keys and pointer at the desktop) to the hub.
+    "JUPYTERHUB_ACTIVITY_INTERVAL": "10",
+}
+# How often the hub collects the proxy's activity. JupyterHub's defaults are 5 minutes for both; 10 s
+# lets the idle tests (jupyterhub-idle-culler with a short timeout) run in about a minute.
+c.JupyterHub.last_activity_interval = 10
 
 c.JupyterHub.spawner_class = "vnc-slurm"
 # Several desktops per user (e.g. one with a GPU for visualisation, one without).

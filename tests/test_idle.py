@@ -1,0 +1,241 @@
+"""Idle desktops: the rules on a fake clock, then the real thing through the hub.
+
+- jupyterhub-idle-culler (2.0.0, as an external hub service with a short timeout) ends a desktop whose
+  viewer tab is open but untouched, and leaves one that gets input every few seconds.
+- The built-in idle shutdown warns in the viewer, "Keep it" keeps the desktop, and left alone the
+  desktop, its server and its Slurm job end; the hub's page says it was idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pwd
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from browser import CANVAS_COLOURS, chromium
+from conftest import ROOT, STATE, HubBed
+from hubclient import HubUser, server_path
+from playwright.async_api import Page
+from rfbstreams import websocket_stream
+from test_lab_e2e import log_in
+from test_spawner import _logged_in, contract_spawner, hub_log_since, job_processes, squeue
+
+from jupyter_vnc.audience import Audience
+from jupyter_vnc.idle import SHUTDOWN_LINE, DesktopIdle
+from jupyter_vnc.messages import explain_exit
+from jupyter_vnc.rfb import RFBClient
+from jupyter_vnc.slurm import JobInfo, Phase
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def idle(clock: FakeClock, **traits: float) -> DesktopIdle:
+    return DesktopIdle(Audience(None, None), clock=clock, **traits)
+
+
+def test_viewers_pause_after_the_pause_time_or_when_the_shutdown_warning_starts() -> None:
+    clock = FakeClock()
+    rules = idle(clock, pause_minutes=30, shutdown_minutes=0)
+    clock.now += 29 * 60
+    assert not rules.paused and rules.shutdown_in() is None
+    clock.now += 61
+    assert rules.paused and rules.status()["paused"] is True
+    rules.touch()  # a key, or Resume / Keep it
+    assert not rules.paused and rules.idle_seconds() == 0
+
+    # With a shutdown after 20 minutes and a 5-minute warning, viewers pause at 15 minutes: that is
+    # where the warning shows, whatever the pause time says.
+    rules = idle(clock, pause_minutes=30, shutdown_minutes=20, warning_minutes=5)
+    clock.now += 14 * 60
+    assert not rules.paused and rules.shutdown_in() == 6 * 60
+    clock.now += 60
+    assert rules.paused and rules.status()["shutdown_in"] == 5 * 60
+    # A warning is at most half the idle time.
+    assert idle(clock, shutdown_minutes=4, warning_minutes=5).pause_after() == 120
+    # Both off: never paused, never ended.
+    never = idle(clock, pause_minutes=0, shutdown_minutes=0)
+    clock.now += 10**6
+    assert never.pause_after() is None and not never.paused and never.shutdown_in() is None
+
+
+def test_the_spawner_passes_the_idle_settings_and_the_hub_explains_an_idle_end() -> None:
+    env = contract_spawner(idle_shutdown_minutes=90, idle_pause_minutes=20).get_env()
+    assert env["JUPYTER_VNC_IDLE_MINUTES"] == "90" and env["JUPYTER_VNC_PAUSE_MINUTES"] == "20"
+    line = SHUTDOWN_LINE.format(minutes="90")
+    ended = JobInfo("77", Phase.ENDED, state="COMPLETED")
+    assert explain_exit("77", ended, f"noise\n[W 12:00 ServerApp] {line}; ending the desktop\n") == (
+        "Your desktop ended because it was idle for 90 minutes (no keyboard or mouse input); "
+        "Slurm job 77 ended (COMPLETED)."
+    )
+    assert explain_exit("77", ended, "") == "Your desktop's Slurm job 77 ended (COMPLETED)."
+
+
+# --- through the hub ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def alice_idle_config(hub: HubBed) -> Iterator[Callable[[dict], Path]]:
+    """alice's own Jupyter configuration for the desktop's idle rules (her servers read it at start),
+    with the small numbers the tests need; removed afterwards."""
+    user = pwd.getpwnam("alice")
+    directory = Path(user.pw_dir) / ".jupyter"
+    path = directory / "jupyter_server_config.json"
+    assert not path.exists(), f"{path} exists already; the test would overwrite alice's own settings"
+    directory.mkdir(exist_ok=True)
+    os.chown(directory, user.pw_uid, user.pw_gid)
+
+    def write(settings: dict) -> Path:
+        path.write_text(json.dumps({"DesktopIdle": settings}))
+        os.chown(path, user.pw_uid, user.pw_gid)
+        return path
+
+    yield write
+    path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def alice(hub: HubBed) -> Iterator[HubUser]:
+    yield from _logged_in(hub, "alice")
+
+
+def _up(alice: HubUser, server: str) -> str:
+    """Start one of alice's desktops; its Slurm job id."""
+    before = set(squeue("alice"))
+    assert alice.api("POST", server_path("alice", server), json={"gpus": 0}).status_code in (201, 202)
+    alice.wait_ready(server, 120)
+    assert alice.open_server(server, "lab").status_code == 200
+    (job_id,) = set(squeue("alice")) - before
+    return job_id
+
+
+async def _desktop_drawn(page: Page) -> None:
+    for _ in range(300):
+        if await page.evaluate(CANVAS_COLOURS, [0, 30, None]) >= 4:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("the viewer shows no desktop")
+
+
+async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
+    hub: HubBed, alice: HubUser, alice_idle_config
+) -> None:
+    """Two desktops of alice's, each with a viewer open; one gets a pointer move every 3 s. The
+    untouched one's viewer pauses (no more traffic through the proxy), the culler ends it, its Slurm
+    job and processes are gone; the used one lives on."""
+    alice_idle_config({"pause_minutes": 0.25})
+    busy_job = _up(alice, "busy")
+    idle_job = _up(alice, "idle")
+
+    culler = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub_idle_culler", f"--url={hub.url}/hub/api", "--timeout=45",
+         "--cull-every=10", "--concurrency=1"],
+        env={**os.environ, "JUPYTERHUB_API_TOKEN": (STATE / "hub" / "culler-token").read_text().strip()},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        async with chromium() as browser:
+            context = await browser.new_context(viewport={"width": 1024, "height": 700})
+            await log_in(context, hub, "alice")
+            idle_page = await context.new_page()
+            await idle_page.goto(f"{hub.url}/user/alice/idle/vnc/")
+            await _desktop_drawn(idle_page)
+            # The busy desktop gets a person's input (pointer moves) through its own websocket. It has
+            # been idle since it started, so it is paused: resume it first, as its viewer would.
+            assert alice.server_api("vnc/api/activity", "busy", method="POST", data="{}").status_code == 200
+            token = alice.viewer_config("busy")["token"]
+            url = alice.url.replace("http://", "ws://") + f"/user/alice/busy/vnc/websockify?token={token}"
+            stream, conn = await websocket_stream(url, None, headers={"Sec-Fetch-Mode": "websocket"})
+            busy = RFBClient(stream)
+            await busy.handshake()
+
+            async def use_it() -> None:
+                for step in range(10_000):
+                    await busy.stream.send(bytes([5, 0, 0, 100 + step % 50, 0, 100]))  # PointerEvent
+                    await asyncio.sleep(3)
+
+            user_at_busy = asyncio.create_task(use_it())
+            await idle_page.wait_for_selector("#jvnc-idle:not([hidden])", timeout=60_000)
+            assert "Paused" in await idle_page.inner_text("#jvnc-idle-text")
+            deadline = time.monotonic() + 180
+            while alice.api("GET", "/users/alice").json()["servers"].get("idle"):
+                assert time.monotonic() < deadline, "the culler did not end the untouched desktop in 180 s"
+                assert not user_at_busy.done(), user_at_busy  # the busy desktop's connection holds
+                await asyncio.sleep(1)
+            user_at_busy.cancel()
+            conn.close()
+            await context.close()
+        assert idle_job not in squeue("alice")
+        deadline = time.monotonic() + 30
+        while job_processes(idle_job):
+            assert time.monotonic() < deadline, f"processes of job {idle_job} left: {job_processes(idle_job)}"
+            await asyncio.sleep(0.5)
+        # The used one is still there, and still its job: keys and pointer are activity.
+        assert alice.api("GET", "/users/alice").json()["servers"]["busy"]["ready"]
+        assert busy_job in squeue("alice")
+    finally:
+        culler.terminate()
+        out, _ = culler.communicate(timeout=10)
+        print(out[-3000:])
+    assert "Culling server alice/idle" in out or "Culling server alice idle" in out.replace("/", " "), out[
+        -2000:
+    ]
+    assert "alice/busy" not in out.split("Culling", 1)[-1], out[-2000:]
+
+
+async def test_the_idle_shutdown_warns_keeps_on_request_and_ends_the_desktop(
+    hub: HubBed, alice: HubUser, alice_idle_config
+) -> None:
+    """shutdown after 0.6 min without input, a 0.3 min warning: the viewer pauses and warns at about
+    18 s, "Keep it" brings it back, and left alone the desktop, its server and its job end; the hub
+    tells alice why."""
+    alice_idle_config({"shutdown_minutes": 0.6, "warning_minutes": 0.3, "pause_minutes": 0})
+    ARTIFACTS.mkdir(exist_ok=True)
+    job_id = _up(alice, "")
+    log_start = (STATE / "logs" / "jupyterhub.log").stat().st_size
+    async with chromium() as browser:
+        context = await browser.new_context(viewport={"width": 1024, "height": 700})
+        await log_in(context, hub, "alice")
+        page = await context.new_page()
+        await page.goto(f"{hub.url}/user/alice/vnc/")
+        await _desktop_drawn(page)
+
+        await page.wait_for_selector("#jvnc-idle:not([hidden])", timeout=60_000)
+        warning = await page.inner_text("#jvnc-idle-text")
+        assert "unless you keep it" in warning, warning
+        assert await page.inner_text("#jvnc-keep") == "Keep it"
+        await page.screenshot(path=str(ARTIFACTS / "idle-warning.png"))
+        await page.click("#jvnc-keep")
+        await page.wait_for_selector("#jvnc-idle[hidden]", state="attached", timeout=15_000)
+        await page.wait_for_function(
+            "document.querySelector('.jvnc-viewer').dataset.vncState === 'connected'"
+        )
+        status = alice.server_api("vnc/api/status").json()
+        assert status["idle"]["idle_seconds"] < 15 and not status["idle"]["paused"], status["idle"]
+
+        # Left alone this time: the desktop ends with its server and its Slurm job.
+        alice.wait_stopped("", timeout=120)
+        await context.close()
+    assert job_id not in squeue("alice")
+    deadline = time.monotonic() + 30
+    while job_processes(job_id):
+        assert time.monotonic() < deadline, f"processes of job {job_id} left: {job_processes(job_id)}"
+        await asyncio.sleep(0.5)
+    said = "Your desktop ended because it was idle for 0.6 minutes (no keyboard or mouse input)"
+    assert said in hub_log_since(log_start)
+    page_text = alice.http.get(f"{alice.url}/hub/user/alice/").text  # the hub's "not running" page
+    assert said in page_text, page_text[-2000:]
