@@ -29,6 +29,9 @@ c.Authenticator.allowed_users = set(
     ).split()
 )
 
+# A hub admin (no Unix account: admins do not spawn here) for the tests of what admins may do.
+c.Authenticator.admin_users = {"hubadmin"}
+
 # The admin CLI (`jupyter-vnc -f devstack/jupyterhub_config.py sessions|cancel|doctor`) finds its token
 # here: a service with just the scopes it needs.
 c.JupyterHub.services = [

@@ -14,7 +14,7 @@ import contextlib
 from collections import Counter
 from typing import Any, Protocol
 
-from .sharing import Role, ShareBook, Visitor, owner_name, role_of
+from .sharing import Role, ShareBook, Visitor, manage_scope, owner_name, role_of
 
 RECHECK = 1.0
 REVOKED = 4403  # websocket close codes 4000-4999 are the application's own
@@ -41,7 +41,8 @@ class Audience:
         """The role of a hub user at this desktop; a server outside JupyterHub has only its owner."""
         if model is None or self.book is None:
             return Role.OWNER
-        return await role_of(model, self.book)
+        manages = bool(self._hub_auth.check_scopes({manage_scope()}, model))
+        return await role_of(model, self.book, manages)
 
     async def current_role(self, visitor: Visitor) -> Role | None:
         """What ``visitor`` may do now, asking the hub afresh; None when their access is gone."""

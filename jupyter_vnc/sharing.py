@@ -4,7 +4,7 @@ JupyterHub 5 lets a user share a server (``POST /hub/api/shares/alice/``); the r
 passes the single-user server's login like the owner's. Left at that, a recipient could type into the
 owner's desktop, restart it or end it. Here the server decides instead:
 
-- the owner (and a hub admin): everything;
+- the owner, and whoever may start and stop the server in JupyterHub (hub admins): everything;
 - a share recipient: watch only, unless the share also carries the custom scope ``CONTROL_SCOPE``
   (``custom:jupyter-vnc:control``): then keyboard, mouse and clipboard too. Restart and stop stay
   with the owner.
@@ -36,7 +36,7 @@ SHARES_MAX_AGE = 2.0
 
 class Role(enum.Enum):
     OWNER = "owner"
-    ADMIN = "admin"  # a hub admin at someone else's desktop: full control, like the owner
+    ADMIN = "admin"  # may start and stop this server (a hub admin): full control, like the owner
     CONTROL = "control"  # a share recipient the owner let type and point
     VIEW = "view"  # a share recipient who may only watch
 
@@ -134,12 +134,20 @@ class ShareBook:
         return shares
 
 
-async def role_of(model: dict[str, Any], book: ShareBook) -> Role:
-    """The role of the hub user ``model`` (as the hub describes a token's owner) at this desktop."""
+def manage_scope() -> str:
+    """JupyterHub's permission to start and stop this server: who holds it (the owner, hub admins, a
+    share that grants it) may also restart and stop the desktop. The spawner asks for it in the
+    server's OAuth tokens, so a token carries it exactly when its user holds it."""
+    return f"servers!server={owner_name()}/{server_name()}"
+
+
+async def role_of(model: dict[str, Any], book: ShareBook, manages: bool) -> Role:
+    """The role of the hub user ``model`` (as the hub describes a token's owner) at this desktop;
+    ``manages``: their token holds ``manage_scope()``."""
     name = model.get("name", "")
     if name == owner_name():
         return Role.OWNER
-    if model.get("admin") is True:
+    if manages:
         return Role.ADMIN
     shares = await book.current()
     return Role.CONTROL if shares.grants_control(name, tuple(model.get("groups") or ())) else Role.VIEW

@@ -163,6 +163,13 @@ class DesktopSpawnerBase(SlurmSpawner):
         )
         return env
 
+    @default("oauth_client_allowed_scopes")
+    def _default_oauth_scopes(self) -> Any:
+        # The browser's token for this server says whether its user may start and stop the server
+        # (the owner, hub admins): the desktop lets them restart and stop it, and nobody else. The
+        # hub grants only what the user holds, so a share recipient's token never has it.
+        return [f"servers!server={self.user.name}/{self.name}"]
+
     @default("server_token_scopes")
     def _default_server_token_scopes(self) -> Any:
         # JupyterHub's "server" role, plus reading the server's own shares: the desktop lets a share

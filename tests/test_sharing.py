@@ -287,3 +287,23 @@ async def test_a_shared_view_only_desktop_in_chromium(hub: HubBed, alice: HubUse
             await page.screenshot(path=str(ARTIFACTS / "shared-view-only.png"))
     finally:
         x.close()
+
+
+async def test_a_hub_admin_may_restart_and_stop_a_users_desktop(hub: HubBed, alice: HubUser) -> None:
+    """Whoever may start and stop the server in JupyterHub (here a hub admin, no share needed) may
+    restart and stop the desktop in it, and types like the owner."""
+    _, x = _up(alice)
+    try:
+        admin = HubUser(hub.url, "hubadmin", hub.password)
+        token = admin.shared_config("alice")["token"]
+        code, status = _status(admin, token)
+        assert code == 200 and status["you"] == {"user": "hubadmin", "role": "admin"}, status
+        auth = {"Authorization": f"token {token}"}
+        before = x.run("xdpyinfo").returncode
+        r = admin.http.post(f"{hub.url}/user/alice/vnc/api/desktop?restart=1", headers=auth, data="{}")
+        assert r.status_code == 200 and r.json()["state"] == "running", r.text
+        r = admin.http.delete(f"{hub.url}/user/alice/vnc/api/desktop", headers=auth)
+        assert r.status_code == 204, r.text
+        assert before == 0 and alice.server_api("vnc/api/status").json()["state"] == "stopped"
+    finally:
+        x.close()
