@@ -468,12 +468,16 @@ class Bench:
 # --- RFB -----------------------------------------------------------------------------------------
 
 
-async def websocket_rfb(server: Server, timeout: float = 90) -> tuple[RFBClient, WebSocketClientConnection]:
-    """An RFB client on the server's authenticated desktop websocket (handshake not yet done)."""
+async def websocket_rfb(
+    server: Server, timeout: float = 90, query: str = ""
+) -> tuple[RFBClient, WebSocketClientConnection]:
+    """An RFB client on the server's authenticated desktop websocket (handshake not yet done);
+    ``query`` is added to its URL (``view_only=1``: a connection that may only watch)."""
     # Browsers send small messages (input, update requests) at once: so does the client by default.
     nodelay = os.environ.get("JVNC_BENCH_CLIENT_NODELAY", "1") == "1"
     headers = {"Authorization": f"token {server.token}"}
-    stream = await ByteStream.websocket(server.ws_url, headers, timeout=timeout, nodelay=nodelay)
+    url = f"{server.ws_url}{'&' if '?' in server.ws_url else '?'}{query}" if query else server.ws_url
+    stream = await ByteStream.websocket(url, headers, timeout=timeout, nodelay=nodelay)
     return RFBClient(stream), stream.connection  # type: ignore[attr-defined]
 
 

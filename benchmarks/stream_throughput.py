@@ -5,12 +5,17 @@ A VNC server only answers an incremental update request when the screen changes,
 cores). An RFB client (32 bpp, ZRLE) then asks for incremental updates back to back, always one request
 outstanding (the next one is sent as soon as an update has arrived), for ``--seconds`` s over:
 
-- ours:   our websocket, ``ws://.../vnc/websockify`` (Jupyter's auth, our bridge to the unix socket);
+- ours:   our websocket, ``ws://.../vnc/websockify`` (Jupyter's auth, our bridge to the unix socket),
+          as the owner: every message the client sends is framed by the bridge's RFB parser
+          (``rfb_input.Gate``) and passed on whole;
+- viewer: the same websocket as a connection that may only watch (``?view_only=1``): the parser also
+          filters (input dropped, update requests passed), as for a share recipient;
 - peer:   jupyter-remote-desktop-proxy's ``ws://.../desktop-websockify/`` (jupyter-server-proxy);
 - direct: the unix socket of our Xvnc itself, no Jupyter in between: the most the path can carry.
 
 Only the desktop being measured animates (the other's glxgears is SIGSTOPped). The three paths are
-measured in interleaved rounds; the medians are compared: ours/direct (goal >= 0.95) and ours/peer.
+measured in interleaved rounds; the medians are compared: ours/direct and viewer/direct (goal >= 0.95
+for both) and ours/peer.
 
 TigerVNC sends at most 60 updates/s by default (its FrameRate), and the defaults reach that cap on the
 direct path; ``--frame-rate 1000`` lifts it on our Xvnc to see how much the bridge itself can carry.
@@ -74,7 +79,7 @@ async def main() -> int:
     args = parser.parse_args()
 
     bench = common.Bench("stream_throughput")
-    paths = ["ours", "peer", "direct"]
+    paths = ["ours", "viewer", "peer", "direct"]
     results: dict[str, list[tuple[float, float]]] = {path: [] for path in paths}
     try:
         ours_extra = (f"--VNCDesktop.extra_args=-FrameRate={args.frame_rate}",) if args.frame_rate else ()
@@ -91,6 +96,7 @@ async def main() -> int:
             proc.send_signal(signal.SIGSTOP)
         connect = {
             "ours": lambda: common.websocket_rfb(servers["ours"]),
+            "viewer": lambda: common.websocket_rfb(servers["ours"], query="view_only=1"),
             "peer": lambda: common.websocket_rfb(servers["peer"]),
             "direct": lambda: common.unix_rfb(ours_socket),
         }
@@ -121,13 +127,16 @@ async def main() -> int:
     for path in paths:
         log(f"{path:<6} {fmt(ups[path], 1):>6} updates/s  {fmt(mbps[path]):>6} MB/s")
     od, op = ratio(ups["ours"], ups["direct"]), ratio(ups["ours"], ups["peer"])
+    vd = ratio(ups["viewer"], ups["direct"])
     od_mb, op_mb = ratio(mbps["ours"], mbps["direct"]), ratio(mbps["ours"], mbps["peer"])
-    goal = "met" if od >= 0.95 else "missed"
-    log(f"ours/direct {fmt(od, 3)} updates/s, {fmt(od_mb, 3)} MB/s (goal >= 0.95: {goal});"
-        f" ours/peer {fmt(op, 2)} updates/s, {fmt(op_mb, 2)} MB/s")  # fmt: skip
+    goal = "met" if min(od, vd) >= 0.95 else "missed"
+    log(f"ours/direct {fmt(od, 3)} updates/s, {fmt(od_mb, 3)} MB/s; viewer/direct {fmt(vd, 3)} updates/s"
+        f" (goal >= 0.95 for both: {goal}); ours/peer {fmt(op, 2)} updates/s, {fmt(op_mb, 2)} MB/s"
+    )  # fmt: skip
     log(
         "RESULT"
         f" ours_ups={fmt(ups['ours'], 1)} peer_ups={fmt(ups['peer'], 1)} direct_ups={fmt(ups['direct'], 1)}"
+        f" viewer_ups={fmt(ups['viewer'], 1)} viewer_direct_ratio={fmt(vd, 3)}"
         f" ours_MBps={fmt(mbps['ours'], 3)} peer_MBps={fmt(mbps['peer'], 3)}"
         f" direct_MBps={fmt(mbps['direct'], 3)} ours_direct_ratio={fmt(od, 3)}"
         f" ours_peer_ratio={fmt(op, 2)} goal_ours_direct_ge_0.95={goal} rounds={args.rounds}"

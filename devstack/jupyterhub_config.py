@@ -69,3 +69,8 @@ if os.environ.get("JVNC_DESKTOP_IMAGE"):
     c.VNCSlurmSpawner.apptainer = "/usr/local/bin/apptainer"
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
+
+# A site's own settings on top of the demo's: tests/test_site_settings.py restarts the hub with a file
+# of them (a job template, partitions to choose from, fixed options, Apptainer binds).
+if os.environ.get("JVNC_EXTRA_CONFIG"):
+    load_subconfig(os.environ["JVNC_EXTRA_CONFIG"])  # noqa: F821 - from JupyterHub

@@ -26,7 +26,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from .audience import Audience
 from .desktop import DesktopError, VNCDesktop
 from .idle import DesktopIdle
-from .rfb_input import Gate
+from .rfb_input import WATCHING, Gate
 from .sharing import Role, Visitor, owner_name
 
 READ_CHUNK = 256 * 1024  # one websocket frame carries at most this much RFB
@@ -201,11 +201,11 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
             self.close()
 
     def _admit(self, data: bytes) -> bytes:
-        """What of the viewer's bytes reaches the desktop (rfb_input.Gate): everything for someone
-        who may type, only how it wants pixels for a watcher. Keys, pointer and clipboard of someone
-        who may type are the user's activity (the hub's idle culler and the idle shutdown read it)."""
+        """What of the viewer's bytes reaches the desktop (rfb_input.Gate): everything for the owner,
+        keys, pointer and clipboard too for someone given control, only how it wants pixels for a
+        watcher. Input that gets through is the user's activity (the idle culler and shutdown read it)."""
         visitor = self._visitor
-        admitted = self._gate.admit(data, visitor is not None and visitor.role.may_type)
+        admitted = self._gate.admit(data, visitor.role.sends if visitor else WATCHING)
         if admitted.input:
             self._input_seen()
         if admitted.refusal:

@@ -146,7 +146,11 @@ class ClientStream:
         return Message(Kind.CONTROL, kind, data)  # 2 SetEncodings, 248 ClientFence
 
 
-# What a connection that may only watch passes on: how it wants pixels, never what changes the desktop.
+# What each kind of connection passes on. The owner (and an admin): everything. Someone the owner gave
+# control: also keys, pointer and clipboard, but not what changes the desktop itself (its size). A
+# watcher: how it wants pixels, nothing else.
+EVERYTHING = frozenset(Kind)
+TYPING = frozenset({Kind.HANDSHAKE, Kind.CONTROL, Kind.INPUT})
 WATCHING = frozenset({Kind.HANDSHAKE, Kind.CONTROL})
 
 
@@ -160,11 +164,11 @@ class Admitted:
 class Gate:
     """What of a viewer's stream reaches the desktop, decided message by message.
 
-    Someone who may type gets everything through, byte for byte, whole messages at a time. A
-    connection that may only watch passes the handshake and how it wants pixels, and drops keys,
-    pointer, clipboard and desktop changes. A stream that cannot be framed any more is refused for a
-    watcher; for someone who may type it is passed on unread from there (a newer viewer's message
-    we do not know must not break the owner's desktop), and activity is no longer seen.
+    The owner gets everything through, byte for byte, whole messages at a time. Other connections
+    pass only the kinds of message they may send (``TYPING``, ``WATCHING``), and the rest is dropped.
+    A stream that cannot be framed any more is refused unless everything may pass: for the owner it
+    goes on unread from there (a newer viewer's message we do not know must not break the owner's
+    desktop), and activity is no longer seen.
     """
 
     def __init__(self) -> None:
@@ -174,19 +178,20 @@ class Gate:
     def following(self) -> bool:
         return self._stream is not None
 
-    def admit(self, chunk: bytes, may_type: bool) -> Admitted:
+    def admit(self, chunk: bytes, allowed: frozenset[Kind]) -> Admitted:
+        everything = allowed >= EVERYTHING
         if self._stream is None:
-            if may_type:
+            if everything:
                 return Admitted(chunk, False)
-            return Admitted(b"", False, "the stream is no longer framed; a watcher may not go on")
+            return Admitted(b"", False, "the stream is no longer framed; only its owner may go on")
         messages, error = self._stream.feed_until_error(chunk)
-        kept = messages if may_type else [m for m in messages if m.kind in WATCHING]
+        kept = [m for m in messages if m.kind in allowed]
         data = b"".join(m.data for m in kept)
-        seen = may_type and any(m.kind is Kind.INPUT for m in messages)
+        seen = any(m.kind is Kind.INPUT for m in kept)
         if error is None:
             return Admitted(data, seen)
-        if not may_type:
-            return Admitted(data, False, str(error))
+        if not everything:
+            return Admitted(data, seen, str(error))
         data += self._stream.unframed()
         self._stream = None
         return Admitted(data, seen, "")

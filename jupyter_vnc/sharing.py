@@ -28,6 +28,8 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
+from .rfb_input import EVERYTHING, TYPING, WATCHING, Kind
+
 CONTROL_SCOPE = "custom:jupyter-vnc:control"
 # How stale the server's copy of its share list may be: a revoked share ends a recipient's
 # connection within about this long.
@@ -43,6 +45,13 @@ class Role(enum.Enum):
     @property
     def may_type(self) -> bool:
         return self is not Role.VIEW
+
+    @property
+    def sends(self) -> frozenset[Kind]:
+        """The kinds of RFB message this role's viewer may get through to the desktop."""
+        if self.may_manage:
+            return EVERYTHING
+        return TYPING if self is Role.CONTROL else WATCHING
 
     @property
     def may_manage(self) -> bool:

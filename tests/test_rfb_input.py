@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jupyter_vnc.rfb_input import MAX_CUT_TEXT, WATCHING, ClientStream, Gate, Kind, ProtocolError
+from jupyter_vnc.rfb_input import (
+    EVERYTHING,
+    MAX_CUT_TEXT,
+    TYPING,
+    WATCHING,
+    ClientStream,
+    Gate,
+    Kind,
+    ProtocolError,
+)
 
 HANDSHAKE = [b"RFB 003.008\n", b"\x01", b"\x01"]  # version, security None, ClientInit (shared)
 
@@ -104,10 +113,12 @@ def test_vnc_auth_and_protocol_3_3_handshakes_are_framed() -> None:
 # --- the gate: what a watcher's and an owner's connection let through to the desktop ------------------
 
 
-def gate_in_pieces(gate: Gate, data: bytes, cuts: list[int], may_type: bool) -> tuple[bytes, list[str]]:
+def gate_in_pieces(
+    gate: Gate, data: bytes, cuts: list[int], allowed: frozenset[Kind]
+) -> tuple[bytes, list[str]]:
     out, refusals, start = b"", [], 0
     for cut in [*sorted(set(c % (len(data) + 1) for c in cuts)), len(data)]:
-        admitted = gate.admit(data[start:cut], may_type)
+        admitted = gate.admit(data[start:cut], allowed)
         out += admitted.data
         refusals += [admitted.refusal] if admitted.refusal else []
         start = cut
@@ -124,12 +135,15 @@ def test_a_watcher_never_gets_input_to_the_desktop_and_the_owner_gets_every_byte
     sent: list, cuts: list[int]
 ) -> None:
     data = b"".join(HANDSHAKE) + b"".join(m for _, m in sent)
-    owner, refusals = gate_in_pieces(Gate(), data, cuts, may_type=True)
+    owner, refusals = gate_in_pieces(Gate(), data, cuts, EVERYTHING)
     assert owner == data and refusals == []
-    watched, refusals = gate_in_pieces(Gate(), data, cuts, may_type=False)
+    watched, refusals = gate_in_pieces(Gate(), data, cuts, WATCHING)
     assert refusals == []
     assert watched == b"".join(HANDSHAKE) + b"".join(m for k, m in sent if k in WATCHING)
     assert set(kinds_in(watched)) <= WATCHING  # the desktop's side reads no key, pointer or clipboard
+    # Someone given control types and points, but does not resize the owner's screen.
+    typed, refusals = gate_in_pieces(Gate(), data, cuts, TYPING)
+    assert refusals == [] and typed == b"".join(HANDSHAKE) + b"".join(m for k, m in sent if k in TYPING)
 
 
 UNKNOWN_TYPES = st.integers(0, 255).filter(lambda t: t not in {0, 2, 3, 4, 5, 6, 150, 248, 250, 251, 255})
@@ -147,9 +161,9 @@ def test_an_unframeable_stream_ends_a_watcher_and_passes_through_for_the_owner(
 ) -> None:
     good = b"".join(HANDSHAKE) + b"".join(m for _, m in sent)
     data = good + bytes([unknown]) + tail
-    owner, refusals = gate_in_pieces(Gate(), data, cuts, may_type=True)
+    owner, refusals = gate_in_pieces(Gate(), data, cuts, EVERYTHING)
     assert owner == data and refusals == []
-    watched, refusals = gate_in_pieces(Gate(), data, cuts, may_type=False)
+    watched, refusals = gate_in_pieces(Gate(), data, cuts, WATCHING)
     assert refusals, "a watcher's unframeable stream must end the connection"
     assert watched == b"".join(HANDSHAKE) + b"".join(m for k, m in sent if k in WATCHING)
 
@@ -161,12 +175,12 @@ def test_a_half_message_waits_and_an_oversized_clipboard_ends_a_watcher(
 ) -> None:
     whole = b"".join(HANDSHAKE) + b"".join(m for _, m in sent)
     cut = data.draw(st.integers(0, len(whole)))
-    for may_type in (True, False):
-        admitted = Gate().admit(whole[:cut], may_type)
-        assert set(kinds_in(admitted.data)) <= (set(Kind) if may_type else WATCHING)
-        assert whole.startswith(admitted.data) or not may_type
+    for allowed in (EVERYTHING, TYPING, WATCHING):
+        admitted = Gate().admit(whole[:cut], allowed)
+        assert set(kinds_in(admitted.data)) <= allowed
+        assert whole.startswith(admitted.data) or allowed != EVERYTHING
     too_big = struct.pack(">BxxxI", 6, MAX_CUT_TEXT + 1)
-    gate = Gate()
-    assert gate.admit(b"".join(HANDSHAKE) + too_big, may_type=False).refusal
-    passed = Gate().admit(b"".join(HANDSHAKE) + too_big, may_type=True)
+    assert Gate().admit(b"".join(HANDSHAKE) + too_big, WATCHING).refusal
+    assert Gate().admit(b"".join(HANDSHAKE) + too_big, TYPING).refusal
+    passed = Gate().admit(b"".join(HANDSHAKE) + too_big, EVERYTHING)
     assert passed.data == b"".join(HANDSHAKE) + too_big and not passed.refusal

@@ -221,11 +221,27 @@ async def test_a_recipient_watches_types_only_when_granted_and_is_cut_off_when_r
             alice.api("POST", "/shares/alice/", json={"user": "bob", "scopes": [CONTROL]}).status_code == 200
         )
         await _until(lambda: _status(bob, token)[1]["you"]["role"] == "control", 10, "bob's control")
-        await asyncio.sleep(1.5)  # the bridge's own look at the share list (every second)
+        # The owner's list of watchers shows the role the bridge now applies to bob's open connection.
+        alice_token = alice.viewer_config()["token"]
+        await _until(
+            lambda: _status(alice, alice_token)[1]["watchers"][0]["role"] == "control",
+            10,
+            "the bridge's look",
+        )
         await client.stream.send(_pointer(300, 200) + _key(ord("w")))
         await _until(
             lambda: x.pointer() == (300, 200) and x.key_presses() == ["q", "w"], 10, "bob's input on X"
         )
+
+        # alice takes the keyboard back (the share narrows to watching): bob's input stops reaching X.
+        narrow = alice.api("PATCH", "/shares/alice/", json={"user": "bob", "scopes": [CONTROL]})
+        assert narrow.status_code == 200 and CONTROL not in narrow.json()["scopes"], narrow.text
+        await _until(
+            lambda: _status(alice, alice_token)[1]["watchers"][0]["role"] == "view", 10, "bob watching again"
+        )
+        await client.stream.send(_pointer(50, 50) + _key(ord("e")))
+        assert await _colours_seen(client) > 4  # the request after them was answered: they were read
+        assert x.pointer() == (300, 200) and x.key_presses() == ["q", "w"]
 
         # alice revokes the share: bob's live connection ends within seconds, and he cannot come back.
         assert alice.api("DELETE", "/shares/alice/").status_code == 204

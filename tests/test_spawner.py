@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
@@ -637,6 +639,29 @@ async def test_a_job_that_ignores_the_clean_stop_is_cancelled_after_stop_timeout
     assert 3.0 <= took < 30, took  # waited for the clean stop, then cancelled
     assert job_state(spawner.job_id) in {"", "CANCELLED", "COMPLETING"}
     assert squeue("alice") == [] or job_state(spawner.job_id) == "COMPLETING"
+
+
+async def test_a_desktop_on_a_failed_node_is_noticed_and_the_user_told_why(alice: HubUser) -> None:
+    """The node's slurmd dies (the node is lost): Slurm declares it DOWN after SlurmdTimeout and the
+    job NODE_FAIL; the hub stops waiting for the server and tells alice the node failed."""
+    alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1, "hours": 1})
+    alice.wait_ready(timeout=150)
+    (job_id,) = squeue("alice")
+    node = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%N"], capture_output=True, text=True).stdout
+    log_start = (STATE / "logs" / "jupyterhub.log").stat().st_size
+    os.kill(int((STATE / "slurm" / f"slurmd.{node.strip()}.pid").read_text()), signal.SIGKILL)
+    try:
+        alice.wait_stopped(timeout=240)  # SlurmdTimeout is 30 s; then a poll of the hub (10 s)
+    finally:
+        devstack("slurm", "start")  # slurmd back: the node resumes and ends what is left of the job
+    said = f"Your desktop's Slurm job {job_id} ended because its node failed (NODE_FAIL"
+    assert said in hub_log_since(log_start)
+    page = alice.http.get(f"{alice.url}/hub/user/alice/")  # the hub's "not running" page
+    assert f"Slurm job {job_id} ended because its node failed (NODE_FAIL" in page.text, page.text[-2000:]
+    deadline = time.monotonic() + 60
+    while job_processes(job_id):
+        assert time.monotonic() < deadline, f"processes of job {job_id} left: {job_processes(job_id)}"
+        await asyncio.sleep(0.5)
 
 
 async def test_a_desktop_at_its_walltime_is_ended_and_the_user_told_why(alice: HubUser) -> None:

@@ -15,21 +15,39 @@ from conftest import DEVSTACK, HubBed
 from hubclient import HubUser
 from test_spawner import job_processes, rfb_through_hub, squeue
 
+SITE_DATA = "jupyter-vnc site data, bound read-only\n"
+
 
 @pytest.fixture
-def apptainer_hub(hub: HubBed, desktop_image: Path) -> Iterator[HubBed]:
-    """The demo hub restarted with c.VNCSlurmSpawner.image set; restored to host mode afterwards."""
+def site_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A host directory a site binds into every desktop (c.VNCSlurmSpawner.apptainer_binds)."""
+    directory = tmp_path_factory.mktemp("site-data")
+    (directory / "readme.txt").write_text(SITE_DATA)
+    for path in (directory, *directory.parents):
+        if path == Path("/"):
+            break
+        path.chmod(path.stat().st_mode | 0o755)
+    return directory
 
-    def restart(image: str) -> None:
-        env = {**os.environ, "JVNC_DESKTOP_IMAGE": image}
+
+@pytest.fixture
+def apptainer_hub(hub: HubBed, desktop_image: Path, site_data: Path, tmp_path: Path) -> Iterator[HubBed]:
+    """The demo hub restarted with c.VNCSlurmSpawner.image set and a site's bind; restored to host
+    mode afterwards."""
+    extra = tmp_path / "binds.py"
+    extra.write_text(f"get_config().VNCSlurmSpawner.apptainer_binds = [{f'{site_data}:/site-data:ro'!r}]\n")
+    tmp_path.chmod(0o755)
+
+    def restart(image: str, config: str) -> None:
+        env = {**os.environ, "JVNC_DESKTOP_IMAGE": image, "JVNC_EXTRA_CONFIG": config}
         subprocess.run([DEVSTACK / "hub", "stop"], env=env, check=True, capture_output=True)
         subprocess.run([DEVSTACK / "hub", "start"], env=env, check=True, capture_output=True)
 
-    restart(str(desktop_image))
+    restart(str(desktop_image), str(extra))
     try:
         yield hub
     finally:
-        restart("")
+        restart("", "")
 
 
 async def test_desktop_in_the_image_through_the_hub(apptainer_hub: HubBed, desktop_image: Path) -> None:
@@ -61,6 +79,14 @@ async def test_desktop_in_the_image_through_the_hub(apptainer_hub: HubBed, deskt
             await asyncio.sleep(0.5)
         names = names_inside()
         assert names & {"Xvnc", "Xtigervnc"} and "batchspawner-si" in names, names  # the server and Xvnc
+        # The site's bind is there, read-only, as the desktop's programs see the file system.
+        inside = next(
+            pid for pid in job_processes(job_id)
+            if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        )  # fmt: skip
+        assert Path(f"/proc/{inside}/root/site-data/readme.txt").read_text() == SITE_DATA
+        mount = [m for m in Path(f"/proc/{inside}/mountinfo").read_text().splitlines() if " /site-data " in m]
+        assert mount and " ro," in f" {mount[0].split()[5]},", mount
         client = await rfb_through_hub(alice)
         assert client.init is not None and (client.init.width, client.init.height) == (1280, 720)
         status = alice.server_api("vnc/api/status").json()

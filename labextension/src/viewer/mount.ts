@@ -132,13 +132,16 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
   const store = storage();
   const settings: ViewerSettings = loadSettings(store);
   let rfb: RFB | null = null;
+  // Whether the screen is this user's to resize: the owner's (and an admin's), not a share recipient's.
+  let role = 'owner';
+  const ownScreen = (): boolean => role === 'owner' || role === 'admin';
 
   const applySettings = (): void => {
     ui.quality.value = ui.qualityValue.value = String(settings.quality);
     ui.compression.value = ui.compressionValue.value = String(settings.compression);
     ui.resize.value = settings.resize;
     if (rfb) {
-      Object.assign(rfb, rfbOptions(settings));
+      Object.assign(rfb, rfbOptions(settings, ownScreen()));
     }
   };
   const changeSettings = (change: Partial<ViewerSettings>): void => {
@@ -275,9 +278,11 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     ui.share.hidden = !share;
     ui.share.textContent = share;
     root.dataset.role = status.role;
+    role = status.role;
     ui.restart.hidden = !config.desktopUrl || status.role === 'view' || status.role === 'control';
     if (rfb) {
       rfb.viewOnly = status.role === 'view';
+      Object.assign(rfb, rfbOptions(settings, ownScreen()));
     }
     renderTimeLeft();
     renderIdle();
@@ -337,7 +342,7 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
       const url = websocketUrl(config.websocketPath, window.location.href, config.token);
       const next = new RFB(ui.screen, url, { wsProtocols: ['binary'], shared: true });
       next.background = 'transparent';
-      Object.assign(next, rfbOptions(settings));
+      Object.assign(next, rfbOptions(settings, ownScreen()));
       return next;
     },
     onRfb: (next) => {

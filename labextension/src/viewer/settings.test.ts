@@ -73,4 +73,12 @@ describe('rfbOptions', () => {
       scaleViewport: false,
     });
   });
+
+  it("never resizes someone else's screen: fit to window scales instead", () => {
+    expect(rfbOptions(DEFAULT_SETTINGS, false)).toMatchObject({ resizeSession: false, scaleViewport: true });
+    expect(rfbOptions({ ...DEFAULT_SETTINGS, resize: 'off' }, false)).toMatchObject({
+      resizeSession: false,
+      scaleViewport: false,
+    });
+  });
 });

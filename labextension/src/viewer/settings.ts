@@ -72,16 +72,21 @@ export function saveSettings(storage: StorageLike | null, settings: ViewerSettin
 }
 
 /** The RFB properties that a settings value stands for. */
-export function rfbOptions(settings: ViewerSettings): {
+export function rfbOptions(
+  settings: ViewerSettings,
+  ownScreen = true,
+): {
   qualityLevel: number;
   compressionLevel: number;
   resizeSession: boolean;
   scaleViewport: boolean;
 } {
+  // Someone else's (shared) desktop keeps its owner's screen size: "fit to window" scales instead.
+  const resize = !ownScreen && settings.resize === 'remote' ? 'scale' : settings.resize;
   return {
     qualityLevel: settings.quality,
     compressionLevel: settings.compression,
-    resizeSession: settings.resize === 'remote',
-    scaleViewport: settings.resize === 'scale',
+    resizeSession: resize === 'remote',
+    scaleViewport: resize === 'scale',
   };
 }

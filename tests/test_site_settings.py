@@ -1,0 +1,81 @@
+"""A site's own settings, through the real hub: its job template, partitions to choose from, and
+options it fixes. The demo hub is restarted with a file of them (``JVNC_EXTRA_CONFIG``) and restored
+afterwards."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import DEVSTACK, HubBed
+from hubclient import HubUser
+from test_spawner import _logged_in, squeue
+
+from jupyter_vnc.resources import template_path
+
+MARK = "jvnc-site-template"
+
+
+def restart_hub(**env: str) -> None:
+    full = {**os.environ, **env}
+    for action in ("stop", "start"):
+        subprocess.run([DEVSTACK / "hub", action], env=full, check=True, capture_output=True)
+
+
+@pytest.fixture
+def site_hub(hub: HubBed, tmp_path: Path) -> Iterator[HubBed]:
+    template = tmp_path / "site-job.sh.j2"
+    shebang, rest = template_path("job.sh.j2").read_text().split("\n", 1)
+    # A site's copy of the job script, with one line of its own.
+    template.write_text(f"{shebang}\n#SBATCH --comment={MARK}\n{rest}")
+    config = tmp_path / "site_config.py"
+    config.write_text(
+        "c = get_config()  # noqa: F821\n"
+        f"c.VNCSlurmSpawner.job_template = {str(template)!r}\n"
+        'c.VNCSlurmSpawner.partitions = ["vnc", "debug"]\n'
+        'c.VNCSlurmSpawner.fixed_options = ["memory_gb"]\n'
+    )
+    tmp_path.chmod(0o755)
+    restart_hub(JVNC_EXTRA_CONFIG=str(config))
+    try:
+        yield hub
+    finally:
+        restart_hub(JVNC_EXTRA_CONFIG="")
+
+
+@pytest.fixture
+def alice(site_hub: HubBed) -> Iterator[HubUser]:
+    yield from _logged_in(site_hub, "alice")
+
+
+def job_detail(job_id: str) -> str:
+    return subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+
+
+async def test_a_sites_template_partitions_and_fixed_options_reach_slurm(alice: HubUser) -> None:
+    form = alice.http.get(f"{alice.url}/hub/spawn/alice").text
+    partitions = re.findall(
+        r'<option value="([^"]+)"', form.split('name="partition"', 1)[1].split("</select>")[0]
+    )
+    assert partitions == ["vnc", "debug"], partitions
+    assert 'name="memory_gb"' not in form  # fixed: not offered
+
+    refused = alice.api("POST", "/users/alice/server", json={"memory_gb": 4})
+    assert refused.status_code == 400, refused.text
+    assert "memory_gb is set by the site to 2 and cannot be changed" in refused.json()["message"]
+    assert squeue("alice") == []
+
+    asked = alice.api("POST", "/users/alice/server", json={"partition": "debug", "gpus": 1, "hours": 1})
+    assert asked.status_code in (201, 202), asked.text
+    alice.wait_ready(timeout=120)
+    (job_id,) = squeue("alice")
+    detail = job_detail(job_id)
+    assert "Partition=debug" in detail and f"Comment={MARK}" in detail, detail
+    assert "mem=2G" in detail and "TimeLimit=01:00:00" in detail, detail
+    assert alice.open_server("", "lab").status_code == 200
+    status = alice.server_api("vnc/api/status").json()
+    assert status["job_id"] == job_id
