@@ -15,14 +15,12 @@ from conftest import DEVSTACK, HubBed
 from hubclient import HubUser
 from test_spawner import job_processes, rfb_through_hub, squeue
 
-SITE_DATA = "jupyter-vnc site data, bound read-only\n"
-
 
 @pytest.fixture
 def site_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A host directory a site binds into every desktop (c.VNCSlurmSpawner.apptainer_binds)."""
+    """A host directory a site binds into every desktop (c.VNCSlurmSpawner.apptainer_binds); alice
+    must be able to reach it, or Apptainer refuses the bind."""
     directory = tmp_path_factory.mktemp("site-data")
-    (directory / "readme.txt").write_text(SITE_DATA)
     for path in (directory, *directory.parents):
         if path == Path("/"):
             break
@@ -50,7 +48,9 @@ def apptainer_hub(hub: HubBed, desktop_image: Path, site_data: Path, tmp_path: P
         restart("", "")
 
 
-async def test_desktop_in_the_image_through_the_hub(apptainer_hub: HubBed, desktop_image: Path) -> None:
+async def test_desktop_in_the_image_through_the_hub(
+    apptainer_hub: HubBed, desktop_image: Path, site_data: Path
+) -> None:
     alice = HubUser(apptainer_hub.url, "alice", apptainer_hub.password)
     alice.api("POST", "/users/alice/server", json={"gpus": 1, "memory_gb": 2, "resolution": "1280x720"})
     try:
@@ -59,7 +59,10 @@ async def test_desktop_in_the_image_through_the_hub(apptainer_hub: HubBed, deskt
         script = subprocess.run(
             ["scontrol", "write", "batch_script", job_id, "-"], capture_output=True, text=True, check=True
         ).stdout
-        assert f"exec --nv --cleanenv --writable-tmpfs {desktop_image}" in script
+        assert (
+            f"exec --nv --cleanenv --writable-tmpfs --bind {site_data}:/site-data:ro {desktop_image}"
+            in script
+        )
         assert "TOKEN=" not in script
         # The server and the desktop really run inside the image (Apptainer marks its processes).
         marker = f"APPTAINER_CONTAINER={desktop_image}".encode()
@@ -79,14 +82,16 @@ async def test_desktop_in_the_image_through_the_hub(apptainer_hub: HubBed, deskt
             await asyncio.sleep(0.5)
         names = names_inside()
         assert names & {"Xvnc", "Xtigervnc"} and "batchspawner-si" in names, names  # the server and Xvnc
-        # The site's bind is there, read-only, as the desktop's programs see the file system.
+        # The site's bind is there, read-only, in the mount table the desktop's programs see.
         inside = next(
             pid for pid in job_processes(job_id)
             if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         )  # fmt: skip
-        assert Path(f"/proc/{inside}/root/site-data/readme.txt").read_text() == SITE_DATA
-        mount = [m for m in Path(f"/proc/{inside}/mountinfo").read_text().splitlines() if " /site-data " in m]
-        assert mount and " ro," in f" {mount[0].split()[5]},", mount
+        # (Its file cannot be read from outside: the image is a FUSE mount only alice may enter, and
+        # her processes in it are not open to her ptrace-like /proc access either.)
+        mounts = [m.split() for m in Path(f"/proc/{inside}/mountinfo").read_text().splitlines()]
+        bound = [m for m in mounts if m[4] == "/site-data"]
+        assert bound and bound[0][3] == str(site_data) and bound[0][5].split(",")[0] == "ro", bound
         client = await rfb_through_hub(alice)
         assert client.init is not None and (client.init.width, client.init.height) == (1280, 720)
         status = alice.server_api("vnc/api/status").json()
