@@ -1,9 +1,10 @@
-"""A site's own settings, through the real hub: its job template, partitions to choose from, and
-options it fixes. The demo hub is restarted with a file of them (``JVNC_EXTRA_CONFIG``) and restored
-afterwards."""
+"""A site's own settings, through the real hub: its job template, partitions to choose from, options
+it fixes, and no Redis at all. The demo hub is restarted with a file of them (``JVNC_EXTRA_CONFIG``)
+and restored afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -11,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DEVSTACK, HubBed
+from browser import CANVAS_COLOURS, chromium
+from conftest import DEVSTACK, HubBed, RedisBed
 from hubclient import HubUser
+from test_lab_e2e import log_in, xvnc_pids
 from test_spawner import _logged_in, squeue
 
 from jupyter_vnc.resources import template_path
@@ -79,3 +82,52 @@ async def test_a_sites_template_partitions_and_fixed_options_reach_slurm(alice: 
     assert alice.open_server("", "lab").status_code == 200
     status = alice.server_api("vnc/api/status").json()
     assert status["job_id"] == job_id
+
+
+@pytest.fixture
+def hub_without_redis(hub: HubBed, tmp_path: Path) -> Iterator[Path]:
+    """The demo hub restarted without a registry URL: one hub process, its sessions in memory."""
+    config = tmp_path / "no_redis.py"
+    config.write_text('get_config().VNCSlurmSpawner.registry_url = ""\n')
+    tmp_path.chmod(0o755)
+    restart_hub(JVNC_EXTRA_CONFIG=str(config))
+    try:
+        yield config
+    finally:
+        restart_hub(JVNC_EXTRA_CONFIG="")
+
+
+async def test_a_hub_without_redis_serves_desktops_and_the_viewer_reconnects_after_a_restart(
+    hub: HubBed, hub_without_redis: Path, redis_bed: RedisBed
+) -> None:
+    """No Redis configured: the desktop works, nothing goes to Redis, and a hub restart loses no
+    session. The open viewer notices the dropped connection and comes back by itself, to the same
+    desktop (the same Xvnc process), without anyone clicking."""
+    for alice in _logged_in(hub, "alice"):
+        assert alice.api("POST", "/users/alice/server", json={"gpus": 0}).status_code in (201, 202)
+        alice.wait_ready(timeout=120)
+        (job_id,) = squeue("alice")
+        async with chromium() as browser:
+            context = await browser.new_context(viewport={"width": 1024, "height": 700})
+            page = await log_in(context, hub, "alice")
+            await page.goto(f"{hub.url}/user/alice/vnc/")
+            state = "document.querySelector('.jvnc-viewer').dataset.vncState"
+            await page.wait_for_function(f"{state} === 'connected'", timeout=60_000)
+            xvnc = xvnc_pids("alice")
+            assert len(xvnc) == 1, xvnc
+
+            restart_hub(JVNC_EXTRA_CONFIG=str(hub_without_redis))
+            await page.wait_for_function(f"{state} === 'disconnected'", timeout=30_000)
+            await page.wait_for_function(f"{state} === 'connected'", timeout=90_000)
+            colours = 0
+            for _ in range(150):
+                colours = await page.evaluate(CANVAS_COLOURS, [0, 30, None])
+                if colours >= 4:
+                    break
+                await asyncio.sleep(0.2)
+            assert colours >= 4, "the viewer came back to a blank canvas"
+            assert xvnc_pids("alice") == xvnc  # the same desktop, not a new one
+            await context.close()
+        assert squeue("alice") == [job_id]
+        assert alice.api("GET", "/users/alice").json()["servers"][""]["ready"]
+        assert redis_bed.cli("--scan", "--pattern", "jupyter-vnc:session:alice*").split() == []

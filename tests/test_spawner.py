@@ -344,6 +344,26 @@ async def test_slurm_controller_down_is_unknown_and_the_desktop_lives_on(alice: 
     assert (await rfb_through_hub(alice)).init is not None
 
 
+async def test_a_spawn_while_the_slurm_controller_is_down_fails_with_slurms_words(alice: HubUser) -> None:
+    """The controller is down when alice asks for a desktop: the spawn ends with Slurm's own reason,
+    not a hang until the start timeout, and nothing is left once Slurm is back."""
+    conf = Path(devstack("slurm", "conf").stdout.strip())
+    pid = int((conf.parent.parent / "slurmctld.pid").read_text())
+    subprocess.run(["kill", str(pid)], check=True)
+    try:
+        started = time.monotonic()
+        progress = spawn_watching_progress(alice, options={"gpus": 0, "memory_gb": 1})
+        alice.wait_stopped(timeout=150)
+        took = time.monotonic() - started
+        messages = progress.messages()
+    finally:
+        devstack("slurm", "start")
+    said = [m for m in messages if "Slurm did not accept the desktop job" in m]
+    assert said and "controller" in said[0].lower(), messages
+    assert took < 120, took  # the Slurm command's own time limit (slurm_timeout, 30 s), not the hub's
+    assert squeue("alice") == []
+
+
 def contract_spawner(**traits: object) -> VNCSlurmSpawner:
     user = SimpleNamespace(name="alice", escaped_name="alice", url="/user/alice/", server=None, spawners={})
     from jupyterhub.objects import Hub
