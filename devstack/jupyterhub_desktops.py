@@ -66,6 +66,12 @@ c.JupyterHub.custom_scopes = {
 c.JupyterHub.load_roles.append(
     {
         "name": "user",
-        "scopes": ["self", "shares!user", "read:users:name", "read:groups:name", "custom:jupyter-vnc:control!user"],
+        "scopes": [
+            "self",
+            "shares!user",
+            "read:users:name",
+            "read:groups:name",
+            "custom:jupyter-vnc:control!user",
+        ],
     }
 )

@@ -494,7 +494,8 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             ended = await self._slurm_says_ended(await self.query(max_age=0))
         if ended is None:
             return None
-        tail = await self.log_tail(40) if ended.state in ("COMPLETED", "") else ""
+        # A job that completed may have ended itself because it was idle: its log says so.
+        tail = await self.log_tail(40) if ended.state == "COMPLETED" else ""
         self._record_exit(explain_exit(self.job_id, ended, tail))
         self.log.warning("Desktop of %s: %s", self.user.name, self.exit_message)
         await self._forget()

@@ -9,9 +9,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import pwd
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ from hubclient import HubUser, server_path
 from playwright.async_api import Page
 from rfbstreams import websocket_stream
 from test_lab_e2e import log_in
+from test_site_settings import restart_hub
 from test_spawner import _logged_in, contract_spawner, hub_log_since, job_processes, squeue
 
 from jupyter_vnc.audience import Audience
@@ -89,23 +88,19 @@ def test_the_spawner_passes_the_idle_settings_and_the_hub_explains_an_idle_end()
 
 
 @pytest.fixture
-def alice_idle_config(hub: HubBed) -> Iterator[Callable[[dict], Path]]:
-    """alice's own Jupyter configuration for the desktop's idle rules (her servers read it at start),
-    with the small numbers the tests need; removed afterwards."""
-    user = pwd.getpwnam("alice")
-    directory = Path(user.pw_dir) / ".jupyter"
-    path = directory / "jupyter_server_config.json"
-    assert not path.exists(), f"{path} exists already; the test would overwrite alice's own settings"
-    directory.mkdir(exist_ok=True)
-    os.chown(directory, user.pw_uid, user.pw_gid)
+def idle_hub(hub: HubBed, tmp_path: Path) -> Iterator[Callable[[dict], None]]:
+    """Restarts the demo hub with the given VNCSlurmSpawner idle traits (small numbers), as a site
+    configures them; restored afterwards."""
 
-    def write(settings: dict) -> Path:
-        path.write_text(json.dumps({"DesktopIdle": settings}))
-        os.chown(path, user.pw_uid, user.pw_gid)
-        return path
+    def configure(traits: dict) -> None:
+        config = tmp_path / "idle.py"
+        lines = [f"get_config().VNCSlurmSpawner.{k} = {v!r}" for k, v in traits.items()]
+        config.write_text("\n".join(lines) + "\n")
+        tmp_path.chmod(0o755)
+        restart_hub(JVNC_EXTRA_CONFIG=str(config))
 
-    yield write
-    path.unlink(missing_ok=True)
+    yield configure
+    restart_hub(JVNC_EXTRA_CONFIG="")
 
 
 @pytest.fixture
@@ -113,10 +108,10 @@ def alice(hub: HubBed) -> Iterator[HubUser]:
     yield from _logged_in(hub, "alice")
 
 
-def _up(alice: HubUser, server: str) -> str:
+def _up(alice: HubUser, server: str, gpus: int = 0) -> str:
     """Start one of alice's desktops; its Slurm job id."""
     before = set(squeue("alice"))
-    assert alice.api("POST", server_path("alice", server), json={"gpus": 0}).status_code in (201, 202)
+    assert alice.api("POST", server_path("alice", server), json={"gpus": gpus}).status_code in (201, 202)
     alice.wait_ready(server, 120)
     assert alice.open_server(server, "lab").status_code == 200
     (job_id,) = set(squeue("alice")) - before
@@ -132,12 +127,12 @@ async def _desktop_drawn(page: Page) -> None:
 
 
 async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
-    hub: HubBed, alice: HubUser, alice_idle_config
+    hub: HubBed, idle_hub: Callable[[dict], None], alice: HubUser
 ) -> None:
     """Two desktops of alice's, each with a viewer open; one gets a pointer move every 3 s. The
     untouched one's viewer pauses (no more traffic through the proxy), the culler ends it, its Slurm
     job and processes are gone; the used one lives on."""
-    alice_idle_config({"pause_minutes": 0.25})
+    idle_hub({"idle_pause_minutes": 0.25})
     busy_job = _up(alice, "busy")
     idle_job = _up(alice, "idle")
 
@@ -198,14 +193,14 @@ async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
 
 
 async def test_the_idle_shutdown_warns_keeps_on_request_and_ends_the_desktop(
-    hub: HubBed, alice: HubUser, alice_idle_config
+    hub: HubBed, idle_hub: Callable[[dict], None], alice: HubUser
 ) -> None:
     """shutdown after 0.6 min without input, a 0.3 min warning: the viewer pauses and warns at about
     18 s, "Keep it" brings it back, and left alone the desktop, its server and its job end; the hub
     tells alice why."""
-    alice_idle_config({"shutdown_minutes": 0.6, "warning_minutes": 0.3, "pause_minutes": 0})
+    idle_hub({"idle_shutdown_minutes": 0.6, "idle_warning_minutes": 0.3, "idle_pause_minutes": 0})
     ARTIFACTS.mkdir(exist_ok=True)
-    job_id = _up(alice, "")
+    job_id = _up(alice, "", gpus=1)
     log_start = (STATE / "logs" / "jupyterhub.log").stat().st_size
     async with chromium() as browser:
         context = await browser.new_context(viewport={"width": 1024, "height": 700})
