@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -17,13 +18,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from browser import CANVAS_COLOURS, chromium
+from browser import chromium
 from conftest import ROOT, STATE, HubBed
 from hubclient import HubUser, server_path
-from playwright.async_api import Page
 from rfbstreams import websocket_stream
-from test_lab_e2e import log_in
-from test_site_settings import restart_hub
+from test_lab_e2e import open_desktop_page
+from test_site_settings import hub_with
 from test_spawner import _logged_in, contract_spawner, hub_log_since, job_processes, squeue
 
 from jupyter_vnc.audience import Audience
@@ -91,16 +91,13 @@ def test_the_spawner_passes_the_idle_settings_and_the_hub_explains_an_idle_end()
 def idle_hub(hub: HubBed, tmp_path: Path) -> Iterator[Callable[[dict], None]]:
     """Restarts the demo hub with the given VNCSlurmSpawner idle traits (small numbers), as a site
     configures them; restored afterwards."""
+    with contextlib.ExitStack() as stack:
 
-    def configure(traits: dict) -> None:
-        config = tmp_path / "idle.py"
-        lines = [f"get_config().VNCSlurmSpawner.{k} = {v!r}" for k, v in traits.items()]
-        config.write_text("\n".join(lines) + "\n")
-        tmp_path.chmod(0o755)
-        restart_hub(JVNC_EXTRA_CONFIG=str(config))
+        def configure(traits: dict) -> None:
+            lines = [f"c.VNCSlurmSpawner.{k} = {v!r}" for k, v in traits.items()]
+            stack.enter_context(hub_with(tmp_path, *lines))
 
-    yield configure
-    restart_hub(JVNC_EXTRA_CONFIG="")
+        yield configure
 
 
 @pytest.fixture
@@ -116,14 +113,6 @@ def _up(alice: HubUser, server: str, gpus: int = 0) -> str:
     assert alice.open_server(server, "lab").status_code == 200
     (job_id,) = set(squeue("alice")) - before
     return job_id
-
-
-async def _desktop_drawn(page: Page) -> None:
-    for _ in range(300):
-        if await page.evaluate(CANVAS_COLOURS, [0, 30, None]) >= 4:
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError("the viewer shows no desktop")
 
 
 async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
@@ -144,11 +133,7 @@ async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
     )  # fmt: skip
     try:
         async with chromium() as browser:
-            context = await browser.new_context(viewport={"width": 1024, "height": 700})
-            await log_in(context, hub, "alice")
-            idle_page = await context.new_page()
-            await idle_page.goto(f"{hub.url}/user/alice/idle/vnc/")
-            await _desktop_drawn(idle_page)
+            idle_page = await open_desktop_page(browser, hub, "alice", "/user/alice/idle/vnc/")
             # The busy desktop gets a person's input (pointer moves) through its own websocket. It has
             # been idle since it started, so it is paused: resume it first, as its viewer would.
             assert alice.server_api("vnc/api/activity", "busy", method="POST", data="{}").status_code == 200
@@ -173,7 +158,6 @@ async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
                 await asyncio.sleep(1)
             user_at_busy.cancel()
             conn.close()
-            await context.close()
         assert idle_job not in squeue("alice")
         deadline = time.monotonic() + 30
         while job_processes(idle_job):
@@ -203,11 +187,7 @@ async def test_the_idle_shutdown_warns_keeps_on_request_and_ends_the_desktop(
     job_id = _up(alice, "", gpus=1)
     log_start = (STATE / "logs" / "jupyterhub.log").stat().st_size
     async with chromium() as browser:
-        context = await browser.new_context(viewport={"width": 1024, "height": 700})
-        await log_in(context, hub, "alice")
-        page = await context.new_page()
-        await page.goto(f"{hub.url}/user/alice/vnc/")
-        await _desktop_drawn(page)
+        page = await open_desktop_page(browser, hub, "alice", "/user/alice/vnc/")
 
         await page.wait_for_selector("#jvnc-idle:not([hidden])", timeout=60_000)
         warning = await page.inner_text("#jvnc-idle-text")
@@ -224,7 +204,6 @@ async def test_the_idle_shutdown_warns_keeps_on_request_and_ends_the_desktop(
 
         # Left alone this time: the desktop ends with its server and its Slurm job.
         alice.wait_stopped("", timeout=120)
-        await context.close()
     assert job_id not in squeue("alice")
     deadline = time.monotonic() + 30
     while job_processes(job_id):

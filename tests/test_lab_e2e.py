@@ -19,7 +19,7 @@ import pytest
 from browser import CANVAS_COLOURS, chromium
 from conftest import HubBed
 from hubclient import HubUser, server_path
-from playwright.async_api import BrowserContext, Frame, Page
+from playwright.async_api import Browser, BrowserContext, Frame, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 USER = "carol"
@@ -108,6 +108,16 @@ async def open_lab(page: Page, hub: HubBed, server: str = "") -> None:
     no = news.get_by_role("button", name="No", exact=True)
     with contextlib.suppress(PlaywrightTimeout):
         await no.click(timeout=5_000)
+
+
+async def open_desktop_page(browser: Browser, hub: HubBed, user: str, path: str) -> Page:
+    """A new browser context logged in as ``user``, showing the desktop viewer at ``path`` (e.g.
+    ``/user/alice/vnc/``) once XFCE has drawn in it."""
+    context = await browser.new_context(viewport={"width": 1024, "height": 700})
+    page = await log_in(context, hub, user)
+    await page.goto(f"{hub.url}{path}")
+    assert await xfce_panel_colours(page) >= 4, f"the viewer at {path} shows no desktop"
+    return page
 
 
 async def xfce_panel_colours(target: Page | Frame, canvas: str = "canvas") -> int:

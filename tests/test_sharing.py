@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import CANVAS_COLOURS, chromium
+from browser import chromium
 from conftest import ROOT, HubBed
 from hubclient import HubUser, server_path
 from rfbstreams import websocket_stream
-from test_lab_e2e import log_in
+from test_lab_e2e import log_in, xfce_panel_colours
 from test_spawner import _logged_in, job_processes, squeue
 
 from jupyter_vnc.rfb import RFBClient
@@ -277,11 +277,7 @@ async def test_a_shared_view_only_desktop_in_chromium(hub: HubBed, alice: HubUse
             await share.wait_for(state="visible", timeout=30_000)
             assert await share.inner_text() == "View only — shared by alice"
             assert await page.locator("#jvnc-restart").is_hidden()
-            for _ in range(300):
-                if await page.evaluate(CANVAS_COLOURS, [0, 30, None]) >= 4:
-                    break
-                await asyncio.sleep(0.2)
-            assert await page.evaluate(CANVAS_COLOURS, [0, 30, None]) >= 4, "bob's canvas shows no desktop"
+            assert await xfce_panel_colours(page) >= 4, "bob's canvas shows no desktop"
 
             # The page does not offer bob any input (noVNC's view-only mode); the server must hold even
             # for a page that was changed to send it anyway, so the test turns that mode off again.

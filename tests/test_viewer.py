@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +13,7 @@ import pytest
 from browser import CANVAS_COLOURS, chromium
 from fixtures_jupyter import UserServer
 from playwright.async_api import Browser, Page
+from test_desktop import xvnc_argv
 
 
 async def test_browser_reaches_connected_and_shows_the_xfce_panel(
@@ -58,19 +58,12 @@ async def test_viewer_page_needs_a_login(alice_server: UserServer) -> None:
 
 def desktop_env(server: UserServer) -> dict[str, str]:
     """DISPLAY and XAUTHORITY of the server's desktop, as its own X clients (a terminal in it) have them."""
-    for pid in server.desktop_pids():
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-        except OSError:
-            continue
-        if os.path.basename(argv[0]) in {"Xvnc", "Xtigervnc"}:
-            display = server.status()["display"]
-            return {
-                "DISPLAY": f":{display}",
-                "XAUTHORITY": argv[argv.index("-auth") + 1],
-                "PATH": "/usr/bin:/bin",
-            }
-    raise AssertionError(f"no Xvnc among {server.desktop_pids()}")
+    argv = xvnc_argv(server)
+    return {
+        "DISPLAY": f":{server.status()['display']}",
+        "XAUTHORITY": argv[argv.index("-auth") + 1],
+        "PATH": "/usr/bin:/bin",
+    }
 
 
 def xclip(
