@@ -42,6 +42,8 @@ class DesktopHandlerMixin:
     # A desktop runs arbitrary programs, like a terminal: an authorizer that denies terminals
     # denies desktops too.
     auth_resource = "terminals"
+    # The routes a share recipient may reach (sharing.GuestsAtTheDesktopOnly): each applies their role.
+    jupyter_vnc_desktop_route = True
     settings: dict[str, Any]
 
     @property

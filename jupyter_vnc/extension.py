@@ -7,11 +7,13 @@ import os
 
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
+from traitlets import Bool
 
 from .audience import Audience
 from .desktop import DesktopError, VNCDesktop
 from .handlers import routes
 from .idle import DesktopIdle
+from .sharing import GuestsAtTheDesktopOnly
 
 _OFF = {"0", "false", "no", "off"}
 
@@ -19,6 +21,16 @@ _OFF = {"0", "false", "no", "off"}
 class VNCExtension(ExtensionApp):
     name = "jupyter_vnc"
     load_other_extensions = True
+
+    guests_desktop_only = Bool(
+        True,
+        help="""Users this server is shared with (JupyterHub shares) reach only the desktop, not
+        JupyterLab's terminals, kernels or files: those run as the owner, and from a terminal a
+        view-only guest could type into the owner's desktop. False lets them use all of the server (for
+        JupyterLab collaboration), and the desktop's view-only then protects against mistakes only.
+        Example: c.VNCExtension.guests_desktop_only = False
+        """,
+    ).tag(config=True)
 
     def initialize_settings(self) -> None:
         if os.environ.get("JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH", "").strip().lower() in _OFF:
@@ -30,6 +42,9 @@ class VNCExtension(ExtensionApp):
         self.desktop = VNCDesktop(parent=self, log=self.log)
         self.settings["jupyter_vnc_desktop"] = self.desktop
         hub_auth = getattr(self.serverapp.identity_provider, "hub_auth", None)
+        if hub_auth is not None and self.guests_desktop_only:
+            # Into the extension's settings: ExtensionApp copies them over the web app's afterwards.
+            self.settings["authorizer"] = GuestsAtTheDesktopOnly(self.settings["authorizer"], parent=self)
         self.audience = Audience(hub_auth, self.log)
         self.settings["jupyter_vnc_audience"] = self.audience
         self.idle = DesktopIdle(self.audience, parent=self, log=self.log)

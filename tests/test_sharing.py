@@ -204,6 +204,13 @@ async def test_a_recipient_watches_types_only_when_granted_and_is_cut_off_when_r
         assert await _colours_seen(client) > 4
         assert x.run("xdpyinfo").stdout.split("dimensions:", 1)[1].split()[0] == size != "800x600"
 
+        # Nor may he reach the rest of alice's server: a terminal there would run as alice, on her display.
+        auth = {"Authorization": f"token {token}"}
+        for method, path in (("POST", "api/terminals"), ("GET", "api/contents"), ("POST", "api/kernels")):
+            r = bob.http.request(method, f"{bob.url}/user/alice/{path}", headers=auth, json={})
+            assert r.status_code == 403, (path, r.status_code, r.text[:200])
+        assert alice.server_api("api/contents").status_code == 200
+
         # Restart and stop are alice's.
         for method, path in (("POST", "vnc/api/desktop?restart=1"), ("DELETE", "vnc/api/desktop")):
             r = bob.http.request(
@@ -314,6 +321,7 @@ async def test_a_hub_admin_may_restart_and_stop_a_users_desktop(hub: HubBed, ali
         before = x.run("xdpyinfo").returncode
         r = admin.http.post(f"{hub.url}/user/alice/vnc/api/desktop?restart=1", headers=auth, data="{}")
         assert r.status_code == 200 and r.json()["state"] == "running", r.text
+        assert admin.http.get(f"{hub.url}/user/alice/api/contents", headers=auth).status_code == 200
         r = admin.http.delete(f"{hub.url}/user/alice/vnc/api/desktop", headers=auth)
         assert r.status_code == 204, r.text
         assert before == 0 and alice.server_api("vnc/api/status").json()["state"] == "stopped"

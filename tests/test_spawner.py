@@ -280,9 +280,9 @@ async def test_a_job_cancelled_while_running_is_noticed_and_explained(alice: Hub
     alice.wait_ready()
     (job_id,) = squeue("alice")
     subprocess.run(["scancel", job_id], check=True)
-    started = time.monotonic()
-    alice.wait_stopped(timeout=25)  # the demo hub polls every 10 s
-    assert time.monotonic() - started < 15
+    # The hub polls every 10 s and takes the shared answer when it is under 10 s old: noticed within
+    # about 20 s; the deadline leaves room for a loaded machine (a CI run once took 20.3 s).
+    alice.wait_stopped(timeout=60)
     page = alice.http.get(f"{alice.url}/hub/user/alice/lab")
     assert f"Slurm job {job_id} was cancelled (CANCELLED" in page.text
 
