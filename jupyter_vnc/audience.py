@@ -54,8 +54,7 @@ class Audience:
             return None
         if not hub_auth.check_scopes(hub_auth.access_scopes, model):
             return None
-        role = await self.role_for(model)
-        return Role.VIEW if visitor.view_only else role
+        return (await self.role_for(model)).narrowed(visitor.view_only)
 
     # --- who is here -------------------------------------------------------------------------------
 

@@ -111,7 +111,7 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
         view_only = self.get_argument("view_only", "0").lower() in _YES
         hub_auth = getattr(self.identity_provider, "hub_auth", None)
         if hub_auth is None:  # a plain Jupyter server: one user, its own authentication and Origin check
-            return Visitor(name, Role.VIEW if view_only else Role.OWNER, view_only=view_only)
+            return Visitor(name, Role.OWNER.narrowed(view_only), view_only=view_only)
         token = self.get_argument("token", "")
         if not token:
             header = self.request.headers.get("Authorization", "")
@@ -119,18 +119,15 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
             token = value.strip() if scheme.lower() in {"token", "bearer"} else ""
         if not token:
             return "the desktop's websocket needs the user's token (open the desktop from its own page)"
-        session = hub_auth.get_session_id(self)
-        model = await hub_auth.user_for_token(token, session_id=session, sync=False)
-        if model and model.get("name") == name and name != owner_name():
-            # Not the owner: a revoked share must not live on in the five-minute token cache.
-            model = await hub_auth.user_for_token(token, session_id=session, use_cache=False, sync=False)
+        # Anyone but the owner is looked up afresh: a revoked share must not live on in the single-user
+        # server's five-minute token cache.
+        model = await hub_auth.user_for_token(
+            token, session_id=hub_auth.get_session_id(self), use_cache=name == owner_name(), sync=False
+        )
         if not model or model.get("name") != name or not hub_auth.check_scopes(hub_auth.access_scopes, model):
             return "the token does not belong to the user of this desktop"
-        role = await self.audience.role_for(model)
-        visitor = Visitor(
-            name, Role.VIEW if view_only else role, tuple(model.get("groups") or ()), view_only, token
-        )
-        return visitor
+        role = (await self.audience.role_for(model)).narrowed(view_only)
+        return Visitor(name, role, tuple(model.get("groups") or ()), view_only, token)
 
     @ws_authenticated
     async def get(self, *args: str, **kwargs: str) -> None:

@@ -47,6 +47,10 @@ class Role(enum.Enum):
     def may_type(self) -> bool:
         return self is not Role.VIEW
 
+    def narrowed(self, view_only: bool) -> Role:
+        """This role, or watching when the viewer asked only to watch (``?view_only=1``)."""
+        return Role.VIEW if view_only else self
+
     @property
     def sends(self) -> frozenset[Kind]:
         """The kinds of RFB message this role's viewer may get through to the desktop."""
