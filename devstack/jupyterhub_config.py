@@ -48,7 +48,12 @@ c.JupyterHub.load_roles = [
     },
     {
         "name": "idle-culler",
-        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        # Its README's scopes, narrowed to the tests' users: a test run must not cull a demo desktop.
+        "scopes": [
+            f"{scope}!user={name}"
+            for name in os.environ.get("JVNC_TEST_USERS", "alice bob carol").split()
+            for scope in ("list:users", "read:users:activity", "read:servers", "delete:servers")
+        ],
         "services": ["idle-culler"],
     },
 ]
