@@ -135,9 +135,15 @@ async def test_cancelled_job_is_gone_with_its_processes(slurm, test_user, job_di
     job_id = await client.submit(
         script(f"exec -a {marker} sleep 300", f"--output={job_dir}/c.out", "--time=5")
     )
-    await wait_for_phase(client, job_id, [Phase.RUNNING])
-    assert _processes_named(marker)
-    await client.cancel(job_id)
+    try:
+        await wait_for_phase(client, job_id, [Phase.RUNNING])
+        # RUNNING in Slurm comes a moment before the batch script has started its program.
+        deadline = time.monotonic() + 20
+        while not _processes_named(marker):
+            assert time.monotonic() < deadline, "the job's process never started"
+            await asyncio.sleep(0.1)
+    finally:
+        await client.cancel(job_id)  # also when the test fails: a job left behind upsets every later test
     ended = await wait_for_phase(client, job_id, [Phase.ENDED], timeout=15)
     assert ended.state == "CANCELLED"
     deadline = time.monotonic() + 10
