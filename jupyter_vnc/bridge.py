@@ -26,10 +26,17 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from .audience import Audience
 from .desktop import DesktopError, VNCDesktop
 from .idle import DesktopIdle
-from .rfb_input import WATCHING, Gate
+from .rfb_input import WATCHING, Gate, ProtocolError
+from .rfb_output import ServerStream
 from .sharing import Role, Visitor, owner_name
 
 READ_CHUNK = 256 * 1024  # one websocket frame carries at most this much RFB
+# The viewer's frames are framed this much at a time, the event loop free in between: a 10 MB frame of
+# update requests is a million messages, and the owner's server must not stop for it.
+ADMIT_SLICE = 64 * 1024
+# A share recipient's frames: noVNC's largest is a clipboard (and watchers send none). The default
+# (10 MiB) would let one watcher make the server buffer and frame megabytes at a time.
+GUEST_MAX_FRAME = 300 * 1024
 # Input stamps the server's last activity at most this often: a mouse move is many events a second,
 # and JupyterHub reads the stamp only every few minutes anyway.
 ACTIVITY_STEP = 5.0
@@ -42,7 +49,7 @@ class DesktopHandlerMixin:
     # A desktop runs arbitrary programs, like a terminal: an authorizer that denies terminals
     # denies desktops too.
     auth_resource = "terminals"
-    # The routes a share recipient may reach (sharing.GuestsAtTheDesktopOnly): each applies their role.
+    # The routes a share recipient may reach (guests.py): each applies their role.
     jupyter_vnc_desktop_route = True
     settings: dict[str, Any]
 
@@ -71,6 +78,7 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
     _gate: Gate
     _unread_logged = False
     _visitor: Visitor | None = None
+    _outgoing: ServerStream | None = None  # a share recipient's side: the owner's clipboard left out
     _last_input = 0.0
 
     def set_default_headers(self) -> None:
@@ -79,6 +87,13 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
     def get_compression_options(self) -> None:
         # RFB updates are already compressed (Tight/ZRLE): deflating them again costs CPU for nothing.
         return None
+
+    @property
+    def max_message_size(self) -> int:  # type: ignore[override]
+        visitor = self._visitor
+        if visitor is not None and not visitor.role.may_manage:
+            return GUEST_MAX_FRAME
+        return super().max_message_size
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return "binary" if "binary" in subprotocols else None
@@ -154,18 +169,28 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
         except (DesktopError, OSError) as e:
             self.log.error("jupyter-vnc: cannot connect to the desktop: %s", e)
             raise web.HTTPError(503, f"the desktop is not available: {e}") from e
+        # Taken before the upgrade, so that many connections opened at once cannot all pass the count.
+        if not self.audience.join(self, visitor):
+            self._close_desktop_side()
+            self.log.warning("jupyter-vnc: refused %s: too many connections to this desktop", self._who())
+            raise web.HTTPError(
+                429, f"{visitor.name} has {self.audience.guest_limit} connections open already"
+            )
         try:
             await ensure_async(super().get(*args, **kwargs))
         finally:
             if self.ws_connection is None:  # the upgrade did not happen after all
+                self.audience.leave(self)
                 self._close_desktop_side()
 
     def open(self, *args: str, **kwargs: str) -> None:
         super().open()  # the mixin's ping loop keeps idle connections through proxies alive
         self.set_nodelay(True)
-        self._gate = Gate()
         assert self._visitor is not None
-        self.audience.join(self, self._visitor)
+        guest = not self._visitor.role.may_manage
+        self._gate = Gate(guest=guest)
+        if guest:
+            self._outgoing = ServerStream(self._gate.session)
         if self._visitor.role is not Role.OWNER:
             self.log.info(
                 "jupyter-vnc: %s joined the desktop (%s)", self._visitor.name, self._visitor.role.value
@@ -179,25 +204,48 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
                 data = await self._reader.read(READ_CHUNK)
                 if not data:
                     break
+                if self._outgoing is not None:
+                    data = self._outgoing_data(data)
+                    if not data:
+                        continue
                 # Waiting for the flush is the backpressure: while the browser is slow we stop
                 # reading, the socket buffer fills, and Xvnc sends fewer, larger updates.
                 await self.write_message(data, binary=True)
         except (WebSocketClosedError, StreamClosedError, ConnectionError):
             pass
+        except ProtocolError as e:
+            self.log.warning("jupyter-vnc: closing %s's connection: the desktop's stream: %s", self._who(), e)
+            self.close(1008, "the desktop's stream could not be followed")
         finally:
             self.close()
 
+    def _outgoing_data(self, data: bytes) -> bytes:
+        """A share recipient's share of the desktop's bytes: the owner's clipboard and selection reach
+        only someone she gave control (rfb_output)."""
+        assert self._outgoing is not None and self._visitor is not None
+        self._outgoing.clipboard = self._visitor.role.may_type
+        return self._outgoing.feed(data)
+
+    def _who(self) -> str:
+        visitor = self._visitor
+        return f"{visitor.name} ({visitor.role.value})" if visitor else "a viewer"
+
     async def on_message(self, message: str | bytes) -> None:
-        if self._writer is None:
-            return
-        data = self._admit(message.encode() if isinstance(message, str) else message)
-        if not data:
-            return
-        self._writer.write(data)
-        try:
-            await self._writer.drain()
-        except ConnectionError:
-            self.close()
+        raw = message.encode() if isinstance(message, str) else message
+        for start in range(0, len(raw), ADMIT_SLICE):
+            if start:
+                await asyncio.sleep(0)  # bounded work per turn of the event loop
+            if self._writer is None:
+                return
+            data = self._admit(raw[start : start + ADMIT_SLICE])
+            if not data:
+                continue
+            self._writer.write(data)
+            try:
+                await self._writer.drain()
+            except ConnectionError:
+                self.close()
+                return
 
     def _admit(self, data: bytes) -> bytes:
         """What of the viewer's bytes reaches the desktop (rfb_input.Gate): everything for the owner,
@@ -208,7 +256,8 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
         if admitted.input:
             self._input_seen()
         if admitted.refusal:
-            self.log.warning("jupyter-vnc: closing a watching connection: %s", admitted.refusal)
+            self.log.warning("jupyter-vnc: closing %s's connection: %s", self._who(), admitted.refusal)
+            self._close_desktop_side()  # nothing more of this connection may reach the desktop
             self.close(1008, "unexpected message from a view-only viewer")
         elif not self._gate.following and not self._unread_logged:
             self._unread_logged = True

@@ -7,13 +7,13 @@ import os
 
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
-from traitlets import Bool
+from traitlets import Bool, Int
 
 from .audience import Audience
 from .desktop import DesktopError, VNCDesktop
+from .guests import GuestsAtTheDesktopOnly, hold_guests_at_the_desktop
 from .handlers import routes
 from .idle import DesktopIdle
-from .sharing import GuestsAtTheDesktopOnly
 
 _OFF = {"0", "false", "no", "off"}
 
@@ -24,11 +24,22 @@ class VNCExtension(ExtensionApp):
 
     guests_desktop_only = Bool(
         True,
-        help="""Users this server is shared with (JupyterHub shares) reach only the desktop, not
-        JupyterLab's terminals, kernels or files: those run as the owner, and from a terminal a
-        view-only guest could type into the owner's desktop. False lets them use all of the server (for
-        JupyterLab collaboration), and the desktop's view-only then protects against mistakes only.
+        help="""Users this server is shared with (JupyterHub shares) reach only the desktop: every
+        other route of the server answers them 403 (JupyterLab's pages, terminals, kernels, files,
+        settings, workspaces): those act as the owner, and from a terminal a view-only guest could type
+        into the owner's desktop, from Lab's settings rebind her keys. False lets them use all of the
+        server (for JupyterLab collaboration), and the desktop's view-only then protects against
+        mistakes only.
         Example: c.VNCExtension.guests_desktop_only = False
+        """,
+    ).tag(config=True)
+
+    guest_connections = Int(
+        4,
+        help="""How many desktop connections one user the server is shared with may hold open at a
+        time (browser tabs, reconnects); one more is refused with 429. The owner and hub admins have
+        no limit. Every connection costs the server a little work and the hub a token check a second.
+        Example: c.VNCExtension.guest_connections = 8
         """,
     ).tag(config=True)
 
@@ -43,9 +54,10 @@ class VNCExtension(ExtensionApp):
         self.settings["jupyter_vnc_desktop"] = self.desktop
         hub_auth = getattr(self.serverapp.identity_provider, "hub_auth", None)
         if hub_auth is not None and self.guests_desktop_only:
+            hold_guests_at_the_desktop(self.serverapp.identity_provider, self.serverapp.base_url, self.log)
             # Into the extension's settings: ExtensionApp copies them over the web app's afterwards.
             self.settings["authorizer"] = GuestsAtTheDesktopOnly(self.settings["authorizer"], parent=self)
-        self.audience = Audience(hub_auth, self.log)
+        self.audience = Audience(hub_auth, self.log, self.guest_connections)
         self.settings["jupyter_vnc_audience"] = self.audience
         self.idle = DesktopIdle(self.audience, parent=self, log=self.log)
         self.settings["jupyter_vnc_idle"] = self.idle

@@ -226,6 +226,8 @@ class StaticHandler(FileFindHandler):
     authenticated one cannot work: the page loads viewer.js as a module script, a CORS-mode request
     that carries no XSRF token, and JupyterHub refuses cookie authentication on those (redirect loop)."""
 
+    jupyter_vnc_desktop_route = True  # a share recipient's viewer page loads it (guests.py)
+
 
 def routes() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
     """Patterns relative to the server's base_url (ExtensionApp prepends it)."""

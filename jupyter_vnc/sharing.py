@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from jupyter_server.auth import Authorizer
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from .rfb_input import EVERYTHING, TYPING, WATCHING, Kind
@@ -165,28 +164,3 @@ async def role_of(model: dict[str, Any], book: ShareBook, manages: bool) -> Role
         return Role.ADMIN
     shares = await book.current()
     return Role.CONTROL if shares.grants_control(name, tuple(model.get("groups") or ())) else Role.VIEW
-
-
-class GuestsAtTheDesktopOnly(Authorizer):
-    """The server's authorizer, narrowed for share recipients: they reach the desktop's routes (which
-    apply their role themselves) and nothing else of the server.
-
-    A share grants JupyterHub's ``access:servers``, which a Jupyter server takes as full access:
-    terminals, kernels and files, all running as the owner. From a terminal a "view only" recipient
-    could drive the owner's desktop (``xdotool`` on the owner's display), so the desktop's view-only
-    would be no boundary at all. The owner, and whoever may start and stop the server (hub admins), keep
-    the server's own authorizer's answer."""
-
-    def __init__(self, inner: Authorizer, **kwargs: Any) -> None:
-        super().__init__(identity_provider=inner.identity_provider, **kwargs)
-        self._inner = inner
-
-    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> Any:
-        model = getattr(user, "hub_user", None)
-        if model is None or getattr(handler, "jupyter_vnc_desktop_route", False):
-            return self._inner.is_authorized(handler, user, action, resource)
-        hub_auth = self._inner.identity_provider.hub_auth  # type: ignore[attr-defined]
-        if model.get("name") == owner_name() or hub_auth.check_scopes({manage_scope()}, model):
-            return self._inner.is_authorized(handler, user, action, resource)
-        self.log.info("jupyter-vnc: %s may reach only the desktop here, not %s", model.get("name"), resource)
-        return False
