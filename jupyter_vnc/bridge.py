@@ -120,7 +120,9 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
         cookie-only websockets (JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH=0), but it recognises a websocket
         by its Sec-Fetch-Mode header, which Chromium (156) does not send on the handshake: the cookie is
         then accepted anyway. So the desktop asks for the user's own token (the viewer page and the Lab
-        panel put it in the URL) and checks it itself."""
+        panel put it in the URL) and checks it itself. That stops a page that only opens websockets; a
+        same-origin page that opens the owner's viewer or JupyterLab in a window can read her token there
+        and present it. Only per-user origins (c.JupyterHub.subdomain_host) close that."""
         user = self.current_user
         name = getattr(user, "username", "")
         view_only = self.get_argument("view_only", "0").lower() in _YES

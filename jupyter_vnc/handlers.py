@@ -42,10 +42,13 @@ def request_token(handler: JupyterHandler) -> str:
     """The token that authenticated this request, for the page's websocket to present in its URL.
 
     Behind JupyterHub this is the user's own OAuth token (the one JupyterLab's page also holds): with
-    cookie authentication of websockets turned off, as it should be on a hub without per-user
-    domains, a token in the URL is the only way a websocket authenticates. A page that another user's
-    server serves cannot obtain it. Outside JupyterHub the server's cookie works for websockets and
-    no token is needed."""
+    cookie authentication of websockets turned off, a token in the URL is the only way a websocket
+    authenticates. Only per-user origins (c.JupyterHub.subdomain_host) keep it from other users: on a
+    hub without them every user's server shares one origin, and a page that another user's server
+    serves can open this page (or the user's JupyterLab) in a window and read the token out of it.
+    Its opener may script a same-origin window at will, so no page can keep its token (or its live
+    desktop connection) from it; `jupyter-vnc doctor` warns about such a hub. Outside JupyterHub the
+    server's cookie works for websockets and no token is needed."""
     hub_auth = getattr(handler.identity_provider, "hub_auth", None)
     if hub_auth is None:
         return ""
@@ -73,9 +76,10 @@ class ViewerHandler(DesktopHandlerMixin, JupyterHandler):
     @property
     def content_security_policy(self) -> str:
         """The server's policy, with framing forbidden whatever the server allows elsewhere: on a hub
-        without per-user domains every user's server shares one origin, and a page that another
+        without per-user origins every user's server shares one origin, and a page that another
         user's server serves could otherwise frame this one and act through it as its owner. (The
-        JupyterLab tab draws the desktop in Lab's own page instead.)"""
+        JupyterLab tab draws the desktop in Lab's own page instead.) This does not stop such a page
+        from opening this one in a window of its own: only per-user origins do (see request_token)."""
         kept = [
             d.strip()
             for d in super().content_security_policy.split(";")
