@@ -12,6 +12,12 @@ state = Path(os.environ.get("JVNC_STATE", "/var/lib/jupyter-vnc-dev")) / "hub"
 port = int(os.environ.get("JVNC_HUB_PORT", "8000"))
 
 c.JupyterHub.bind_url = f"http://127.0.0.1:{port}"
+# Every user's servers on an origin of their own (http://alice.localhost:8000/user/alice/), as on a
+# production site: without it a page that one user's server serves shares the origin of everyone's
+# servers, and can open another user's JupyterLab or desktop in a window and read her token from it.
+# Browsers resolve any *.localhost to this machine (RFC 6761), so no DNS is needed; the hub's own pages
+# stay on http://localhost:8000.
+c.JupyterHub.subdomain_host = f"http://localhost:{port}"
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")

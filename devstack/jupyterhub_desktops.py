@@ -13,10 +13,13 @@ from jupyter_vnc.spawner import exit_messages
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 venv = Path(os.environ.get("JVNC_VENV", "/opt/jupyter-vnc/venv"))
 
-# Every user's server shares this hub's origin (no c.JupyterHub.subdomain_host on a demo): a page that
-# one user's server serves could open a websocket to another's with the victim's cookie. With cookie
-# authentication of websockets off, a websocket must carry the user's token instead; jupyter-vnc's
-# viewer and Lab panel do, and it tells JupyterLab to do so for kernels and terminals.
+# Each hub gives every user's servers an origin of their own (c.JupyterHub.subdomain_host in its own
+# config): that is what keeps one user's pages, and the token in them, from another user's. Cookie
+# authentication of websockets is off as well, as a hub without per-user origins should have it (there
+# a page of one user's server could open a websocket to another's with the victim's cookie; it does not
+# stop that page from reading the victim's token out of a window it opens, see the README's Security),
+# so the tests keep that way working: a websocket carries the user's token; jupyter-vnc's viewer and
+# Lab panel do, and it tells JupyterLab to do so for kernels and terminals.
 c.Spawner.environment = {
     "JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH": "0",
     # How often a server reports its own activity (keys and pointer at the desktop) to the hub.

@@ -15,6 +15,9 @@ state = Path(os.environ.get("JVNC_STATE", "/var/lib/jupyter-vnc-dev")) / "offsit
 port = int(os.environ.get("JVNC_OFFSITE_PORT", "8300"))
 
 c.JupyterHub.bind_url = f"http://127.0.0.1:{port}"
+# Each user's servers on an origin of their own (http://olga.localhost:8300), as every site should:
+# see jupyterhub_config.py.
+c.JupyterHub.subdomain_host = f"http://localhost:{port}"
 c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{port + 2}"
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{port + 1}"
 c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"

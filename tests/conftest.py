@@ -100,16 +100,17 @@ def test_user() -> pwd.struct_passwd:
 
 @dataclass(frozen=True)
 class HubBed:
-    url: str
+    url: str  # the hub's origin (subdomain_host); not where users' servers are
     password: str  # the demo login's password (users alice and bob)
 
 
 @pytest.fixture(scope="session")
 def hub(slurm: SlurmBed, redis_url: str) -> Iterator[HubBed]:
-    """The demo JupyterHub (with configurable-http-proxy) on 127.0.0.1:8000, spawning into Slurm."""
+    """The demo JupyterHub (with configurable-http-proxy) on http://localhost:8000, spawning into Slurm.
+    Its users' servers have origins of their own (``hubclient.user_url``: http://alice.localhost:8000)."""
     for _ in _managed_service("hub"):
         port = os.environ.get("JVNC_HUB_PORT", "8000")
-        yield HubBed(url=f"http://127.0.0.1:{port}", password=devstack("hub", "password").stdout.strip())
+        yield HubBed(url=f"http://localhost:{port}", password=devstack("hub", "password").stdout.strip())
 
 
 @pytest.fixture

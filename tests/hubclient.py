@@ -2,9 +2,69 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import time
+from http.cookiejar import Cookie, DefaultCookiePolicy
+from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+
+_getaddrinfo = socket.getaddrinfo
+
+
+def _getaddrinfo_localhost(host: bytes | str | None, *args: Any, **kwargs: Any) -> Any:
+    """Resolve every ``*.localhost`` to this machine, as Chromium does (RFC 6761). The devstack hubs
+    serve each user's servers on ``<name>.localhost``; glibc here has no rule for those names, and
+    /etc/hosts cannot hold a wildcard. Patched in the test process only, so requests, tornado's
+    websockets and everything else the tests use reach the user's own origin, with that origin's
+    Host header and cookies."""
+    name = host.decode() if isinstance(host, bytes) else host
+    if name and name.lower().rstrip(".").endswith(".localhost"):
+        host = "127.0.0.1"
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _getaddrinfo_localhost
+
+
+class _BrowserCookiePolicy(DefaultCookiePolicy):
+    """Chromium keeps a cookie that localhost sets with ``Domain=localhost`` as a cookie of localhost;
+    Python's jar keeps it as a domain cookie and then never sends it back to localhost (a name without
+    a dot). JupyterHub with ``subdomain_host = "http://localhost:8000"`` sets its session id that way
+    and checks its XSRF tokens against it: keep it as the browser does. (Set on the session's own jar:
+    requests copies the cookies into a jar of default policy for each request.)"""
+
+    def set_ok(self, cookie: Cookie, request: Any) -> bool:
+        if (
+            cookie.domain.lstrip(".") == "localhost"
+            and urlsplit(request.get_full_url()).hostname == "localhost"
+        ):
+            cookie.domain, cookie.domain_specified, cookie.domain_initial_dot = (
+                "localhost.local",
+                False,
+                False,
+            )
+        return bool(super().set_ok(cookie, request))
+
+
+def server_origin(hub_url: str, owner: str) -> str:
+    """The origin of ``owner``'s servers. A hub with ``c.JupyterHub.subdomain_host`` (the devstack
+    hubs, whose own origin is http://localhost:<port>) serves them on ``<owner>.<hub host>``
+    (JupyterHub's 'idna' subdomain hook leaves plain names such as the tests' users as they are). A hub
+    reached by IP address can have no subdomains: its users' servers share its origin."""
+    parts = urlsplit(hub_url)
+    try:
+        ipaddress.ip_address(parts.hostname or "")
+    except ValueError:
+        return f"{parts.scheme}://{owner}.{parts.netloc}"
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def user_url(hub_url: str, owner: str, server: str = "") -> str:
+    """Where ``owner``'s server (the default one, or ``server``) is: ``http://alice.localhost:8000/user/alice/``."""
+    return f"{server_origin(hub_url, owner)}/user/{owner}/{server + '/' if server else ''}"
 
 
 class HubUser:
@@ -12,6 +72,7 @@ class HubUser:
         self.url = url.rstrip("/")
         self.name = name
         self.http = requests.Session()
+        self.http.cookies.set_policy(_BrowserCookiePolicy())
         self.http.get(f"{self.url}/hub/login").raise_for_status()
         response = self.http.post(
             f"{self.url}/hub/login",
@@ -23,21 +84,25 @@ class HubUser:
 
     def api(self, method: str, path: str, headers: dict | None = None, **kwargs) -> requests.Response:
         """A hub REST API call authenticated by the login cookie (JupyterHub wants the XSRF header)."""
-        headers = {"X-XSRFToken": self.http.cookies.get("_xsrf", path="/hub/") or "", **(headers or {})}
+        headers = {"X-XSRFToken": self._cookie("_xsrf", f"{self.url}/hub/") or "", **(headers or {})}
         return self.http.request(method, f"{self.url}/hub/api{path}", headers=headers, **kwargs)
 
     def server_prefix(self, server: str = "") -> str:
         return f"/user/{self.name}/{server + '/' if server else ''}"
 
+    def server_url(self, server: str = "", owner: str = "") -> str:
+        """The URL of this user's server (or ``owner``'s), on its own origin where the hub has them."""
+        return user_url(self.url, owner or self.name, server)
+
     def open_server(self, server: str = "", path: str = "") -> requests.Response:
         """Load a page of the single-user server as a browser does (runs the hub's OAuth dance)."""
-        return self.http.get(f"{self.url}{self.server_prefix(server)}{path}")
+        return self.http.get(self.server_url(server) + path)
 
     def server_api(self, path: str, server: str = "", method: str = "GET", **kwargs) -> requests.Response:
         """Call the single-user server's API with the cookie it set during OAuth, as the lab does."""
-        prefix = self.server_prefix(server)
-        headers = {"X-XSRFToken": self.http.cookies.get("_xsrf", path=prefix) or ""}
-        return self.http.request(method, f"{self.url}{prefix}{path}", headers=headers, **kwargs)
+        url = self.server_url(server)
+        headers = {"X-XSRFToken": self._cookie("_xsrf", url) or ""}
+        return self.http.request(method, url + path, headers=headers, **kwargs)
 
     def open_shared(self, owner: str, path: str = "", server: str = "") -> requests.Response:
         """Load a page of someone else's server that was shared with this user. The hub first asks the
@@ -45,7 +110,7 @@ class HubUser:
         person would, by submitting that form."""
         import re
 
-        url = f"{self.url}/user/{owner}/{server + '/' if server else ''}{path}"
+        url = self.server_url(server, owner) + path
         response = self.http.get(url)
         if "/hub/api/oauth2/authorize" in response.url and '<form method="post"' in response.text:
             fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', response.text)
@@ -61,8 +126,16 @@ class HubUser:
         return _page_config(self.open_server(server, "vnc/"))
 
     def cookie_header(self, path: str) -> str:
-        """The cookies a browser would send to ``path`` (for websockets through the proxy)."""
-        return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies if path.startswith(c.path or "/"))
+        """The cookies a browser would send to ``path`` of this user's server origin (for websockets
+        through the proxy): the cookie jar's own rules of host and path."""
+        url = server_origin(self.url, self.name) + path
+        return self.http.prepare_request(requests.Request("GET", url)).headers.get("Cookie", "")
+
+    def _cookie(self, name: str, url: str) -> str | None:
+        """The cookie ``name`` this session would send to ``url`` (each origin has its own _xsrf)."""
+        header = self.http.prepare_request(requests.Request("GET", url)).headers.get("Cookie", "")
+        found = [v for k, _, v in (c.partition("=") for c in header.split("; ")) if k == name]
+        return found[0] if found else None
 
     def wait_ready(self, server: str = "", timeout: float = 90) -> dict:
         deadline = time.monotonic() + timeout

@@ -1,10 +1,12 @@
 """Another user of the same hub, attacking: bob's own server serves a page, alice opens it.
 
-Without per-user domains every server shares the hub's origin, so bob's page runs with alice's cookies
-for requests under /user/alice/. It must get nothing from her desktop or her server: no RFB byte from
-her websocket (JupyterHub refuses cookie-only websockets; our viewer presents a token the page cannot
-get), no framing of her viewer (frame-ancestors 'none'), hence no XSRF token and no API call. Her own
-viewer keeps working. Chromium, through the real hub and proxy, servers in real Slurm jobs.
+The hub gives every user's servers an origin of their own (c.JupyterHub.subdomain_host, as a site must
+set it): bob's page runs on http://bob.localhost:8000, alice's server is http://alice.localhost:8000.
+bob's page must get nothing from her desktop or her server: no RFB byte from her websocket, no framing
+of her viewer (frame-ancestors 'none'), no XSRF token, no API call, and no reading of her viewer or
+JupyterLab opened in a window by one click on his page (on a hub without per-user origins that window
+would be same-origin and hand him her token: what the README says remains there). Her own viewer keeps
+working. Chromium, through the real hub and proxy, servers in real Slurm jobs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import json
 import os
 import pwd
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,18 +23,19 @@ from pathlib import Path
 import pytest
 from browser import chromium
 from conftest import HubBed
-from hubclient import HubUser, server_path
+from hubclient import HubUser, server_path, user_url
 from test_lab_e2e import log_in
 
 ATTACK = """<!doctype html><meta charset="utf-8"><title>cat pictures</title>
-<body><p>Nothing to see here.</p>
+<body><p>Nothing to see here.</p><button id="more">More cats</button>
 <script>
 window.results = {};
-const victim = '/user/alice/';
+const victim = '__VICTIM__';  // alice's server, on her own origin
 function done(key, value) { window.results[key] = value; }
+const TOKEN = /"token": ?"[^"]+"/;  // as the viewer's and JupyterLab's page configurations hold it
 // 1. alice's desktop websocket, with whatever the browser sends on its own (her cookie).
 (() => {
-  const ws = new WebSocket(`ws://${location.host}${victim}vnc/websockify`, 'binary');
+  const ws = new WebSocket(`${victim.replace('http', 'ws')}vnc/websockify`, 'binary');
   ws.binaryType = 'arraybuffer';
   let bytes = 0;
   ws.onmessage = (e) => { bytes += e.data.byteLength; };
@@ -39,6 +43,11 @@ function done(key, value) { window.results[key] = value; }
   ws.onclose = () => done('ws', { bytes, opened: !!window.results.ws_open });
   setTimeout(() => { ws.close(); done('ws', { bytes, opened: !!window.results.ws_open }); }, 8000);
 })();
+// A request to her server: its status, or how the browser refused it.
+async function get(url) {
+  try { return (await fetch(url, { credentials: 'include', redirect: 'manual' })).status; }
+  catch (e) { return e.name; }
+}
 // 2. her viewer in a frame, then her XSRF cookie through it, then her Jupyter API with it.
 (() => {
   const frame = document.createElement('iframe');
@@ -47,22 +56,34 @@ function done(key, value) { window.results[key] = value; }
     let xsrf = null, readable = false;
     try {
       const doc = frame.contentDocument;
-      readable = !!(doc && doc.location.pathname.startsWith(victim));
+      readable = !!(doc && doc.location.href.startsWith(victim));
       const m = readable ? doc.cookie.match(/(?:^|; )_xsrf=([^;]*)/) : null;
       xsrf = m ? decodeURIComponent(m[1]) : null;
     } catch (e) { readable = false; }
-    const headers = xsrf ? { 'X-XSRFToken': xsrf } : {};
-    const api = await fetch(`${victim}api/contents`, { headers, redirect: 'manual' });
-    done('frame', { readable, xsrf: !!xsrf, api: api.status, type: api.type });
+    done('frame', { readable, xsrf: !!xsrf, api: await get(`${victim}api/contents`) });
   };
   document.body.appendChild(frame);
 })();
 // 3. her API straight away, and her desktop status.
 (async () => {
-  const api = await fetch(`${victim}api/contents`, { redirect: 'manual' });
-  const status = await fetch(`${victim}vnc/api/status`, { redirect: 'manual' });
-  done('direct', { api: api.status, status: status.status });
+  done('direct', { api: await get(`${victim}api/contents`), status: await get(`${victim}vnc/api/status`) });
 })();
+// 4. One click opens her viewer and her JupyterLab in windows of their own, and a page of bob's own as a
+// control (a window this page may read); then it tries to read her token out of each window.
+document.getElementById('more').onclick = () => {
+  const windows = { viewer: `${victim}vnc/`, lab: `${victim}lab`, own: location.href + '?again' };
+  for (const [key, url] of Object.entries(windows)) windows[key] = window.open(url, key);
+  setTimeout(() => {
+    const read = {};
+    for (const [key, w] of Object.entries(windows)) {
+      try {
+        const config = w.document.querySelector('#jvnc-config, #jupyter-config-data');
+        read[key] = { title: w.document.title, token: TOKEN.test(config ? config.textContent : '') };
+      } catch (e) { read[key] = e.name; }
+    }
+    done('windows', read);
+  }, 8000);
+};
 </script></body>
 """
 
@@ -75,16 +96,16 @@ def _write_as(user: pwd.struct_passwd, path: Path, text: str) -> None:
 
 
 @pytest.fixture
-def bobs_page() -> Iterator[str]:
-    """bob's single-user server serves his own static page (his own config, in his home)."""
+def bobs_page(hub: HubBed) -> Iterator[str]:
+    """bob's single-user server serves his own static page (his own config, in his home): its URL."""
     bob = pwd.getpwnam("bob")
     home = Path(bob.pw_dir)
     config = home / ".jupyter" / "jupyter_server_config.json"
     public = home / "public"
     old = config.read_text() if config.exists() else None
-    _write_as(bob, public / "cats.html", ATTACK)
+    _write_as(bob, public / "cats.html", ATTACK.replace("__VICTIM__", user_url(hub.url, "alice")))
     _write_as(bob, config, json.dumps({"ServerApp": {"extra_static_paths": [str(public)]}}))
-    yield "/user/bob/static/cats.html"
+    yield user_url(hub.url, "bob") + "static/cats.html"
     if old is None:
         config.unlink()
     else:
@@ -115,29 +136,43 @@ async def test_bobs_page_gets_nothing_of_alices_desktop_or_server(
     two_users: tuple[HubUser, HubUser], hub: HubBed, bobs_page: str
 ) -> None:
     alice, _ = two_users
+    viewer_url = alice.server_url() + "vnc/"
+    assert viewer_url.startswith("http://alice.localhost:") and bobs_page.startswith("http://bob.localhost:")
     async with chromium() as browser:
         context = await browser.new_context()
         page = await log_in(context, hub, "alice")
-        # alice has used her server (so her cookies for /user/alice/ exist, as they would).
-        await page.goto(f"{hub.url}/user/alice/vnc/")
+        # alice has used her server (so her cookies for her server's origin exist, as they would).
+        await page.goto(viewer_url)
         await page.wait_for_selector("body[data-vnc-state=connected]", timeout=60_000)
-        await page.goto(f"{hub.url}{bobs_page}")
+        await page.goto(bobs_page)
         assert "cat pictures" in await page.title(), "bob's server did not serve his page"
+        async with context.expect_page():
+            await page.click("#more")  # the one click the attack needs
         results: dict = {}
         for _ in range(60):
             results = await page.evaluate("window.results || {}")
-            if {"ws", "frame", "direct"} <= set(results):
+            if {"ws", "frame", "direct", "windows"} <= set(results):
                 break
             await asyncio.sleep(0.5)
-        assert {"ws", "frame", "direct"} <= set(results), results
+        assert {"ws", "frame", "direct", "windows"} <= set(results), results
         assert results["ws"] == {"bytes": 0, "opened": False}, results
         assert results["frame"]["readable"] is False and results["frame"]["xsrf"] is False, results
         assert results["frame"]["api"] != 200 and results["direct"]["api"] != 200, results
         assert results["direct"]["status"] != 200, results
+        # Her viewer and her JupyterLab opened (with her token in them), on her origin: bob's page
+        # cannot look inside. His own page in a window it can (the attack itself works).
+        theirs = [p for p in context.pages if p.url.startswith(alice.server_url())]
+        assert len(theirs) == 2, [p.url for p in context.pages]
+        for window in theirs:
+            config = await window.text_content("#jvnc-config, #jupyter-config-data")
+            assert re.search(r'"token": ?"[^"]+"', config or ""), window.url
+        windows = results["windows"]
+        assert windows["viewer"] == windows["lab"] == "SecurityError", windows
+        assert windows["own"] == {"title": "cat pictures", "token": False}, windows
 
         # alice's own viewer still works, with the token her page was given.
         viewer = await context.new_page()
-        response = await viewer.goto(f"{hub.url}/user/alice/vnc/")
+        response = await viewer.goto(viewer_url)
         assert response is not None and response.status == 200
         assert "frame-ancestors 'none'" in (await response.all_headers())["content-security-policy"]
         await viewer.wait_for_selector("body[data-vnc-state=connected]", timeout=60_000)
@@ -156,7 +191,7 @@ async def test_the_desktop_websocket_wants_its_own_users_token(two_users: tuple[
     prefix = alice.server_prefix()
     mine, theirs = alice.viewer_config()["token"], bob.viewer_config()["token"]
     assert mine and theirs and mine != theirs
-    url = alice.url.replace("http://", "ws://") + prefix + "vnc/websockify"
+    url = alice.server_url().replace("http://", "ws://") + "vnc/websockify"
     cookie = {"Cookie": alice.cookie_header(prefix)}
     for query in ("", f"?token={theirs}"):
         with pytest.raises(HTTPClientError) as refused:

@@ -75,9 +75,11 @@ async def test_hub_spawns_a_slurm_job_as_the_user_and_stops_it(hub: HubBed) -> N
         assert lab.status_code == 200 and "last_activity" in lab.json()
         # Another user gets no access to alice's server.
         bob = HubUser(hub.url, "bob", hub.password)
-        other = bob.http.get(f"{hub.url}/user/alice/api/status", allow_redirects=True)
+        url = bob.server_url(owner="alice") + "api/status"
+        assert url.startswith("http://alice.localhost:")  # her own origin, not the hub's (subdomain_host)
+        other = bob.http.get(url, allow_redirects=True)
         # Refused where it stands: no redirect that could end on some page of bob's own.
-        assert (other.status_code, other.url, other.history) == (403, f"{hub.url}/user/alice/api/status", [])
+        assert (other.status_code, other.url, other.history) == (403, url, [])
         assert "last_activity" not in other.text
     finally:
         alice.api("DELETE", "/users/alice/server")

@@ -138,7 +138,7 @@ async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
             # been idle since it started, so it is paused: resume it first, as its viewer would.
             assert alice.server_api("vnc/api/activity", "busy", method="POST", data="{}").status_code == 200
             token = alice.viewer_config("busy")["token"]
-            url = alice.url.replace("http://", "ws://") + f"/user/alice/busy/vnc/websockify?token={token}"
+            url = alice.server_url("busy").replace("http://", "ws://") + f"vnc/websockify?token={token}"
             stream, conn = await websocket_stream(url, None, headers={"Sec-Fetch-Mode": "websocket"})
             busy = RFBClient(stream)
             await busy.handshake()

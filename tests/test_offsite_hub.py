@@ -20,7 +20,7 @@ from hubclient import HubUser, server_path, spawn_watching_progress
 from test_spawner import job_processes, squeue
 
 USER = "olga"
-URL = f"http://127.0.0.1:{os.environ.get('JVNC_OFFSITE_PORT', '8300')}"
+URL = f"http://localhost:{os.environ.get('JVNC_OFFSITE_PORT', '8300')}"  # olga's server: olga.localhost
 LOG = STATE / "logs" / "offsite-hub.log"
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from browser import chromium
 from conftest import ROOT, HubBed
-from hubclient import HubUser, server_path
+from hubclient import HubUser, server_path, user_url
 from rfbstreams import websocket_stream
 from test_lab_e2e import log_in, xfce_panel_colours
 from test_spawner import _logged_in, job_processes, squeue
@@ -121,7 +121,7 @@ def _up(alice: HubUser) -> tuple[str, AliceX]:
 
 
 async def _rfb(user: HubUser, token: str) -> tuple[RFBClient, object]:
-    url = user.url.replace("http://", "ws://") + f"/user/alice/vnc/websockify?token={token}"
+    url = user.server_url(owner="alice").replace("http://", "ws://") + f"vnc/websockify?token={token}"
     stream, conn = await websocket_stream(url, None, headers={"Sec-Fetch-Mode": "websocket"})
     client = RFBClient(stream)
     await client.handshake()
@@ -166,7 +166,8 @@ async def _until(check, timeout: float, what: str) -> None:  # type: ignore[no-u
 
 
 def _status(user: HubUser, token: str) -> tuple[int, dict]:
-    r = user.http.get(f"{user.url}/user/alice/vnc/api/status", headers={"Authorization": f"token {token}"})
+    url = user.server_url(owner="alice") + "vnc/api/status"
+    r = user.http.get(url, headers={"Authorization": f"token {token}"})
     return r.status_code, r.json()
 
 
@@ -207,15 +208,13 @@ async def test_a_recipient_watches_types_only_when_granted_and_is_cut_off_when_r
         # Nor may he reach the rest of alice's server: a terminal there would run as alice, on her display.
         auth = {"Authorization": f"token {token}"}
         for method, path in (("POST", "api/terminals"), ("GET", "api/contents"), ("POST", "api/kernels")):
-            r = bob.http.request(method, f"{bob.url}/user/alice/{path}", headers=auth, json={})
+            r = bob.http.request(method, bob.server_url(owner="alice") + path, headers=auth, json={})
             assert r.status_code == 403, (path, r.status_code, r.text[:200])
         assert alice.server_api("api/contents").status_code == 200
 
         # Restart and stop are alice's.
         for method, path in (("POST", "vnc/api/desktop?restart=1"), ("DELETE", "vnc/api/desktop")):
-            r = bob.http.request(
-                method, f"{bob.url}/user/alice/{path}", headers={"Authorization": f"token {token}"}, data="{}"
-            )
+            r = bob.http.request(method, bob.server_url(owner="alice") + path, headers=auth, data="{}")
             assert r.status_code == 403 and "only alice can restart or stop" in r.json()["message"], r.text
 
         # The same messages from alice do arrive (the check above can see them).
@@ -276,10 +275,10 @@ async def test_a_shared_view_only_desktop_in_chromium(hub: HubBed, alice: HubUse
         async with chromium() as browser:
             bobs = await browser.new_context(viewport={"width": 1280, "height": 800})
             page = await log_in(bobs, hub, "bob")
-            await page.goto(f"{hub.url}/user/alice/vnc/")
+            await page.goto(user_url(hub.url, "alice") + "vnc/")  # on alice's origin
             if "oauth2/authorize" in page.url:  # the hub asks bob to let alice's server identify him
                 await page.click("form [type=submit]")
-            await page.wait_for_url(f"{hub.url}/user/alice/vnc/**")
+            await page.wait_for_url(user_url(hub.url, "alice") + "vnc/**")
             share = page.locator("#jvnc-share")
             await share.wait_for(state="visible", timeout=30_000)
             assert await share.inner_text() == "View only — shared by alice"
@@ -299,7 +298,7 @@ async def test_a_shared_view_only_desktop_in_chromium(hub: HubBed, alice: HubUse
 
             alices = await browser.new_context(viewport={"width": 1280, "height": 800})
             own = await log_in(alices, hub, "alice")
-            await own.goto(f"{hub.url}/user/alice/vnc/")
+            await own.goto(user_url(hub.url, "alice") + "vnc/")
             watching = own.locator("#jvnc-share")
             await watching.wait_for(state="visible", timeout=30_000)
             assert await watching.inner_text() == "Watching: bob (view only)"
@@ -319,10 +318,11 @@ async def test_a_hub_admin_may_restart_and_stop_a_users_desktop(hub: HubBed, ali
         assert code == 200 and status["you"] == {"user": "hubadmin", "role": "admin"}, status
         auth = {"Authorization": f"token {token}"}
         before = x.run("xdpyinfo").returncode
-        r = admin.http.post(f"{hub.url}/user/alice/vnc/api/desktop?restart=1", headers=auth, data="{}")
+        alices = admin.server_url(owner="alice")
+        r = admin.http.post(alices + "vnc/api/desktop?restart=1", headers=auth, data="{}")
         assert r.status_code == 200 and r.json()["state"] == "running", r.text
-        assert admin.http.get(f"{hub.url}/user/alice/api/contents", headers=auth).status_code == 200
-        r = admin.http.delete(f"{hub.url}/user/alice/vnc/api/desktop", headers=auth)
+        assert admin.http.get(alices + "api/contents", headers=auth).status_code == 200
+        r = admin.http.delete(alices + "vnc/api/desktop", headers=auth)
         assert r.status_code == 204, r.text
         assert before == 0 and alice.server_api("vnc/api/status").json()["state"] == "stopped"
     finally:

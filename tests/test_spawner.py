@@ -99,7 +99,7 @@ async def rfb_through_hub(user: HubUser, server: str = "") -> RFBClient:
     prefix = user.server_prefix(server)
     assert user.open_server(server, "lab").status_code == 200  # the OAuth dance, as a browser does
     token = user.viewer_config(server)["token"]
-    url = user.url.replace("http://", "ws://") + prefix + f"vnc/websockify?token={token}"
+    url = user.server_url(server).replace("http://", "ws://") + f"vnc/websockify?token={token}"
     # Sec-Fetch-Mode as a browser sends it: JupyterHub applies its websocket rules by that header.
     headers = {"Cookie": user.cookie_header(prefix), "Sec-Fetch-Mode": "websocket"}
     stream, _ = await websocket_stream(url, None, headers=headers)
