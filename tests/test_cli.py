@@ -69,6 +69,7 @@ def test_doctor_passes_on_the_test_bed(hub: HubBed) -> None:
         "XFCE",
         "Redis",
         "Hub API token",
+        "Per-user origins",  # the test bed's hub has subdomain_host: nothing to warn about
     ):
         assert any(line.startswith("[  OK]") and check in line for line in result.stdout.splitlines()), check
 
@@ -220,6 +221,16 @@ def test_doctor_warns_without_virtualgl_and_still_exits_0(hub: HubBed) -> None:
     assert not doctor_lines(result.stdout, "FAIL"), result.stdout
     assert result.returncode == 0, result.stdout
     assert result.stdout.rstrip().endswith("Everything a desktop needs is in place.")
+
+
+def test_doctor_warns_loudly_when_every_users_server_shares_one_origin(hub: HubBed, tmp_path: Path) -> None:
+    """Without c.JupyterHub.subdomain_host a page of one user's server can read another user's token
+    from a window it opens: a WARN that says so and what to set (desktops still work: exit code 0)."""
+    result = cli("doctor", config=broken(tmp_path, 'c.JupyterHub.subdomain_host = ""'))
+    line = next((line for line in result.stdout.splitlines() if "Per-user origins" in line), "")
+    assert line.startswith("[WARN]") and "NONE: every user's server shares the hub's origin" in line, line
+    assert "read her token" in line and "c.JupyterHub.subdomain_host = " in line, line
+    assert result.returncode == 0, result.stdout
 
 
 def test_doctor_warns_about_a_token_without_the_admin_scopes(hub: HubBed, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """`jupyter-vnc doctor`: check a site end to end and say what is wrong in words an admin can act on.
 
-Every check prints OK, WARN (works, but something users will notice) or FAIL (desktops cannot work);
-the exit code is 0 only when nothing FAILed.
+Every check prints OK, WARN (works, but something users will notice, or a risk the site should close)
+or FAIL (desktops cannot work); the exit code is 0 only when nothing FAILed.
 """
 
 from __future__ import annotations
@@ -207,8 +207,24 @@ class Doctor:
         else:
             self.add(OK, "Hub API token", f"valid, {me.get('kind', 'user')} {me.get('name')}")
 
+    def origins(self) -> None:
+        host = self.settings.config.get("JupyterHub", {}).get("subdomain_host", "")
+        if host:
+            self.add(OK, "Per-user origins", f"each user's server on a subdomain of {host}")
+            return
+        # Loud on purpose: nothing in jupyter-vnc (or JupyterLab) can close this from inside the page.
+        self.add(
+            WARN,
+            "Per-user origins",
+            "NONE: every user's server shares the hub's origin (no c.JupyterHub.subdomain_host). A page "
+            "that one user's server serves can open another user's JupyterLab or desktop in a window, "
+            "read her token from it and act as her (her files, her kernels, her desktop). Set "
+            'c.JupyterHub.subdomain_host = "https://hub.example.org" (wildcard DNS and certificate for '
+            "*.hub.example.org); JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH=0 does not close this",
+        )
+
     def run(self) -> list[Result]:
-        steps: list[Callable[[], object]] = [self.hub_token, self.registry]
+        steps: list[Callable[[], object]] = [self.hub_token, self.origins, self.registry]
         if shutil.which("scontrol") and self.slurm():
             steps.append(self.partitions)
         elif not shutil.which("scontrol"):
