@@ -114,6 +114,7 @@ class RFBClient:
         self.stream = stream
         self.init: ServerInit | None = None
         self.bytes_per_pixel = 4
+        self.cut_texts: list[bytes] = []  # the server's clipboard messages, as they came
 
     async def handshake(self, shared: bool = True) -> ServerInit:
         version = await self.stream.read(12)
@@ -168,9 +169,9 @@ class RFBClient:
                 await self.stream.read(count * 6)
             elif kind == 2:  # Bell
                 continue
-            elif kind == 3:  # ServerCutText
-                _, length = struct.unpack(">3sI", await self.stream.read(7))
-                await self.stream.read(length)
+            elif kind == 3:  # ServerCutText (a negative length: the extended clipboard)
+                _, length = struct.unpack(">3si", await self.stream.read(7))
+                self.cut_texts.append(await self.stream.read(abs(length)))
             else:
                 raise RFBError(f"unexpected server message type {kind}")
 

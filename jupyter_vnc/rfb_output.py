@@ -105,9 +105,7 @@ class ServerStream:
         if not version.startswith(b"RFB 003."):
             raise ProtocolError(f"the desktop's RFB version {version!r}")
         yield _Emit(version)
-        if session.minor == 0:
-            raise ProtocolError("the desktop answered before the viewer gave its version")
-        yield from self._security(session.minor)
+        yield from self._security()
         init = yield _Read(24)  # width, height, pixel format, name length
         assert init is not None
         yield _Emit(init)
@@ -118,17 +116,22 @@ class ServerStream:
             kind = (yield _Read(1)) or b""
             yield from self._message(kind[0])
 
-    def _security(self, minor: int) -> _Parser:
+    def _security(self) -> _Parser:
         """The desktop's side of the handshake for security None, the only type a guest may pick."""
+        first = yield _Read(1)  # the desktop sends it only once it has the viewer's version
+        assert first is not None
+        minor = self.session.minor
+        if not minor:
+            raise ProtocolError("the desktop answered before the viewer gave its version")
         if minor == 3:
-            chosen = yield _Read(4)
-            assert chosen is not None
+            rest = yield _Read(3)
+            assert rest is not None
+            chosen = first + rest
             yield _Emit(chosen)
             if chosen != b"\x00\x00\x00\x01":
                 yield from self._failure(chosen == b"\x00\x00\x00\x00")
             return
-        count = yield _Read(1)
-        assert count is not None
+        count = first
         yield _Emit(count)
         if count == b"\x00":
             yield from self._failure(True)
