@@ -37,15 +37,10 @@ class _BrowserCookiePolicy(DefaultCookiePolicy):
     requests copies the cookies into a jar of default policy for each request.)"""
 
     def set_ok(self, cookie: Cookie, request: Any) -> bool:
-        if (
-            cookie.domain.lstrip(".") == "localhost"
-            and urlsplit(request.get_full_url()).hostname == "localhost"
-        ):
-            cookie.domain, cookie.domain_specified, cookie.domain_initial_dot = (
-                "localhost.local",
-                False,
-                False,
-            )
+        set_by = urlsplit(request.get_full_url()).hostname
+        if set_by == "localhost" and cookie.domain.lstrip(".") == "localhost":
+            cookie.domain = "localhost.local"  # how the jar names a host-only cookie of localhost
+            cookie.domain_specified = cookie.domain_initial_dot = False
         return bool(super().set_ok(cookie, request))
 
 
@@ -63,7 +58,8 @@ def server_origin(hub_url: str, owner: str) -> str:
 
 
 def user_url(hub_url: str, owner: str, server: str = "") -> str:
-    """Where ``owner``'s server (the default one, or ``server``) is: ``http://alice.localhost:8000/user/alice/``."""
+    """Where ``owner``'s server (the default one, or ``server``) is:
+    ``http://alice.localhost:8000/user/alice/``."""
     return f"{server_origin(hub_url, owner)}/user/{owner}/{server + '/' if server else ''}"
 
 
