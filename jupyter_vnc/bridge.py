@@ -37,6 +37,12 @@ ADMIT_SLICE = 64 * 1024
 # A share recipient's frames: noVNC's largest is a clipboard (and watchers send none). The default
 # (10 MiB) would let one watcher make the server buffer and frame megabytes at a time.
 GUEST_MAX_FRAME = 300 * 1024
+# What a share recipient's connection may send, on average, and at once. A viewer sends a few hundred
+# bytes a second (an update request per frame); the burst holds one clipboard of someone given control.
+# Above it the server reads their socket no faster, so a flood of requests waits in their own TCP
+# buffers instead of costing the owner's server its time.
+GUEST_BYTES_PER_SECOND = 64 * 1024
+GUEST_BURST = GUEST_MAX_FRAME
 # Input stamps the server's last activity at most this often: a mouse move is many events a second,
 # and JupyterHub reads the stamp only every few minutes anyway.
 ACTIVITY_STEP = 5.0
@@ -80,6 +86,8 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
     _visitor: Visitor | None = None
     _outgoing: ServerStream | None = None  # a share recipient's side: the owner's clipboard left out
     _last_input = 0.0
+    _budget = float(GUEST_BURST)  # bytes a share recipient may still send at once
+    _budget_at = 0.0
 
     def set_default_headers(self) -> None:
         """JupyterHandler's default headers (CSP, ...) make no sense on a websocket upgrade."""
@@ -234,6 +242,8 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
 
     async def on_message(self, message: str | bytes) -> None:
         raw = message.encode() if isinstance(message, str) else message
+        if self._outgoing is not None:  # a share recipient: at their rate
+            await self._pace(len(raw))
         for start in range(0, len(raw), ADMIT_SLICE):
             if start:
                 await asyncio.sleep(0)  # bounded work per turn of the event loop
@@ -248,6 +258,16 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
             except ConnectionError:
                 self.close()
                 return
+
+    async def _pace(self, size: int) -> None:
+        """Wait while a share recipient sends faster than GUEST_BYTES_PER_SECOND. Tornado reads their
+        next message only after this one is handled: the wait is backpressure on their socket."""
+        now = time.monotonic()
+        elapsed = now - self._budget_at if self._budget_at else 0.0
+        self._budget = min(GUEST_BURST, self._budget + elapsed * GUEST_BYTES_PER_SECOND) - size
+        self._budget_at = now
+        if self._budget < 0:
+            await asyncio.sleep(-self._budget / GUEST_BYTES_PER_SECOND)
 
     def _admit(self, data: bytes) -> bytes:
         """What of the viewer's bytes reaches the desktop (rfb_input.Gate): everything for the owner,
