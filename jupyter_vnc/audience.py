@@ -72,7 +72,9 @@ class Audience:
             if held >= self.guest_limit:
                 return False
         self._seats[seat] = visitor
-        if visitor.role is not Role.OWNER and (self._watch is None or self._watch.done()):
+        # Only a hub can take access back; a plain Jupyter server has its one user.
+        watched = visitor.role is not Role.OWNER and self._hub_auth is not None
+        if watched and (self._watch is None or self._watch.done()):
             self._watch = asyncio.create_task(self._keep_current())
         return True
 

@@ -221,8 +221,8 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
                 # Waiting for the flush is the backpressure: while the browser is slow we stop
                 # reading, the socket buffer fills, and Xvnc sends fewer, larger updates.
                 await self.write_message(data, binary=True)
-        except (WebSocketClosedError, StreamClosedError, ConnectionError):
-            pass
+        except (WebSocketClosedError, StreamClosedError, OSError):
+            pass  # OSError: Xvnc dropped this connection (it drops a client that reads too slowly)
         except ProtocolError as e:
             self.log.warning("jupyter-vnc: closing %s's connection: the desktop's stream: %s", self._who(), e)
             self.close(1008, "the desktop's stream could not be followed")
@@ -250,12 +250,13 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
             if self._writer is None:
                 return
             data = self._admit(raw[start : start + ADMIT_SLICE])
-            if not data:
+            writer = self._writer  # None: refused, the connection ends and nothing more goes on
+            if not data or writer is None:
                 continue
-            self._writer.write(data)
+            writer.write(data)
             try:
-                await self._writer.drain()
-            except ConnectionError:
+                await writer.drain()
+            except OSError:  # Xvnc ended this connection: so does the bridge
                 self.close()
                 return
 
