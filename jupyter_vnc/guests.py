@@ -23,8 +23,9 @@ did.
 from __future__ import annotations
 
 import inspect
+import json
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from jupyter_server.auth import Authorizer
 from jupyter_server.utils import url_path_join
@@ -78,13 +79,28 @@ def hold_guests_at_the_desktop(identity_provider: Any, base_url: str, log: Any) 
             return user
         assert model is not None
         if handler.request.method == "GET" and handler.request.path.rstrip("/") == root:
-            handler.redirect(desktop)  # the link a share gives leads to the server's root
-            raise web.Finish()
+            _answer(handler, 302, location=desktop)  # the link a share gives leads to the server's root
         path = handler.request.path
         log.info("jupyter-vnc: %s may reach only the desktop here, not %s", model["name"], path)
-        raise web.HTTPError(403, f"{owner_name()} shares only the desktop of this server with you")
+        message = f"{owner_name()} shares only the desktop of this server with you"
+        _answer(handler, 403, body=json.dumps({"message": message, "reason": "shared desktop only"}))
 
     identity_provider.get_user = get_user
+
+
+def _answer(handler: web.RequestHandler, status: int, body: str = "", location: str = "") -> NoReturn:
+    """End the request here with ``status``. Through tornado's own finish, not the handler's: some
+    handlers change finish() (JupyterLab's licenses API requires an argument of its own there), and a
+    403 raised into them never reaches the client."""
+    handler.clear()
+    handler.set_status(status)
+    if location:
+        handler.set_header("Location", location)
+    if body:
+        handler.set_header("Content-Type", "application/json")
+    handler.set_header("Cache-Control", "no-store")
+    web.RequestHandler.finish(handler, body)
+    raise web.Finish()
 
 
 class GuestsAtTheDesktopOnly(Authorizer):
