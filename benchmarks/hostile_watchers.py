@@ -173,7 +173,8 @@ async def main() -> int:
             quiet += q
             hostile_rtts += h
             outcomes += o
-            log(f"round {r + 1}: owner alone median {fmt(median(q) * 1000, 1)} ms (max {fmt(max(q) * 1000, 1)});"
+            log(f"round {r + 1}: owner alone median {fmt(median(q) * 1000, 1)} ms"
+                f" (max {fmt(max(q) * 1000, 1)});"
                 f" with {WATCHERS} hostile watchers median {fmt(median(h) * 1000, 1)} ms"
                 f" (max {fmt(max(h) * 1000, 1)}); {len(q)} / {len(h)} round trips")  # fmt: skip
         await asyncio.sleep(1)
@@ -204,7 +205,8 @@ async def main() -> int:
     log(
         "RESULT"
         f" owner_rtt_ms_alone={fmt(mq, 2)} owner_rtt_ms_hostile={fmt(mh, 2)} ratio={fmt(r, 2)}"
-        f" max_ms_alone={fmt(worst_q, 1)} max_ms_hostile={fmt(worst_h, 1)} server_rss_growth_MiB={fmt(grew, 1)}"
+        f" max_ms_alone={fmt(worst_q, 1)} max_ms_hostile={fmt(worst_h, 1)}"
+        f" server_rss_growth_MiB={fmt(grew, 1)}"
         f" watchers={WATCHERS} rounds={args.rounds} goal_ratio_le_1.2_and_max_within_50ms={goal}"
     )
     return 0
