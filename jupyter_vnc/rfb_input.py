@@ -54,13 +54,18 @@ class Session:
 
     def set_pixel_format(self, pf: bytes) -> None:
         """Record a 16-byte RFB pixel format; only true colour at 8, 16 or 32 bits is framed."""
-        bpp, depth, _big, true_colour, rmax, gmax, bmax, rs, gs, bs = struct.unpack(">BBBBHHHBBB", pf[:13])
-        if not true_colour or bpp not in (8, 16, 32):
-            raise ProtocolError(f"pixel format of {bpp} bits{'' if true_colour else ' with a colour map'}")
-        self.bytes_per_pixel = bpp // 8
-        # TigerVNC's PixelFormat::is888(): Tight then sends 3 bytes a pixel.
-        is888 = bpp == 32 and depth == 24 and rmax == gmax == bmax == 255 and not (rs | gs | bs) & 7
-        self.tight_pixel = 3 if is888 else self.bytes_per_pixel
+        self.bytes_per_pixel, self.tight_pixel = pixel_sizes(pf)
+
+
+def pixel_sizes(pf: bytes) -> tuple[int, int]:
+    """(bytes a pixel, Tight's bytes a pixel) of a 16-byte RFB pixel format, which must be true colour
+    at 8, 16 or 32 bits."""
+    bpp, depth, _big, true_colour, rmax, gmax, bmax, rs, gs, bs = struct.unpack(">BBBBHHHBBB", pf[:13])
+    if not true_colour or bpp not in (8, 16, 32):
+        raise ProtocolError(f"pixel format of {bpp} bits{'' if true_colour else ' with a colour map'}")
+    # TigerVNC's PixelFormat::is888(): Tight then sends 3 bytes a pixel.
+    is888 = bpp == 32 and depth == 24 and rmax == gmax == bmax == 255 and not (rs | gs | bs) & 7
+    return bpp // 8, 3 if is888 else bpp // 8
 
 
 # The official versions, which TigerVNC and TurboVNC both read as written. Any other (3.4, 3.889,
@@ -81,8 +86,8 @@ class Limits:
     cut_text: int = MAX_CUT_TEXT
     encodings: int = 0xFFFF
     security_types: frozenset[int] = frozenset({1, 2})  # None, VNC authentication
-    # Pixel formats rfb_output frames (true colour, 8/16/32 bits), set before the first update request
-    # (updates already on their way are in the old format; which ones, a reader cannot know).
+    # Pixel formats rfb_output frames (true colour, 8/16/32 bits), changed in size only before the first
+    # update request (updates already on their way are in the old format; which ones, no reader knows).
     strict_pixel_format: bool = False
 
 
@@ -203,9 +208,12 @@ class ClientStream:
             return Message(Kind.HANDSHAKE, -1, data)
         kind = data[0]
         if kind == 0 and self.limits.strict_pixel_format:
-            if session.updates_asked:  # noVNC sets its format once, before its first request
-                raise ProtocolError("a pixel format change after updates were requested")
-            session.set_pixel_format(data[4:20])
+            sizes = pixel_sizes(data[4:20])
+            # Updates already on their way are in the old format: which ones, a reader cannot know. The
+            # same sizes again frame alike (noVNC sets its format once, before its first request).
+            if session.updates_asked and sizes != (session.bytes_per_pixel, session.tight_pixel):
+                raise ProtocolError("a pixel format of another size after updates were requested")
+            session.bytes_per_pixel, session.tight_pixel = sizes
         elif kind in (3, 150):
             session.updates_asked = True
         if kind in _FIXED:

@@ -14,6 +14,7 @@ from jupyter_vnc.rfb_input import (
     MAX_CUT_TEXT,
     TYPING,
     WATCHING,
+    Admitted,
     ClientStream,
     Gate,
     Kind,
@@ -127,6 +128,7 @@ def test_vnc_auth_and_protocol_3_3_handshakes_are_framed() -> None:
 # (tests/test_gate_xvnc.py holds the same streams against a real Xvnc, the reader that counts)
 
 PIXEL_32 = struct.pack(">BBBBHHHBBBxxx", 32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
+PIXEL_16 = struct.pack(">BBBBHHHBBBxxx", 16, 16, 0, 1, 31, 63, 31, 11, 5, 0)
 # A share recipient's stream as noVNC sends it: its format once, first, before any update request.
 GUEST_HANDSHAKE = [*HANDSHAKE, b"\x00\x00\x00\x00" + PIXEL_32]
 guest_messages = messages.filter(lambda m: m[1][0] != 0)  # SetPixelFormat: only in GUEST_HANDSHAKE
@@ -236,13 +238,16 @@ def test_what_a_guest_may_not_make_the_server_hold_or_misread() -> None:
         start + struct.pack(">BxH", 2, 1000),
         start + struct.pack(">BxxxIB", 248, 0, 65) + b"f" * 65,
         b"RFB 003.008\n\x02",
-        start + struct.pack(">BBHHHH", 3, 1, 0, 0, 10, 10) + b"\x00\x00\x00\x00" + PIXEL_32,
+        start + struct.pack(">BBHHHH", 3, 1, 0, 0, 10, 10) + b"\x00\x00\x00\x00" + PIXEL_16,
         b"".join(HANDSHAKE)
         + b"\x00\x00\x00\x00"
         + struct.pack(">BBBBHHHBBBxxx", 8, 8, 0, 0, 0, 0, 0, 0, 0, 0),
     ]
     for data in refused:
         assert Gate(guest=True).admit(data, WATCHING).refusal, data
+    # The same format again, after updates were asked for, frames alike and passes.
+    again = start + struct.pack(">BBHHHH", 3, 1, 0, 0, 10, 10) + b"\x00\x00\x00\x00" + PIXEL_32
+    assert Gate(guest=True).admit(again, WATCHING) == Admitted(again, False)
     # The owner's own stream is never refused for any of it: it passes on (unread where unframeable,
     # whole messages once complete).
     for data in refused:

@@ -73,6 +73,15 @@ class AliceX:
             user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[], **kwargs,  # type: ignore[arg-type]
         )  # fmt: skip
 
+    def copy(self, selection: str, text: str) -> None:
+        """alice copies (``clipboard``) or merely selects (``primary``) ``text`` on her display."""
+        # xclip forks and owns the selection from the background: no pipes for it to hold open
+        subprocess.run(
+            ["xclip", "-selection", selection, "-i"], input=text.encode(), env=self.env, timeout=20,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+            user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[],
+        )  # fmt: skip
+
     def pointer(self) -> tuple[int, int]:
         out = dict(
             line.split("=", 1) for line in self.run("xdotool", "getmouselocation", "--shell").stdout.split()
@@ -192,13 +201,25 @@ async def test_a_recipient_watches_types_only_when_granted_and_is_cut_off_when_r
         assert alice_view["watchers"] == [{"user": "bob", "role": "view", "connections": 1}]
 
         # What bob's viewer sends to change the desktop never reaches X...
-        await client.stream.send(_pointer(700, 500) + _key(ord("q")) + _cut("from bob"))
+        await client.stream.send(_pointer(700, 500) + _key(ord("q")))
         # ...while his update requests still pass: the connection keeps working after it.
         assert await _colours_seen(client) > 4
         await asyncio.sleep(1)
         assert x.pointer() == (10, 10)
         assert x.key_presses() == []
+        # A clipboard from a watcher is refused at its header: that connection ends (1008), X keeps its own.
+        _, refused = await _rfb(bob, token)
+        await refused.write_message(_cut("from bob"), binary=True)  # type: ignore[attr-defined]
+        while await asyncio.wait_for(refused.read_message(), 10) is not None:  # type: ignore[attr-defined]
+            pass
+        assert refused.close_code == 1008  # type: ignore[attr-defined]
         assert x.run("xclip", "-selection", "clipboard", "-o").stdout != "from bob"
+        # What alice copies, or merely selects (PRIMARY), never reaches bob's viewer.
+        x.copy("clipboard", "alice copied this")
+        x.copy("primary", "alice selected this")
+        await asyncio.sleep(1.5)  # Xvnc announces a new selection to every viewer at once
+        assert await _colours_seen(client) > 4
+        assert client.cut_texts == []
         # Nor may he resize alice's screen.
         size = x.run("xdpyinfo").stdout.split("dimensions:", 1)[1].split()[0]
         await client.stream.send(struct.pack(">BxHHBx", 251, 800, 600, 1) + bytes(16))  # SetDesktopSize
@@ -238,6 +259,13 @@ async def test_a_recipient_watches_types_only_when_granted_and_is_cut_off_when_r
         await _until(
             lambda: x.pointer() == (300, 200) and x.key_presses() == ["q", "w"], 10, "bob's input on X"
         )
+        # Given control, bob gets alice's clipboard too (the check above could see it).
+        x.copy("clipboard", "for bob now")
+        deadline = time.monotonic() + 10
+        while b"for bob now" not in client.cut_texts:
+            assert time.monotonic() < deadline, client.cut_texts
+            await client.request_update(incremental=False, w=16, h=16)
+            await asyncio.wait_for(client.read_update(), 10)
 
         # alice takes the keyboard back (the share narrows to watching): bob's input stops reaching X.
         narrow = alice.api("PATCH", "/shares/alice/", json={"user": "bob", "scopes": [CONTROL]})
