@@ -31,11 +31,18 @@ CASES = int(os.environ.get("JVNC_GATE_CASES", "10000"))
 BATCH = 100  # cases between two looks at the display: a change is then traced back to its batch
 
 
-@pytest.fixture(scope="module")
-def display() -> Iterator[OwnersDisplay]:
-    if xvnc_binary() is None:
+TURBOVNC = "/opt/TurboVNC/bin/Xvnc"
+
+
+@pytest.fixture(scope="module", params=["tigervnc", "turbovnc"])
+def display(request: pytest.FixtureRequest) -> Iterator[OwnersDisplay]:
+    """The owner's display on each VNC server a desktop may run: TigerVNC (Debian's), and TurboVNC
+    where it is installed (a site's nodes or image; no archive reachable here ships it)."""
+    if request.param == "turbovnc" and not os.path.exists(TURBOVNC):
+        pytest.skip(f"TurboVNC is not installed ({TURBOVNC}); the same cases run against TigerVNC")
+    if request.param == "tigervnc" and xvnc_binary() is None:
         pytest.skip("no Xvnc on this machine (devstack/install installs TigerVNC)")
-    owner = OwnersDisplay()
+    owner = OwnersDisplay(TURBOVNC if request.param == "turbovnc" else xvnc_binary() or "")
     yield owner
     owner.close()
 
