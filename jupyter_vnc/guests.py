@@ -46,7 +46,9 @@ def is_guest(model: dict[str, Any] | None, hub_auth: Any) -> bool:
 
 class GuestAwareCache(_ExpiringDict):
     """JupyterHub's token cache, holding anyone but the owner only ``guest_age`` seconds (a refusal
-    included: JupyterHub caches a token's "no access" like its access)."""
+    included: JupyterHub caches a token's "no access" like its access). A subclass of JupyterHub's own
+    (private) cache class because ``HubAuth.cache`` accepts nothing else; pyproject pins the JupyterHub
+    versions it is tested with, and tests/test_guests.py times revocation and re-sharing on them."""
 
     def __init__(self, max_age: float, guest_age: float = GUEST_CACHE_AGE) -> None:
         super().__init__(max_age)
