@@ -48,14 +48,16 @@ class Audience:
         manages = bool(self._hub_auth.check_scopes({manage_scope()}, model))
         return await role_of(model, self.book, manages)
 
-    async def current_role(self, visitor: Visitor, model: Any = False) -> Role | None:
-        """What ``visitor`` may do now, asking the hub afresh (or given the hub's fresh ``model`` of
-        their token); None when their access is gone."""
+    async def current_role(self, visitor: Visitor) -> Role | None:
+        """What ``visitor`` may do now, asking the hub afresh; None when their access is gone."""
         if visitor.role is Role.OWNER or self._hub_auth is None:
             return visitor.role
+        model = await self._hub_auth.user_for_token(visitor.token, use_cache=False, sync=False)
+        return await self._role_in(visitor, model)
+
+    async def _role_in(self, visitor: Visitor, model: dict[str, Any] | None) -> Role | None:
+        """What ``visitor`` may do, given the hub's fresh ``model`` of their token."""
         hub_auth = self._hub_auth
-        if model is False:
-            model = await hub_auth.user_for_token(visitor.token, use_cache=False, sync=False)
         if not model or model.get("name") != visitor.name:
             return None
         if not hub_auth.check_scopes(hub_auth.access_scopes, model):
@@ -122,7 +124,7 @@ class Audience:
                 try:
                     if isinstance(model, Exception):
                         raise model
-                    role = await self.current_role(visitor, model)
+                    role = await self._role_in(visitor, model)
                 except Exception as e:  # the hub is briefly away: keep what we knew
                     self._log.warning("jupyter-vnc: cannot check %s's access: %s", visitor.name, e)
                     continue
