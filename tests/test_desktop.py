@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import procs
 import pytest
 from fixtures_jupyter import UserServer, desktop_pids, wait_until
 from rfbstreams import websocket_stream
@@ -42,13 +43,13 @@ async def screen_colours(client: RFBClient) -> int:
 
 
 def xvnc_argv(server: UserServer) -> list[str]:
+    return procs.argv(xvnc_pid(server))
+
+
+def xvnc_pid(server: UserServer) -> int:
     for pid in server.desktop_pids():
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-        except OSError:
-            continue
-        if os.path.basename(argv[0]) in {"Xvnc", "Xtigervnc"}:
-            return argv
+        if procs.program(pid) in {"Xvnc", "Xtigervnc"}:
+            return pid
     raise AssertionError(f"no Xvnc among {server.desktop_pids()}")
 
 
@@ -145,17 +146,6 @@ async def test_no_authentication_no_desktop(server_factory) -> None:
     assert code == 302  # to the login page
     assert server.desktop_marker() is None and not server.desktop_pids()
     assert server.status()["state"] == "stopped"
-
-
-def xvnc_pid(server: UserServer) -> int:
-    for pid in server.desktop_pids():
-        with contextlib.suppress(OSError):
-            if os.path.basename(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()) in {
-                "Xvnc",
-                "Xtigervnc",
-            }:
-                return pid
-    raise AssertionError(f"no Xvnc among {server.desktop_pids()}")
 
 
 async def settled_fd_count(pid: int, quiet: float = 3.0) -> int:
@@ -269,15 +259,15 @@ async def test_a_killed_server_does_not_orphan_its_desktop(server_factory) -> No
 async def test_a_crashed_xvnc_is_started_again_on_the_next_connection(server_factory) -> None:
     server = server_factory("bob")
     await connect(server)
-    old_pid = int(Path(f"/proc/{min(server.desktop_pids())}").name)
-    xvnc = next(p for p in server.desktop_pids() if "Xvnc" in Path(f"/proc/{p}/cmdline").read_text())
-    os.kill(xvnc, signal.SIGKILL)
+    # xvnc_pid tolerates a desktop helper that exits between listing /proc and reading it
+    old_pid, before = xvnc_pid(server), server.desktop_pids()
+    os.kill(old_pid, signal.SIGKILL)
     wait_until(lambda: server.status()["state"] == "failed", 10, "the status to report the crash")
     assert "reconnect" in server.status()["message"]
     client = await connect(server)
     assert client.init is not None
     assert server.status()["state"] == "running"
-    assert old_pid not in server.desktop_pids()
+    assert xvnc_pid(server) != old_pid and not before & server.desktop_pids()
 
 
 async def test_admin_settings_reach_xvnc(server_factory) -> None:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import procs
 import pytest
 import requests
 from hubclient import HubUser
@@ -57,14 +58,14 @@ print("ROUTES" + json.dumps(sorted(set(walk(app.web_app.default_router)))))
 def server_routes(job_id: str) -> list[tuple[str, str, bool]]:
     """(pattern, handler, desktop route) for every route of the single-user server in ``job_id``."""
     for pid in job_processes(job_id):
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        if any(b"jupyterhub-singleuser" in part for part in cmdline):
+        cmdline = procs.argv(pid)
+        if any("jupyterhub-singleuser" in part for part in cmdline):
             environ = dict(
                 item.split("=", 1)
                 for item in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
                 if "=" in item
             )
-            python = cmdline[0].decode()  # the venv's interpreter, as the job started it
+            python = cmdline[0]  # the venv's interpreter, as the job started it
             break
     else:
         raise AssertionError(f"no jupyterhub-singleuser in job {job_id}")

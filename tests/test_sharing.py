@@ -8,7 +8,6 @@ seen by a window that has the focus, the X clipboard), never only in the page or
 from __future__ import annotations
 
 import asyncio
-import os
 import pwd
 import struct
 import subprocess
@@ -17,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import procs
 import pytest
 from browser import chromium
 from conftest import ROOT, HubBed
@@ -54,8 +54,8 @@ class AliceX:
     def __init__(self, job_id: str, display: int) -> None:
         self.user = pwd.getpwnam("alice")
         for pid in job_processes(job_id):
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-            if os.path.basename(argv[0]) in {"Xvnc", "Xtigervnc"}:
+            argv = procs.argv(pid)
+            if procs.program(pid) in {"Xvnc", "Xtigervnc"} and "-auth" in argv:
                 self.env = {
                     "DISPLAY": f":{display}",
                     "XAUTHORITY": argv[argv.index("-auth") + 1],

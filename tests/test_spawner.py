@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import procs
 import pytest
 from conftest import STATE, HubBed, RedisBed, devstack
 from hubclient import HubUser, server_path, spawn_watching_progress
@@ -140,9 +141,7 @@ async def test_api_spawn_gets_the_job_it_asked_for_and_a_desktop_through_the_hub
     assert set(state) <= {"job_id", "job_status", "node", "started", "ends_at"} and state["job_id"] == job_id
     # The hub's API token for this server: in the job's environment, nowhere on disk or in Redis.
     server_pid = next(
-        p
-        for p in job_processes(job_id)
-        if b"jupyterhub-singleuser" in Path(f"/proc/{p}/cmdline").read_bytes()
+        p for p in job_processes(job_id) if any("jupyterhub-singleuser" in part for part in procs.argv(p))
     )
     environ = dict(
         v.split(b"=", 1) for v in Path(f"/proc/{server_pid}/environ").read_bytes().split(b"\0") if b"=" in v

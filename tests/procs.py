@@ -1,0 +1,25 @@
+"""Reading other processes from /proc, for tests that look at what a desktop or a job really runs.
+
+A desktop starts short-lived helpers (xfce's, dbus's): any of them can exit between listing /proc and
+reading its files, so every read here treats a vanished process as one that has nothing to show.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def argv(pid: int) -> list[str]:
+    """The command line of ``pid``, or [] when it has already gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return raw.decode(errors="replace").split("\0")
+
+
+def program(pid: int) -> str:
+    """The file name of the program ``pid`` runs ("Xvnc"), or "" when it has already gone."""
+    args = argv(pid)
+    return os.path.basename(args[0]) if args else ""
