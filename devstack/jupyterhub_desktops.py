@@ -53,6 +53,9 @@ c.VNCSlurmSpawner.max_gpus = 2
 c.VNCSlurmSpawner.max_memory_gb = 8
 c.VNCSlurmSpawner.default_memory_gb = 2
 c.VNCSlurmSpawner.max_hours = 8
+# A desktop here starts in seconds once its job runs; a minute is plenty (the default, 300 s, suits
+# a node that pulls an image over a network file system). Time in the queue never counts against it.
+c.VNCSlurmSpawner.job_start_timeout = 60
 # Every demo node is this machine: map squeue's node name to an address the hub can reach, and keep the
 # server off the other interfaces (batchspawner starts it on 0.0.0.0).
 c.VNCSlurmSpawner.state_exechost_exp = "127.0.0.1"

@@ -22,7 +22,7 @@ HOURS_RE = re.compile(r"[ \t]*[0-9]{1,4}(\.[0-9]{1,4})?[ \t]*")
 MAX_INPUT = 64  # longest string option looked at; anything longer is refused unread
 MIN_SIDE, MAX_SIDE = 320, 8192
 PARTITION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-FIELDS = ("gpus", "memory_gb", "hours", "resolution", "partition")
+FIELDS = ("gpus", "memory_gb", "hours", "resolution", "partition", "queue_hours")
 
 
 def parse_resolution(value: str) -> tuple[int, int]:
@@ -54,6 +54,10 @@ class Limits:
     default_hours: float = 4.0
     default_resolution: str = "1920x1080"
     default_partition: str = ""
+    # How long a desktop may wait in the Slurm queue before it is cancelled (0: as long as Slurm keeps
+    # it), and the longest wait a user may ask for (0: any, including 0).
+    default_queue_hours: float = 0.0
+    max_queue_hours: float = 0.0
     fixed: Sequence[str] = field(default_factory=tuple)  # fields the user may not change
 
     def defaults(self) -> dict[str, Any]:
@@ -63,6 +67,11 @@ class Limits:
             "hours": min(self.default_hours, self.max_hours),
             "resolution": self.default_resolution,
             "partition": self.default_partition or (self.partitions[0] if self.partitions else ""),
+            "queue_hours": (
+                min(self.default_queue_hours or self.max_queue_hours, self.max_queue_hours)
+                if self.max_queue_hours
+                else self.default_queue_hours
+            ),
         }
 
     def choices(self) -> list[str]:
@@ -78,7 +87,13 @@ class Limits:
             out.append("resolution")
         if len(self.partitions) > 1 and "partition" not in self.fixed:
             out.append("partition")
+        # Not a reason on its own to show the form (a site that fixed everything else skips it), so
+        # it is offered beside the other fields, not listed here; see queue_choice().
         return out
+
+    def queue_choice(self) -> bool:
+        """Whether the user may set their own "give up after" (the form then offers it)."""
+        return "queue_hours" not in self.fixed
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,9 @@ class DesktopRequest:
     hours: float
     resolution: str
     partition: str
+    # Cancel the job if Slurm has not started it after this many hours (0: wait as long as it takes).
+    # A default, so that a request kept from before this field existed still reads back.
+    queue_hours: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,17 +129,17 @@ def _as_int(name: str, value: Any) -> int:
     raise OptionsError(f"{name} must be a whole number up to 6 digits, not {_show(value)}")
 
 
-def _as_hours(value: Any) -> float:
+def _as_hours(value: Any, name: str = "hours") -> float:
     if isinstance(value, bool):
-        raise OptionsError(f"hours must be a number, not {value!r}")
+        raise OptionsError(f"{name} must be a number, not {value!r}")
     # A JSON integer may have any number of digits; float() of a huge one overflows.
     number = isinstance(value, float) or (isinstance(value, int) and abs(value) < 10**6)
     text = isinstance(value, str) and HOURS_RE.fullmatch(value)
     if not (number or text):
-        raise OptionsError(f"hours must be a number such as 4 or 0.5, not {_show(value)}")
+        raise OptionsError(f"{name} must be a number such as 4 or 0.5, not {_show(value)}")
     hours = float(value)
     if not math.isfinite(hours):
-        raise OptionsError("hours must be a finite number")
+        raise OptionsError(f"{name} must be a finite number")
     return hours
 
 
@@ -191,7 +209,17 @@ def validate(raw: Mapping[str, Any] | None, limits: Limits) -> DesktopRequest:
     if not limits.partitions and partition and partition != limits.default_partition:
         raise OptionsError("this site does not let you choose a partition")
 
-    return DesktopRequest(gpus, memory, round(hours, 4), resolution, partition)
+    # Rounded before the check: 1e-9 must not pass as "more than 0" and then become 0, "no limit".
+    queue_hours = round(_as_hours(values["queue_hours"], "queue_hours"), 4)
+    if queue_hours < 0 or (limits.max_queue_hours and not 0 < queue_hours <= limits.max_queue_hours):
+        raise OptionsError(
+            f"queue_hours (give up after waiting in the queue) must be more than 0 and at most "
+            f"{limits.max_queue_hours:g}, not {queue_hours:g}"
+            if limits.max_queue_hours
+            else f"queue_hours must be 0 (no limit) or more, not {queue_hours:g}"
+        )
+
+    return DesktopRequest(gpus, memory, round(hours, 4), resolution, partition, queue_hours)
 
 
 def from_form(formdata: Mapping[str, Sequence[str]]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from .spawner_traits import DesktopSpawnerBase
 # Variables the single-user server needs inside the container besides the hub's own (JUPYTERHUB_*).
 _CONTAINER_ENV = (
     "CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_NODELIST", "SLURM_JOB_GPUS", "SLURM_GPUS_ON_NODE",
-    "GPU_DEVICE_ORDINAL", "JUPYTER_VNC_RESOLUTION", "JUPYTER_VNC_JOB_END",
+    "GPU_DEVICE_ORDINAL", "JUPYTER_VNC_RESOLUTION", "JUPYTER_VNC_JOB_END", "JUPYTER_VNC_DESKTOP_JOB",
 )  # fmt: skip
 
 
@@ -285,10 +285,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             self.ends_at = self.started + self.request.hours * 3600
             await self._record("running", started=self.started, ends_at=self.ends_at)
             self._event(f"Running on {info.node}; starting the desktop server", 60)
-            await self._wait_for_port()
-            # batchspawner-singleuser reports the port before the server starts: wait for the server
-            # itself, so that one which dies while starting fails the spawn now, not after http_timeout.
-            await self._wait_for_http()
+            await self._wait_for_server(info.node)
         except BaseException:
             _LOG_DIRS.discard((self.user.name, subvars["log_dir"]))  # made again next time
             # Whatever failed (a Slurm answer, the registry, a bug, the hub giving up), the job this
@@ -324,12 +321,58 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             f", {r.partition}" if r.partition else ""
         )
 
+    async def _wait_for_server(self, node: str) -> None:
+        """From the job running to its server answering, within job_start_timeout (the queue wait
+        came before and does not count)."""
+
+        async def port_then_http() -> None:
+            await self._wait_for_port()
+            # batchspawner-singleuser reports the port before the server starts: wait for the server
+            # itself, so that one which dies while starting fails the spawn now, not after http_timeout.
+            await self._wait_for_http()
+
+        try:
+            await asyncio.wait_for(port_then_http(), self.job_start_timeout)
+        except asyncio.TimeoutError:
+            await self._give_up(
+                f"The desktop server of Slurm job {self.job_id} did not answer within "
+                f"{self.job_start_timeout:g} s of the job starting on {node}; the job was cancelled."
+            )
+
+    async def _give_up(self, message: str) -> None:
+        """End a spawn with ``message`` (and the end of the job's log) for the user. Raised inside
+        start(), whose clean-up cancels the job if it still lives and forgets it."""
+        tail = await self.log_tail()
+        if tail:
+            message += "\nLast lines of its log:\n" + tail
+        self._record_exit(message)
+        self._event(message, 100)
+        raise RuntimeError(message)
+
+    def _queue_deadline(self) -> float | None:
+        hours = self.request.queue_hours if self.request else 0.0
+        return time.monotonic() + hours * 3600 if hours else None
+
     async def _wait_until_running(self) -> JobInfo:
         last = ""
+        deadline = self._queue_deadline()
+        gives_up = ""
+        if deadline is not None:  # a wall-clock time the user can read on the page
+            at = time.localtime(time.time() + deadline - time.monotonic())
+            gives_up = f" (gives up at {time.strftime('%H:%M', at)} if still queued)"
         while True:
             info = await self.query()
             if info.phase in (Phase.RUNNING, Phase.ENDING) and info.node:
                 return info
+            if deadline is not None and time.monotonic() >= deadline and info.phase is Phase.QUEUED:
+                hours = self.request.queue_hours if self.request else 0.0
+                await self._give_up(
+                    f"Gave up: Slurm job {self.job_id} was still waiting in the queue after "
+                    f"{_duration(hours * 3600)}"
+                    + (f" ({explain_reason(info.reason)})" if info.reason else "")
+                    + ", the longest wait asked for; the job was cancelled. Ask for less (GPUs, memory,"
+                    " hours) or another partition, or allow a longer wait."
+                )
             ended = await self._slurm_says_ended(info)
             if ended:
                 await self._fail(ended, "before it started")
@@ -339,6 +382,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
                 message = "Waiting in the Slurm queue" + (
                     f": {explain_reason(info.reason)}" if info.reason else ""
                 )
+                message += gives_up
                 progress = 20
             elif info.phase is Phase.UNKNOWN:
                 message = f"Slurm is not answering ({info.error}); still waiting"
@@ -413,15 +457,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         return confirmed
 
     async def _fail(self, info: JobInfo, when: str) -> None:
-        tail = await self.log_tail()
-        message = f"Slurm job {self.job_id} {explain_end(info)} {when}."
-        if tail:
-            message += "\nLast lines of its log:\n" + tail
-        self._record_exit(message)
-        self._event(message, 100)
-        await self._forget()
-        self.clear_state()
-        raise RuntimeError(message)
+        await self._give_up(f"Slurm job {self.job_id} {explain_end(info)} {when}.")
 
     async def _record(self, state: str, **changes: Any) -> None:
         """Update this desktop's entry in the registry (never fails: see ResilientRegistry)."""
@@ -554,3 +590,12 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         super().clear_state()
         self.node = ""
         self.started = self.ends_at = None
+
+
+def _duration(seconds: float) -> str:
+    """A wait as people say it: "45 s", "20 min", "2.5 h"."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.3g} h"

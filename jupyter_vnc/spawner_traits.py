@@ -18,6 +18,9 @@ from traitlets import Bool, Float, Int, List, Unicode, default
 from . import options, slurm_commands, slurm_syntax
 from .resources import template_path
 
+# "As long as Slurm keeps the job" as JupyterHub's start_timeout (seconds); it has no "never".
+_NO_LIMIT = 365 * 24 * 3600
+
 
 class DesktopSpawnerBase(SlurmSpawner):
     # --- what users may ask for ------------------------------------------------------------------
@@ -69,6 +72,37 @@ class DesktopSpawnerBase(SlurmSpawner):
         return slurm_syntax.hours(self.req_runtime) or 4.0
 
     default_resolution = Unicode("1920x1080", help='Example: "2560x1440"').tag(config=True)
+
+    # --- waiting in the queue ----------------------------------------------------------------------
+    default_queue_hours = Float(
+        24.0,
+        help="""Cancel a desktop job that Slurm has not started after this many hours in the queue, and
+        tell the user so (0: wait as long as Slurm keeps it). Users may choose their own "give up
+        after" on the spawn form or as user_options["queue_hours"], up to max_queue_hours. No hub
+        timeout cancels a queued desktop before this: start_timeout follows it (see there).
+        Example: c.VNCSlurmSpawner.default_queue_hours = 8""",
+    ).tag(config=True)
+    max_queue_hours = Float(
+        168.0,
+        help="""Longest queue wait a user may ask for, in hours (0: any, including 0 for "as long as
+        Slurm keeps it"). Example: c.VNCSlurmSpawner.max_queue_hours = 48""",
+    ).tag(config=True)
+    job_start_timeout = Float(
+        300.0,
+        help="""Seconds from the job running on its node to its desktop server answering the hub
+        (environment, container, server start). A job past it is cancelled with the end of its log.
+        Time in the queue does not count. Example: c.VNCSlurmSpawner.job_start_timeout = 600""",
+    ).tag(config=True)
+
+    @default("start_timeout")
+    def _start_timeout_after_queue(self) -> float:
+        # JupyterHub gives up on a spawn after start_timeout and stops it, cancelling the job:
+        # batchspawner's 300 s killed every desktop that queued longer. The queue limit is ours to
+        # enforce (with a message that says so), so the hub's own limit only has to come after the
+        # longest queue wait a user may ask for plus the start on the node.
+        longest = self.max_queue_hours or self.default_queue_hours
+        return int((longest * 3600 if longest else _NO_LIMIT) + self.job_start_timeout + 60)
+
     fixed_options = List(
         Unicode(),
         [],
@@ -260,6 +294,8 @@ class DesktopSpawnerBase(SlurmSpawner):
             default_hours=self.default_hours,
             default_resolution=self.default_resolution,
             default_partition=self.req_partition,
+            default_queue_hours=self.default_queue_hours,
+            max_queue_hours=self.max_queue_hours,
             fixed=tuple(self.fixed_options),
         )
 

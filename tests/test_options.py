@@ -26,8 +26,8 @@ def test_defaults_fill_what_the_user_leaves_out() -> None:
 
 def test_a_full_request_as_the_api_sends_it() -> None:
     raw = {"gpus": 2, "memory_gb": 16, "hours": 8, "resolution": "2560x1440", "partition": "gpu"}
-    request = validate(raw, LIMITS)
-    assert request.as_dict() == {**raw, "hours": 8.0}
+    request = validate({**raw, "queue_hours": 2}, LIMITS)
+    assert request.as_dict() == {**raw, "hours": 8.0, "queue_hours": 2.0}
     assert request.walltime == "8:00:00"
     assert validate({"hours": 0.5}, LIMITS).walltime == "0:30:00"
 
@@ -120,6 +120,37 @@ def test_no_choice_at_all_means_no_form() -> None:
     assert nothing.choices() == []
 
 
+QUEUE = Limits(default_queue_hours=24, max_queue_hours=168)
+
+
+def test_the_queue_wait_has_the_sites_default_and_the_user_may_choose_within_its_maximum() -> None:
+    assert validate({}, QUEUE).queue_hours == 24
+    assert validate({"queue_hours": "0.5"}, QUEUE).queue_hours == 0.5
+    assert validate({"queue_hours": 168}, QUEUE).queue_hours == 168
+    for wrong in (0, 169, -1, 1e-9):  # 1e-9 would round to 0, "no limit", past a site's maximum
+        with pytest.raises(OptionsError, match="queue_hours .* must be more than 0 and at most 168"):
+            validate({"queue_hours": wrong}, QUEUE)
+    with pytest.raises(OptionsError, match="queue_hours must be a number"):
+        validate({"queue_hours": "1h"}, QUEUE)
+    # A site's default above its own maximum is brought down to it, not refused.
+    assert validate({}, Limits(default_queue_hours=100, max_queue_hours=48)).queue_hours == 48
+
+
+def test_without_a_maximum_a_user_may_wait_as_long_as_slurm_keeps_the_job() -> None:
+    unlimited = Limits(default_queue_hours=0, max_queue_hours=0)
+    assert validate({}, unlimited).queue_hours == 0
+    assert validate({"queue_hours": 500}, unlimited).queue_hours == 500
+    with pytest.raises(OptionsError, match="queue_hours must be 0 .no limit. or more"):
+        validate({"queue_hours": -2}, unlimited)
+
+
+def test_a_site_may_fix_the_queue_wait() -> None:
+    fixed = Limits(default_queue_hours=4, max_queue_hours=8, fixed=("queue_hours",))
+    assert not fixed.queue_choice() and QUEUE.queue_choice()
+    with pytest.raises(OptionsError, match="set by the site"):
+        validate({"queue_hours": 8}, fixed)
+
+
 def test_partition_choice_needs_partitions() -> None:
     single = Limits(default_partition="vnc")
     assert validate({"partition": "vnc"}, single).partition == "vnc"
@@ -135,7 +166,9 @@ values = st.one_of(
     st.lists(st.integers(), max_size=2),
 )  # fmt: skip
 requests = st.dictionaries(
-    st.sampled_from(["gpus", "memory_gb", "hours", "resolution", "partition", "extra"]), values, max_size=6
+    st.sampled_from(["gpus", "memory_gb", "hours", "resolution", "partition", "queue_hours", "extra"]),
+    values,
+    max_size=7,
 )
 TEMPLATE = template_path("job.sh.j2").read_text()
 
