@@ -67,6 +67,10 @@ c.JupyterHub.load_roles = [
 # How desktops are spawned (limits, job, Slurm partition): shared with the hub off the submit host.
 load_subconfig(str(Path(__file__).with_name("jupyterhub_desktops.py")))  # noqa: F821 - from JupyterHub
 
+# This hub runs as root, so sudo lets it read the end of a failed job's log as the user and show it
+# (the offsite hub, under a site's rule that allows Slurm's commands only, names the log file instead).
+c.VNCSlurmSpawner.log_tail_cmd = "tail -n {lines} {log_path}"
+
 # Sessions and the shared Slurm job-state cache in the demo's Redis (devstack/redis).
 c.VNCSlurmSpawner.registry_url = f"redis://127.0.0.1:{os.environ.get('JVNC_REDIS_PORT', '16379')}/0"
 # The demo's Redis requires a password (devstack/redis writes it, readable by root only).

@@ -34,8 +34,9 @@ load_subconfig(str(Path(__file__).with_name("jupyterhub_desktops.py")))  # noqa:
 # ssh environment: the login node's sshd has `AcceptEnv JUPYTERHUB_* JUPYTER_* JPY_*`).
 # e.g. "ssh -i /etc/jupyterhub/id_ed25519 -o BatchMode=yes -o SendEnv=JUPYTERHUB_* ... hub@login1"
 ssh = os.environ["JVNC_LOGIN_NODE_SSH"]
-# Every command for a user (submit, cancel, their job's state, the log) runs there as that user...
-c.SlurmSpawner.exec_prefix = ssh + " sudo -E -H -n -u {username}"  # -H: the user's HOME, not the hub's
+# Every command for a user (submit, cancel, their job's state) runs there as that user, with sudo
+# and no -E: the login node's rule (devstack/install) keeps only the JUPYTERHUB_* variables...
+c.SlurmSpawner.exec_prefix = ssh + " sudo -H -n -u {username}"  # -H: the user's HOME, not the hub's
 # ...and the one status query for all desktops as the hub's account. Under PrivateData=jobs it sees
 # no one's jobs; the spawner then asks as each user (one query per desktop per poll, as batchspawner).
 # Give it an operator account to keep one query per poll for the whole hub.

@@ -77,7 +77,12 @@ async def run_shell(
             f"{shlex.split(cmd)[0] if cmd.strip() else cmd} did not answer within {timeout:g}s"
         ) from e
     if proc.returncode:
-        message = err.decode(errors="replace").strip() or f"exit status {proc.returncode}"
+        # stdout when stderr is empty: a command run with 2>&1 said it there.
+        message = (
+            err.decode(errors="replace").strip()
+            or out.decode(errors="replace").strip()
+            or f"exit status {proc.returncode}"
+        )
         raise RuntimeError(message)
     return out.decode(errors="replace").strip()
 

@@ -41,8 +41,6 @@ _CONTAINER_ENV = (
 
 # One registry and one poller per hub process, registry URL and status command, shared by every spawner.
 _SHARED: dict[tuple[str, str], tuple[Registry, JobPoller]] = {}
-# The users' log directories this hub process has made (sbatch needs --output's directory).
-_LOG_DIRS: set[tuple[str, str]] = set()
 # One lock per user around "count the user's jobs, then submit": 20 spawns at once must not all
 # count the same jobs before any of them has submitted.
 _SUBMIT_LOCKS: dict[str, asyncio.Lock] = {}
@@ -114,8 +112,11 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             image=self.image,
             apptainer=self.apptainer,
             apptainer_args=self._apptainer_argv(),
+            settings=self.job_settings(),
             # Apptainer refuses to take HOME from APPTAINERENV_HOME: it sets HOME itself.
-            container_env=sorted((set(_CONTAINER_ENV) | set(self.get_env())) - {"HOME"}),
+            container_env=sorted(
+                (set(_CONTAINER_ENV) | set(self.get_env()) | set(self.job_settings())) - {"HOME"}
+            ),
         )
         return subvars
 
@@ -265,11 +266,12 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         async with _SUBMIT_LOCKS.setdefault(self.user.name, asyncio.Lock()):
             await self._check_job_limit(subvars["job_name"])
             try:
-                if (self.user.name, subvars["log_dir"]) not in _LOG_DIRS:  # one command less per spawn
-                    await self.run_command(self.command("mkdir -p -m 0700 {log_dir}"))
-                    _LOG_DIRS.add((self.user.name, subvars["log_dir"]))
+                # sbatch only: a site's sudo rule for the hub allows Slurm's commands and nothing else
+                # (no mkdir: the job makes its own log directory, see job.sh.j2).
+                # 2>&1: what sbatch says besides the id (a submit filter's warning, --test-only's
+                # answer) reaches the user when no id comes; parse_job_id takes the id's line.
                 out = await self.run_command(
-                    self.command(self.batch_submit_cmd), input=script, env=self.get_env()
+                    self.command(self.batch_submit_cmd) + " 2>&1", input=script, env=self.get_env()
                 )
                 self.job_id = self.parse_job_id(out)
             except (RuntimeError, ValueError, IndexError) as e:
@@ -287,7 +289,6 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             self._event(f"Running on {info.node}; starting the desktop server", 60)
             await self._wait_for_server(info.node)
         except BaseException:
-            _LOG_DIRS.discard((self.user.name, subvars["log_dir"]))  # made again next time
             # Whatever failed (a Slurm answer, the registry, a bug, the hub giving up), the job this
             # spawn submitted must not outlive it with no hub entry pointing at it.
             await asyncio.shield(self._abandon(job_id))
@@ -345,6 +346,8 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         tail = await self.log_tail()
         if tail:
             message += "\nLast lines of its log:\n" + tail
+        elif self.job_id:
+            message += f"\nIts log: {self.log_path()} (on the cluster)."
         self._record_exit(message)
         self._event(message, 100)
         raise RuntimeError(message)
@@ -500,16 +503,31 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         self.exit_message = message
         _EXIT_MESSAGES.setdefault(self.user.name, {})[self.name] = message
 
+    def log_path(self) -> str:
+        homedir = self.get_req_subvars().get("homedir", "")
+        return f"{self.user_log_dir(homedir)}/jupyter-vnc-{self.job_id}.log"
+
     async def log_tail(self, lines: int = 15) -> str:
-        """The end of the job's log, read as the user (the hub may not read users' files itself)."""
+        """The end of the job's log, read as the user with log_tail_cmd (the hub may not read users'
+        files itself). Without that command: where the log is, for the user to look."""
         if not self.job_id:
             return ""
-        homedir = self.get_req_subvars().get("homedir", "")
-        path = f"{self.user_log_dir(homedir)}/jupyter-vnc-{self.job_id}.log"
+        if not self.log_tail_cmd:
+            return ""
         result = await outcome(
-            self.run_command, self.command("tail -n {lines} {log_path}", lines=lines, log_path=path)
+            self.run_command, self.command(self.log_tail_cmd, lines=lines, log_path=self.log_path())
         )
         return result.stdout.rstrip() if result.returncode == 0 else ""
+
+    def parse_job_id(self, output: str) -> str:
+        # batchspawner's raises IndexError on an empty answer, which reached users as "list index out
+        # of range". A site's submit filter may print warnings before the id: take the last line.
+        lines = [line.strip() for line in (output or "").splitlines() if line.strip()]
+        job_id = lines[-1].split(";")[0] if lines else ""
+        if not job_id.isdigit():
+            said = " / ".join(lines[-3:]) if lines else "nothing"
+            raise ValueError(f"sbatch answered without a job id ({said[:300]})")
+        return job_id
 
     async def poll(self) -> int | None:
         if not self.job_id:

@@ -140,8 +140,17 @@ class DesktopSpawnerBase(SlurmSpawner):
     ).tag(config=True)
     log_dir = Unicode(
         "{homedir}/.jupyter-vnc/logs",
-        help="""Where job logs go (created as the user before submission; {homedir} and {username} are
-        replaced). The tail of the log is shown when a job dies. Example: "/scratch/{username}/logs"
+        help="""Where job logs go (the job creates it, 0700; {homedir} and {username} are replaced). Its
+        tail is shown when a job dies, where log_tail_cmd is set. Example: "/scratch/{username}/logs"
+        """,
+    ).tag(config=True)
+    log_tail_cmd = Unicode(
+        "",
+        help="""Reads the end of a job's log as its user, run with exec_prefix, for the message a user
+        gets when a desktop fails to start ({lines} and {log_path} are replaced). Empty: the message
+        names the log file instead. A site's usual sudo rule lets the hub run Slurm's commands only;
+        set this where the rule also allows tail (or on a hub that runs as root).
+        Example: c.VNCSlurmSpawner.log_tail_cmd = "tail -n {lines} {log_path}"
         """,
     ).tag(config=True)
     job_template = Unicode(
@@ -188,14 +197,19 @@ class DesktopSpawnerBase(SlurmSpawner):
         Example: c.VNCSlurmSpawner.idle_pause_minutes = 60""",
     ).tag(config=True)
 
+    def job_settings(self) -> dict[str, str]:
+        """Non-secret settings of the desktop's server, exported by the job script itself: through
+        the environment they would not survive a site's sudo rule (env_reset keeps JUPYTERHUB_* only)."""
+        return {
+            "JUPYTER_VNC_IDLE_MINUTES": f"{self.idle_shutdown_minutes:g}",
+            "JUPYTER_VNC_IDLE_WARNING_MINUTES": f"{self.idle_warning_minutes:g}",
+            "JUPYTER_VNC_PAUSE_MINUTES": f"{self.idle_pause_minutes:g}",
+        }
+
     def get_env(self) -> dict[str, str]:
-        env = super().get_env()
-        env.update(
-            JUPYTER_VNC_IDLE_MINUTES=f"{self.idle_shutdown_minutes:g}",
-            JUPYTER_VNC_IDLE_WARNING_MINUTES=f"{self.idle_warning_minutes:g}",
-            JUPYTER_VNC_PAUSE_MINUTES=f"{self.idle_pause_minutes:g}",
-        )
-        return env
+        # Also in the environment, for a site's own job template from before job_settings: where sudo
+        # keeps the environment (SETENV) they still arrive; the shipped template exports them itself.
+        return {**super().get_env(), **self.job_settings()}
 
     @default("oauth_client_allowed_scopes")
     def _default_oauth_scopes(self) -> Any:

@@ -26,6 +26,7 @@ from test_lab_e2e import open_desktop_page
 from test_site_settings import hub_with
 from test_spawner import _logged_in, contract_spawner, hub_log_since, job_processes, squeue
 
+from jupyter_vnc import jobscript
 from jupyter_vnc.audience import Audience
 from jupyter_vnc.idle import SHUTDOWN_LINE, DesktopIdle
 from jupyter_vnc.messages import explain_exit
@@ -73,8 +74,11 @@ def test_viewers_pause_after_the_pause_time_or_when_the_shutdown_warning_starts(
 
 
 def test_the_spawner_passes_the_idle_settings_and_the_hub_explains_an_idle_end() -> None:
-    env = contract_spawner(idle_shutdown_minutes=90, idle_pause_minutes=20).get_env()
-    assert env["JUPYTER_VNC_IDLE_MINUTES"] == "90" and env["JUPYTER_VNC_PAUSE_MINUTES"] == "20"
+    spawner = contract_spawner(idle_shutdown_minutes=90, idle_pause_minutes=20)
+    # In the job script itself: a site's sudo (env_reset) drops any variable but JUPYTERHUB_*.
+    script = jobscript.render(spawner.batch_script, **spawner.get_req_subvars(), cmd="server")
+    assert "export JUPYTER_VNC_IDLE_MINUTES=90\n" in script
+    assert "export JUPYTER_VNC_PAUSE_MINUTES=20\n" in script
     line = SHUTDOWN_LINE.format(minutes="90")
     ended = JobInfo("77", Phase.ENDED, state="COMPLETED")
     assert explain_exit("77", ended, f"noise\n[W 12:00 ServerApp] {line}; ending the desktop\n") == (

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import procs
 import pytest
 from conftest import STATE, _managed_service, devstack
 from hubclient import HubUser, server_path, spawn_watching_progress
@@ -91,6 +92,36 @@ def desktop_environ(job_id: str, timeout: float = 90) -> dict[str, str]:
     raise AssertionError(f"no desktop session in job {job_id} after {timeout}s")
 
 
+def server_environ(job_id: str) -> dict[str, str]:
+    for pid in job_processes(job_id):
+        if any("jupyterhub-singleuser" in part for part in procs.argv(pid)):
+            raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            return dict(v.decode(errors="replace").split("=", 1) for v in raw if b"=" in v)
+    raise AssertionError(f"no jupyterhub-singleuser in job {job_id}")
+
+
+def as_hub_account(*sudo_args: str) -> subprocess.CompletedProcess[str]:
+    """sudo run by the hub's account to act as olga, the way the spawner's exec_prefix does."""
+    return subprocess.run(
+        ["/usr/sbin/runuser", "-u", "jvnc-hub", "--", "sudo", "-n", *sudo_args],
+        capture_output=True, text=True, cwd="/tmp", env={"PATH": "/usr/bin:/bin", "JUPYTERHUB_X": "1"},
+    )  # fmt: skip
+
+
+def test_the_hub_may_run_slurms_commands_as_its_users_and_nothing_else(offsite_hub: str) -> None:
+    """The login node's sudo rule is a real site's (VUB's notebook-platform): sbatch, squeue, scancel
+    and sinfo as the users, the environment reset but for JUPYTERHUB_*. Every offsite test spawns,
+    polls and stops under it, so nothing the spawner needs may go beyond it."""
+    assert as_hub_account("-u", USER, "/usr/bin/squeue", "-h", "-u", USER).returncode == 0
+    for refused in (["/usr/bin/mkdir", "-p", "/tmp/jvnc-sudo-probe"], ["/usr/bin/tail", "/etc/hostname"]):
+        result = as_hub_account("-u", USER, *refused)
+        assert result.returncode != 0 and "password is required" in result.stderr, result
+    preserve = as_hub_account("-E", "-u", USER, "/usr/bin/squeue")
+    assert "not allowed to preserve the environment" in preserve.stderr, preserve
+    kept = as_hub_account("-u", USER, "/usr/bin/sinfo", "--version")
+    assert kept.returncode == 0, kept
+
+
 async def test_a_hub_off_the_submit_host_spawns_restarts_and_stops(olga: HubUser, profile_mark: str) -> None:
     pid = hub_process()
     assert Path(f"/proc/{pid}").stat().st_uid == pwd.getpwnam("jvnc-hub").pw_uid  # not root
@@ -113,6 +144,8 @@ async def test_a_hub_off_the_submit_host_spawns_restarts_and_stops(olga: HubUser
     assert desktop.get("JVNC_PROFILE_MARK") == profile_mark
     # ...and the hub's token for her server did not: programs in the desktop never see it.
     assert not [k for k in desktop if "TOKEN" in k or "SECRET" in k], sorted(desktop)
+    # The admin's settings for the server came through the job script: sudo kept JUPYTERHUB_* only.
+    assert server_environ(job_id).get("JUPYTER_VNC_PAUSE_MINUTES") == "30"
 
     # The hub restarts (SIGTERM; cleanup_servers is off): the desktop lives on and is found again.
     devstack("offsite-hub", "stop")

@@ -637,6 +637,21 @@ async def test_sbatch_refusing_the_job_fails_the_spawn_with_slurms_own_message(s
     assert await spawner.registry.get("alice") is None
 
 
+async def test_sbatch_answering_without_a_job_id_gives_the_user_slurms_words(slurm) -> None:
+    """A real sbatch that exits 0 and prints no id (--test-only: it only says when the job would
+    start): the spawn fails with what sbatch said, never "list index out of range"."""
+    from tornado import web
+
+    spawner = contract_spawner(batch_submit_cmd="sbatch --parsable --test-only", registry_url="")
+    spawner.user_options = {"gpus": 0, "memory_gb": 1}
+    with pytest.raises(web.HTTPError) as refused:
+        await spawner.start()
+    message = refused.value.log_message
+    assert "Slurm did not accept the desktop job: sbatch answered without a job id (sbatch: Job" in message
+    assert "to start at" in message, message
+    assert spawner.job_id == "" and squeue("alice") == []
+
+
 async def test_a_job_that_ignores_the_clean_stop_is_cancelled_after_stop_timeout(slurm) -> None:
     """The clean stop (TERM to the batch shell) is ignored: after stop_timeout the spawner cancels the
     job outright, and stop returns once Slurm says it is gone."""
