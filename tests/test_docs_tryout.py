@@ -1,0 +1,97 @@
+"""The try-out page's configuration, taken from the docs alone, is one JupyterHub loads as written.
+
+docs/tryout.md marks the code blocks that make up its jupyterhub_config.py (class ``tryout-config``);
+``tryout_config()`` joins them in order. Here the file is loaded the way JupyterHub loads its own and
+checked for what a fresh hub needs: our spawner, the settings as given, nothing misspelt. No hub or
+Slurm job is started.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from traitlets.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+TRYOUT = ROOT / "docs" / "tryout.md"
+
+# A MyST code block: ```{code-block} python, its :option: lines, a blank line, the code, ```.
+_BLOCK = re.compile(r"^```\{code-block\} python\n((?::[\w-]+:[^\n]*\n)*)\n(.*?)^```$", re.M | re.S)
+
+
+def tryout_config(doc: Path = TRYOUT) -> str:
+    """The jupyterhub_config.py that the try-out page's marked blocks make, in their order."""
+    blocks = [
+        code
+        for options, code in _BLOCK.findall(doc.read_text())
+        if re.search(r"^:class:.*\btryout-config\b", options, re.M)
+    ]
+    return "\n".join(blocks)
+
+
+def load_hub_config(path: Path) -> tuple[object, Config]:
+    """The hub application with ``path`` loaded as JupyterHub loads its configuration file."""
+    from jupyterhub.app import JupyterHub
+
+    app = JupyterHub()
+    app.load_config_file(str(path))
+    return app, app.config
+
+
+def unknown_settings(config: Config) -> list[str]:
+    """Settings that name no configurable trait of the class they are set on. JupyterHub only logs
+    a warning for these, and the hub then runs without them."""
+    from jupyterhub.app import JupyterHub
+    from jupyterhub.auth import DummyAuthenticator
+
+    from jupyter_vnc.spawner import VNCSlurmSpawner
+
+    classes = {
+        cls.__name__: cls for cls in (JupyterHub, *VNCSlurmSpawner.__mro__, *DummyAuthenticator.__mro__)
+    }
+    unknown = []
+    for section, values in config.items():
+        traits = classes[section].class_traits(config=True) if section in classes else {}
+        unknown += [f"c.{section}.{name}" for name in values if name not in traits]
+    return unknown
+
+
+def _written(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "jupyterhub_config.py"
+    path.write_text(text)
+    return path
+
+
+def test_the_page_marks_its_configuration() -> None:
+    text = tryout_config()
+    assert text.count("\n") >= 5, "docs/tryout.md lost its tryout-config blocks"
+    compile(text, "jupyterhub_config.py", "exec")
+
+
+def test_the_tryout_config_loads_with_our_spawner(tmp_path: Path) -> None:
+    from jupyter_vnc.spawner import VNCSlurmSpawner
+
+    app, config = load_hub_config(_written(tmp_path, tryout_config()))
+    assert app.spawner_class is VNCSlurmSpawner
+    assert unknown_settings(config) == []
+    # The spawner takes the values, typed as its traits want them (a TraitError names the one that is not).
+    spawner = VNCSlurmSpawner(config=config)
+    assert spawner.req_partition
+    assert spawner.batchspawner_singleuser_cmd.startswith("/")
+    assert spawner.batchspawner_singleuser_cmd.endswith("/batchspawner-singleuser")
+    assert (
+        spawner.cmd and spawner.cmd[0].startswith("/") and spawner.cmd[0].endswith("/jupyterhub-singleuser")
+    )
+    assert config.JupyterHub.subdomain_host, "the try-out gives each user's server its own origin"
+
+
+def test_a_misspelt_setting_is_caught(tmp_path: Path) -> None:
+    doc = tmp_path / "tryout.md"
+    doc.write_text(
+        "```{code-block} python\n:class: tryout-config\n\n"
+        'c.JupyterHub.spawner_class = "vnc-slurm"\nc.VNCSlurmSpawner.req_partiton = "vnc"\n```\n'
+        "```{code-block} python\n\nc.Unmarked.block = 1\n```\n"
+    )
+    _, config = load_hub_config(_written(tmp_path, tryout_config(doc)))
+    assert unknown_settings(config) == ["c.VNCSlurmSpawner.req_partiton"]
