@@ -97,7 +97,7 @@ c.JupyterHub.load_roles = [{{"name": "bench", "services": ["bench"],
     "scopes": ["admin:users", "admin:servers", "admin:server_state", "list:users", "read:users",
                "read:servers", "access:servers"]}}]
 c.JupyterHub.cleanup_servers = True
-c.JupyterHub.slow_spawn_timeout = 0
+c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
 c.PeriodicMetricsCollector.event_loop_interval_log_threshold = 0.1
 c.Spawner.start_timeout = 900
 c.Spawner.http_timeout = 300

@@ -41,7 +41,8 @@ c.JupyterHub.template_vars = {"jupyter_vnc_exits": exit_messages}
 # How soon the hub notices a desktop job that ended (JupyterHub's default is 30 s).
 c.Spawner.poll_interval = 10
 # Go straight to the progress page (queue position, Slurm's reasons) instead of a blank 10 s wait.
-c.JupyterHub.slow_spawn_timeout = 0
+# (A setting of JupyterHub's web application, not a trait: c.JupyterHub.slow_spawn_timeout is ignored.)
+c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
 # Desktops are Slurm jobs: they keep running while the hub restarts, and the hub finds them again.
 c.JupyterHub.cleanup_servers = False
 # sudo's secure_path replaces PATH and PATH is not exported into the job: absolute paths only.
