@@ -2,7 +2,9 @@
  * The JupyterLab side of jupyter-vnc: a "GPU Desktop" launcher tile and commands (palette, File menu)
  * that open the desktop in a new browser tab (the viewer page <base_url>vnc/) or in a JupyterLab tab (the
  * viewer drawn in Lab's own page), "Restart GPU Desktop", a status bar item, and notifications 10 and 2
- * minutes before the Slurm job's time limit.
+ * minutes before the Slurm job's time limit. All of it only where the server offers a desktop (an Xvnc is
+ * installed, or the server is a desktop job): the package is often installed in an environment that every
+ * Jupyter server of a site shares.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, Notification, showDialog, Dialog, WidgetTracker } from '@jupyterlab/apputils';
@@ -14,7 +16,7 @@ import { refreshIcon } from '@jupyterlab/ui-components';
 import { Poll } from '@lumino/polling';
 
 import { desktopIcon } from './icon';
-import { desktopUrl, LabStatus, parseLabStatus, WarningLedger } from './model';
+import { desktopOffered, desktopUrl, LabStatus, PAGE_CONFIG_KEY, parseLabStatus, WarningLedger } from './model';
 import { DesktopPanel } from './panel';
 import { DesktopStatusItem } from './statusitem';
 
@@ -65,6 +67,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     statusBar: IStatusBar | null,
     restorer: ILayoutRestorer | null,
   ) => {
+    if (!desktopOffered(PageConfig.getOption(PAGE_CONFIG_KEY))) {
+      // No Xvnc on this server, or jupyter-vnc is off in it: no tile or command that could only fail, and
+      // no status to poll.
+      return;
+    }
     const { commands, shell } = app;
     const settings = app.serviceManager.serverSettings;
     // The server's own base URL: /user/<name>/ or /user/<name>/<server>/ behind JupyterHub.

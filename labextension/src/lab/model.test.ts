@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import {
+  desktopOffered,
   desktopUrl,
   dueWarning,
   glLabel,
@@ -142,5 +143,18 @@ describe('walltime warnings', () => {
     expect(seen('2', 3600)).toBeNull();
     expect(seen('2', 590)).toBe(600);
     expect(seen(null, null)).toBeNull();
+  });
+});
+
+describe('desktopOffered', () => {
+  it('shows the desktop where the server says one can run', () => {
+    expect(desktopOffered('available')).toBe(true);
+  });
+
+  it('hides it where no Xvnc is installed, where jupyter-vnc is off, and on anything else', () => {
+    // "" is what PageConfig.getOption gives for an entry the server did not write (extension off).
+    for (const value of ['unavailable', '', undefined, null, true, 'Available', 'available ']) {
+      expect(desktopOffered(value)).toBe(false);
+    }
   });
 });

@@ -188,6 +188,21 @@ export class WarningLedger {
   }
 }
 
+/**
+ * JupyterLab's page config entry in which the server says whether it offers the desktop: "available" where
+ * a desktop can run (jupyter_vnc/extension.py, PAGE_CONFIG_KEY). Absent where jupyter-vnc is turned off.
+ */
+export const PAGE_CONFIG_KEY = 'jupyterVncDesktop';
+
+/**
+ * Whether to show the desktop at all (launcher tile, commands, status bar, walltime warnings), from the
+ * page config entry. Only where the server says "available": a server without an Xvnc answers
+ * "unavailable", and one where jupyter-vnc is off says nothing (PageConfig then gives "").
+ */
+export function desktopOffered(pageConfigValue: unknown): boolean {
+  return pageConfigValue === 'available';
+}
+
 /** `<base>vnc/` for a server base URL such as "http://host/user/carol/viz/" (with or without "/"). */
 export function desktopUrl(baseUrl: string): string {
   return `${baseUrl.replace(/\/+$/, '')}/vnc/`;
