@@ -1,8 +1,9 @@
 """One user's desktop: a private Xvnc and an XFCE session on it, started, watched and ended as a whole.
 
 The desktop belongs to the Jupyter server process that serves it (see ``extension.py``): it is started
-when the server starts (so it is ready before the user asks) or on the first connection, started again
-on the next connection if Xvnc crashed, and ended, every process of it, when the server stops.
+when the server starts in a desktop job (so it is ready before the user asks), or on the first
+connection in any other server, started again on the next connection if Xvnc crashed, and ended, every
+process of it, when the server stops.
 """
 
 from __future__ import annotations
@@ -98,12 +99,25 @@ class VNCDesktop(LoggingConfigurable):
         """,
     ).tag(config=True)
 
+    desktop_job = Bool(
+        False,
+        help="""Whether VNCSlurmSpawner started this server as a desktop job (the job script's
+        $JUPYTER_VNC_DESKTOP_JOB, read by the extension). Not configurable: prestart is.""",
+    )
+
     prestart = Bool(
-        True,
         help="""Start the desktop as soon as the Jupyter server starts, so it is ready when the user
-        opens it. False: start on the first connection. Example: c.VNCDesktop.prestart = False
+        opens it; False: start it when the user first opens it. Defaults to True in a server that
+        VNCSlurmSpawner started as a desktop job (its job script exports $JUPYTER_VNC_DESKTOP_JOB), and
+        to False in every other Jupyter server the package is installed in (a notebook server, a
+        laptop's `jupyter lab`): no desktop starts there until its user asks for one.
+        Example: c.VNCDesktop.prestart = False
         """,
     ).tag(config=True)
+
+    @default("prestart")
+    def _default_prestart(self) -> bool:
+        return self.desktop_job
 
     virtualgl = CaselessStrEnum(
         ["auto", "session", "off"],
@@ -186,6 +200,15 @@ class VNCDesktop(LoggingConfigurable):
         return tempfile.gettempdir()
 
     # --- public API ----------------------------------------------------------------------------
+
+    def unavailable_reason(self) -> str:
+        """Why this server cannot run a desktop (no TurboVNC or TigerVNC Xvnc); "" when it can.
+        Runs `Xvnc -version`: asked once, when the server starts."""
+        try:
+            vncserver.detect(self.vnc_server)
+        except vncserver.NoVNCServerError as e:
+            return str(e)
+        return ""
 
     @property
     def running(self) -> bool:

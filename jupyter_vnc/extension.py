@@ -1,14 +1,23 @@
-"""The Jupyter server extension: one desktop per server, served at ``<base_url>vnc/``."""
+"""The Jupyter server extension: one desktop per server, served at ``<base_url>vnc/``.
+
+Installed into a shared environment it loads in every Jupyter server there, not only in desktop jobs,
+so it changes no more than a desktop needs: the desktop starts by itself only in a server the spawner
+started as a desktop job, JupyterLab offers it only where an Xvnc can run, and
+``c.VNCExtension.enabled = False`` turns all of it off.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from typing import ClassVar
 
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop
 from traitlets import Bool, Int
+from traitlets.config import Configurable
 
+from . import jobinfo
 from .audience import Audience
 from .desktop import DesktopError, VNCDesktop
 from .guests import GuestsAtTheDesktopOnly, hold_guests_at_the_desktop
@@ -17,10 +26,29 @@ from .idle import DesktopIdle
 
 _OFF = {"0", "false", "no", "off"}
 
+# JupyterLab's page config entry that tells the JupyterLab extension whether to offer the desktop
+# ("available" or "unavailable"; absent where this extension is off): labextension/src/lab/model.ts.
+PAGE_CONFIG_KEY = "jupyterVncDesktop"
+
 
 class VNCExtension(ExtensionApp):
     name = "jupyter_vnc"
     load_other_extensions = True
+    # The configurable classes besides this one, for the help and the configuration file that
+    # traitlets generates (--help-all, --generate-config) when this app is the one launched.
+    classes: ClassVar[list[type[Configurable]]] = [VNCDesktop, DesktopIdle]
+
+    enabled = Bool(
+        True,
+        help="""Offer the desktop in this Jupyter server. False turns the whole extension off: no /vnc/
+        routes, no desktop, no launcher tile, nothing else changed in the server. (`jupyter server
+        extension disable jupyter_vnc` turns it off in every server of the environment it is run in,
+        desktop jobs included.) To keep it to the desktop jobs of a shared environment, which their
+        job script marks, write in the environment's jupyter_server_config.py:
+        import os; c.VNCExtension.enabled = "JUPYTER_VNC_DESKTOP_JOB" in os.environ
+        Example: c.VNCExtension.enabled = False
+        """,
+    ).tag(config=True)
 
     guests_desktop_only = Bool(
         True,
@@ -44,13 +72,18 @@ class VNCExtension(ExtensionApp):
     ).tag(config=True)
 
     def initialize_settings(self) -> None:
+        if not self.enabled:
+            self.log.info("jupyter-vnc: off in this server (c.VNCExtension.enabled = False)")
+            return
+        page = self.serverapp.web_app.settings.setdefault("page_config_data", {})
         if os.environ.get("JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH", "").strip().lower() in _OFF:
             # JupyterHub then accepts a websocket only with a token in its URL. JupyterLab adds its
             # token to kernel and terminal websockets only when told to, and would otherwise lose
             # them on a hub that follows the advice to turn cookie websockets off.
-            page = self.serverapp.web_app.settings.setdefault("page_config_data", {})
             page.setdefault("appendToken", "true")
-        self.desktop = VNCDesktop(parent=self, log=self.log)
+        desktop_job = jobinfo.claim_desktop_job(os.environ)
+        self.desktop = VNCDesktop(parent=self, log=self.log, desktop_job=desktop_job)
+        page[PAGE_CONFIG_KEY] = "available" if desktop_job or self._desktop_can_run() else "unavailable"
         self.settings["jupyter_vnc_desktop"] = self.desktop
         hub_auth = getattr(self.serverapp.identity_provider, "hub_auth", None)
         if hub_auth is not None and self.guests_desktop_only:
@@ -68,14 +101,25 @@ class VNCExtension(ExtensionApp):
             # nearly) when the tile is clicked. Queued until the server's event loop runs.
             IOLoop.current().add_callback(self._prestart)
 
+    def _desktop_can_run(self) -> bool:
+        """Whether a server that is no desktop job offers the desktop: only where an Xvnc is installed.
+        (A desktop job offers it whatever: its user asked for a desktop, and the desktop's own page is
+        where they read why it does not start.)"""
+        reason = self.desktop.unavailable_reason()
+        if reason:
+            self.log.info("jupyter-vnc: no desktop offered in this server: %s", reason)
+        return not reason
+
     async def _prestart(self) -> None:
         # A failure is already logged; the page shows the reason and the next connection retries.
         with contextlib.suppress(DesktopError):
             await self.desktop.ensure_running()
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(routes())
+        if self.enabled:
+            self.handlers.extend(routes())
 
     async def stop_extension(self) -> None:
         """The server is stopping: end the whole desktop, leaving no process behind."""
-        await self.desktop.stop()
+        if self.enabled:
+            await self.desktop.stop()

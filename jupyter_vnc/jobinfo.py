@@ -1,14 +1,27 @@
-"""The Slurm job a desktop runs in, seen from inside it: its id and how long it has left."""
+"""The Slurm job a desktop runs in, seen from inside it: whether the server is one, its id and how long it
+has left."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from datetime import datetime
 
 from .slurm import SlurmClient
 
 _UNLIMITED = {"", "Unknown", "None", "N/A", "UNLIMITED", "NONE"}
+
+# Exported by the job script (templates/job.sh.j2): this server was started by VNCSlurmSpawner to serve
+# a desktop. Only such a server starts its desktop by itself; every other Jupyter server of the same
+# environment (a notebook server, a laptop's `jupyter lab`) waits until its user opens the desktop.
+DESKTOP_JOB_VAR = "JUPYTER_VNC_DESKTOP_JOB"
+
+
+def claim_desktop_job(environ: MutableMapping[str, str]) -> bool:
+    """Whether the job script marked this server as a desktop job. The mark is taken out of ``environ``:
+    the server's terminals, kernels and desktop programs inherit its environment, and a `jupyter lab`
+    someone starts from one of them was not started for a desktop."""
+    return environ.pop(DESKTOP_JOB_VAR, "").strip() not in ("", "0")
 
 
 def parse_end_time(text: str) -> float | None:

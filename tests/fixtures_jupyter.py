@@ -13,11 +13,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from jupyter_vnc.jobinfo import DESKTOP_JOB_VAR
 
 MARKER_VAR = "JUPYTER_VNC_DESKTOP"
 
@@ -125,12 +127,21 @@ def desktop_pids(uid: int, marker: str | None = None) -> set[int]:
 
 
 def start_server(
-    user: pwd.struct_passwd, log_dir: Path, *extra: str, timeout: float = 60, path_prefix: str = ""
+    user: pwd.struct_passwd,
+    log_dir: Path,
+    *extra: str,
+    timeout: float = 60,
+    path_prefix: str = "",
+    desktop_job: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> UserServer:
-    """``path_prefix``: directories put first on the server's PATH (a user's conda, say)."""
+    """``path_prefix``: directories put first on the server's PATH (a user's conda, say).
+    ``desktop_job``: marked as the job script marks the server it starts for a desktop (which then
+    starts its desktop by itself); False: a plain Jupyter server in the same environment.
+    ``env``: variables to set or replace in the server's environment."""
     port, token = free_port(), secrets.token_hex(16)
     venv_bin = Path(sys.executable).parent
-    env = {
+    server_env = {
         "HOME": user.pw_dir,
         "USER": user.pw_name,
         "LOGNAME": user.pw_name,
@@ -140,6 +151,8 @@ def start_server(
         # The token through the environment (readable by its owner only), never argv: `ps` shows argv
         # to every user of the machine.
         "JUPYTER_TOKEN": token,
+        **({DESKTOP_JOB_VAR: "1"} if desktop_job else {}),
+        **(env or {}),
     }
     log = log_dir / f"jupyter-{user.pw_name}-{port}.log"
     argv = [
@@ -148,7 +161,7 @@ def start_server(
     ]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            argv, env=env, cwd=user.pw_dir, stdout=out, stderr=subprocess.STDOUT,
+            argv, env=server_env, cwd=user.pw_dir, stdout=out, stderr=subprocess.STDOUT,
             user=user.pw_uid, group=user.pw_gid, extra_groups=[], start_new_session=True,
         )  # fmt: skip
     server = UserServer(user, port, token, proc, log, list(extra))
@@ -208,8 +221,16 @@ def server_factory(
     """Start servers for a test; all are stopped (SIGTERM) at its end and must leave nothing behind."""
     started: list[UserServer] = []
 
-    def factory(name: str = "alice", *extra: str, path_prefix: str = "") -> UserServer:
-        server = start_server(users[name], server_logs, *extra, path_prefix=path_prefix)
+    def factory(
+        name: str = "alice",
+        *extra: str,
+        path_prefix: str = "",
+        desktop_job: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> UserServer:
+        server = start_server(
+            users[name], server_logs, *extra, path_prefix=path_prefix, desktop_job=desktop_job, env=env
+        )
         started.append(server)
         return server
 
