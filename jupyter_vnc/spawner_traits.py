@@ -13,9 +13,10 @@ from typing import Any
 import jinja2
 from batchspawner import SlurmSpawner
 from tornado import web
-from traitlets import Bool, Float, Int, List, Unicode, default
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 
 from . import options, slurm_commands, slurm_syntax
+from .registry import RegistryConfigError, check_registry_url
 from .resources import template_path
 
 # "As long as Slurm keeps the job" as JupyterHub's start_timeout (seconds); it has no "never".
@@ -282,6 +283,16 @@ class DesktopSpawnerBase(SlurmSpawner):
         Example: c.VNCSlurmSpawner.registry_password_file = "/etc/jupyterhub/redis-password"
         """,
     ).tag(config=True)
+
+    @validate("registry_url")
+    def _check_registry_url(self, proposal: Any) -> str:
+        # Here, where the configuration is read, not at the first spawn: a Redis URL on a hub installed
+        # without jupyter-vnc[redis] names the trait and the fix instead of failing a user's spawn.
+        try:
+            check_registry_url(proposal.value, f"c.{type(self).__name__}.registry_url")
+        except RegistryConfigError as e:
+            raise TraitError(str(e)) from None
+        return proposal.value
 
     @default("batch_script")
     def _default_batch_script(self) -> str:

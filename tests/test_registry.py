@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -56,7 +57,7 @@ async def eventually(check, what: str, timeout: float = 15.0) -> None:  # type: 
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=[pytest.param("memory", marks=pytest.mark.unit), "redis"])
 async def registry(request: pytest.FixtureRequest) -> AsyncIterator[Registry]:
     if request.param == "memory":
         yield MemoryRegistry(clock=FakeClock())
@@ -133,11 +134,45 @@ async def test_no_secret_in_what_is_stored(redis_bed) -> None:
         await backend.close()
 
 
+@pytest.mark.unit
 def test_open_registry_and_bad_urls() -> None:
     assert isinstance(open_registry(""), MemoryRegistry)
     with pytest.raises(ValueError, match="redis://"):
         open_registry("mysql://x")
     assert _redact("redis://:hunter2@db:6379/0") == "redis://:***@db:6379/0"
+
+
+@pytest.mark.unit
+def test_one_hub_needs_no_redis_and_a_redis_url_without_it_names_the_extra() -> None:
+    """Redis is an optional extra (jupyter-vnc[redis]). Without the package: the hub side imports, a
+    single hub's registry works, and a Redis registry_url fails where the spawner reads its
+    configuration, naming the trait and the extra (never an ImportError at a user's spawn)."""
+    script = """
+import sys
+sys.modules["redis"] = None  # as if the redis package were not installed
+from types import SimpleNamespace
+from jupyterhub.objects import Hub
+from traitlets import TraitError
+from traitlets.config import Config
+import jupyter_vnc.cli.doctor, jupyter_vnc.cli.sessions, jupyter_vnc.extension
+from jupyter_vnc.registry import MemoryRegistry, open_registry
+from jupyter_vnc.spawner import VNCSlurmSpawner
+assert isinstance(open_registry(""), MemoryRegistry)
+owner = SimpleNamespace(name="alice", escaped_name="alice", url="/user/alice/", server=None, spawners={})
+config = Config()
+VNCSlurmSpawner(config=config, user=owner, hub=Hub())  # no registry_url: in the hub process
+config.VNCSlurmSpawner.registry_url = "redis://127.0.0.1:6379/0"
+try:
+    VNCSlurmSpawner(config=config, user=owner, hub=Hub())
+except TraitError as e:
+    print(e)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        "c.VNCSlurmSpawner.registry_url names a Redis server, but the Redis client"
+    )
+    assert "install jupyter-vnc[redis], or leave c.VNCSlurmSpawner.registry_url empty" in result.stdout
 
 
 async def test_redis_down_then_back_loses_nothing(tmp_path: Path) -> None:
@@ -170,6 +205,7 @@ async def test_redis_down_then_back_loses_nothing(tmp_path: Path) -> None:
         redis("stop")
 
 
+@pytest.mark.unit
 def test_entries_that_are_not_sessions_are_refused() -> None:
     now = time.time()
     good = json.loads(session("bob", "viz", node="node1", started=now - 60, ends_at=now + 3600).to_json())

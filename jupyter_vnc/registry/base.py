@@ -22,6 +22,10 @@ class RegistryUnavailable(RuntimeError):
     """The backend cannot be reached (e.g. Redis is down); the message says which and why."""
 
 
+class RegistryConfigError(ValueError):
+    """The registry URL cannot be used by this installation; the message says what to change."""
+
+
 @dataclass
 class Session:
     user: str
