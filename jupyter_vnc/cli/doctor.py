@@ -7,14 +7,17 @@ or FAIL (desktops cannot work); the exit code is 0 only when nothing FAILed.
 from __future__ import annotations
 
 import asyncio
+import json
 import shlex
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from ..registry import RegistryUnavailable, open_registry
+from ..registry import RegistryConfigError, RegistryUnavailable, open_registry
+from . import errors
 from .hubapi import HubAPI, HubError
 from .hubconfig import HubSettings
 
@@ -174,6 +177,9 @@ class Doctor:
 
         try:
             anonymous = asyncio.run(ping())
+        except RegistryConfigError as e:
+            self.add(FAIL, "Registry", str(e))
+            return
         except RegistryUnavailable as e:
             self.add(
                 FAIL, "Redis", f"{e} (c.VNCSlurmSpawner.registry_url); spawns work, sessions cannot be listed"
@@ -241,9 +247,23 @@ def report(results: list[Result]) -> str:
     return "\n".join(f"[{r.status:>4}] {r.check.ljust(width)}  {r.detail}" for r in results)
 
 
-def run(settings: HubSettings) -> int:
+def as_json(results: list[Result]) -> dict[str, Any]:
+    """--json's shape (documented in `jupyter-vnc doctor --help`): add keys, never rename one."""
+    failed = sum(r.status == FAIL for r in results)
+    return {
+        "ok": not failed,
+        "failed": failed,
+        "warned": sum(r.status == WARN for r in results),
+        "checks": [asdict(r) for r in results],
+    }
+
+
+def run(settings: HubSettings, json_output: bool = False) -> int:
     results = Doctor(settings).run()
-    print(report(results))
     failed = [r for r in results if r.status == FAIL]
-    print(f"\n{len(failed)} problem(s) found." if failed else "\nEverything a desktop needs is in place.")
-    return 1 if failed else 0
+    if json_output:
+        print(json.dumps(as_json(results), indent=2))
+    else:
+        print(report(results))
+        print(f"\n{len(failed)} problem(s) found." if failed else "\nEverything a desktop needs is in place.")
+    return errors.FAILED if failed else errors.OK

@@ -9,9 +9,14 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote
 
+from .errors import FAILED, UNREACHABLE, USAGE, CLIError
 
-class HubError(RuntimeError):
-    pass
+
+class HubError(CLIError):
+    """The hub said no (exit code 1), did not answer (3), or the CLI has no token to ask it with (2)."""
+
+    def __init__(self, message: str, exit_code: int = FAILED) -> None:
+        super().__init__(message, exit_code)
 
 
 class HubAPI:
@@ -23,7 +28,8 @@ class HubAPI:
         if not self.token:
             raise HubError(
                 "no hub API token: set $JUPYTERHUB_API_TOKEN, pass --token-file, or give the hub a service "
-                'named "jupyter-vnc" with an api_token and admin:servers, read:users scopes'
+                'named "jupyter-vnc" with an api_token and admin:servers, read:users scopes',
+                USAGE,
             )
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method)
@@ -41,7 +47,11 @@ class HubAPI:
             except ValueError:
                 return e.code, {"message": text.decode(errors="replace")}
         except (urllib.error.URLError, OSError) as e:
-            raise HubError(f"the hub at {self.base} does not answer: {getattr(e, 'reason', e)}") from e
+            raise HubError(
+                f"the hub at {self.base} does not answer: {getattr(e, 'reason', e)} (the hub's address comes "
+                "from c.JupyterHub.hub_connect_url, hub_bind_url or hub_ip/hub_port; --hub-url overrides it)",
+                UNREACHABLE,
+            ) from e
 
     def whoami(self) -> dict[str, Any]:
         code, body = self.call("GET", "/user")

@@ -21,7 +21,10 @@ def spawner_for(settings: HubSettings, user: str, server: str = "") -> VNCSlurmS
     return VNCSlurmSpawner(config=settings.config, user=owner, hub=Hub(), name=server)
 
 
-def render(settings: HubSettings, user: str, options: dict[str, Any], server: str = "") -> str:
+def render_job(
+    settings: HubSettings, user: str, options: dict[str, Any], server: str = ""
+) -> tuple[str, dict[str, Any]]:
+    """The job script, and the validated request it was made from (what the spawner would use)."""
     try:
         pwd.getpwnam(user)
     except KeyError:
@@ -31,7 +34,7 @@ def render(settings: HubSettings, user: str, options: dict[str, Any], server: st
     spawner.request = validate(options, spawner.limits)
     subvars = spawner.get_req_subvars()
     subvars["cmd"] = spawner.cmd_formatted_for_batch()
-    return asyncio.run(spawner._get_batch_script(**subvars))
+    return asyncio.run(spawner._get_batch_script(**subvars)), spawner.request.as_dict()
 
 
 def parse_options(text: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict
 
 from ..registry import RegistryUnavailable, Session, open_registry
+from .errors import OK, UNREACHABLE, CLIError
 from .hubapi import HubAPI
 from .hubconfig import HubSettings
 
@@ -76,14 +77,16 @@ def run(settings: HubSettings, as_json: bool, show_all: bool) -> int:
         try:
             sessions, skipped = asyncio.run(from_registry(url, settings.trait("registry_password_file", "")))
         except RegistryUnavailable as e:
-            print(f"error: {e}.\nThe desktops themselves keep running; start Redis again to list them.")
-            return 2
+            raise CLIError(
+                f"{e}. The desktops themselves keep running; start Redis again to list them.", UNREACHABLE
+            ) from e
     else:
         sessions = from_hub(settings)
     if not show_all:
         sessions = [s for s in sessions if s.state in ("queued", "running", "unknown")]
     if as_json:
-        print(json.dumps([{**asdict(s), "seconds_left": s.seconds_left()} for s in sessions], indent=2))
+        listing = [{**asdict(s), "seconds_left": s.seconds_left()} for s in sessions]
+        print(json.dumps({"sessions": listing, "skipped": skipped}, indent=2))
     else:
         print(table(sessions) if sessions else "no desktops running")
     if skipped:
@@ -93,4 +96,4 @@ def run(settings: HubSettings, as_json: bool, show_all: bool) -> int:
             + ", ".join(skipped),
             file=sys.stderr,
         )
-    return 0
+    return OK
