@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -9,9 +11,14 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+
+from jupyter_vnc import __version__
 from jupyter_vnc.resources import template_path, templates_dir
 
 ROOT = Path(__file__).resolve().parents[1]
+# The wheel's and sdist's names for this version: jupyter_vnc/_version.py is the one place it is written.
+DIST = f"jupyter_vnc-{__version__}"
 
 
 def test_wheel_carries_the_templates(tmp_path: Path) -> None:
@@ -43,28 +50,48 @@ def test_wheel_carries_the_templates(tmp_path: Path) -> None:
     assert "jupyter_vnc/slurm.py" in names
     assert "jupyter_vnc/static/viewer.js" in names  # users never need node
     # The prebuilt JupyterLab extension, where JupyterLab looks for it.
-    lab = "jupyter_vnc-0.1.0.data/data/share/jupyter/labextensions/jupyter-vnc"
+    lab = f"{DIST}.data/data/share/jupyter/labextensions/jupyter-vnc"
     assert {f"{lab}/package.json", f"{lab}/install.json", f"{lab}/schemas/jupyter-vnc/plugin.json"} <= names
     assert any(n.startswith(f"{lab}/static/remoteEntry.") for n in names)
-    assert "jupyter_vnc-0.1.0.data/data/etc/jupyter/jupyter_server_config.d/jupyter_vnc.json" in names
-    entry_points = zipfile.ZipFile(wheel).read("jupyter_vnc-0.1.0.dist-info/entry_points.txt").decode()
+    assert f"{DIST}.data/data/etc/jupyter/jupyter_server_config.d/jupyter_vnc.json" in names
+    entry_points = zipfile.ZipFile(wheel).read(f"{DIST}.dist-info/entry_points.txt").decode()
     assert "vnc-slurm = jupyter_vnc.spawner:VNCSlurmSpawner" in entry_points
     # The licence a legal review reads: named in the metadata, its whole text in the wheel and the sdist.
-    metadata = zipfile.ZipFile(wheel).read("jupyter_vnc-0.1.0.dist-info/METADATA").decode()
+    metadata = zipfile.ZipFile(wheel).read(f"{DIST}.dist-info/METADATA").decode()
+    assert f"\nVersion: {__version__}\n" in metadata
     assert "License-Expression: BSD-3-Clause" in metadata and "License-File: LICENSE" in metadata
     licence = (ROOT / "LICENSE").read_text()
     assert licence.startswith("BSD 3-Clause License")
-    assert zipfile.ZipFile(wheel).read("jupyter_vnc-0.1.0.dist-info/licenses/LICENSE").decode() == licence
+    assert zipfile.ZipFile(wheel).read(f"{DIST}.dist-info/licenses/LICENSE").decode() == licence
     subprocess.run(
         [sys.executable, "-c", f"from hatchling.build import build_sdist; build_sdist({str(tmp_path)!r})"],
         cwd=src, check=True, capture_output=True,
     )  # fmt: skip
     (sdist,) = tmp_path.glob("jupyter_vnc-*.tar.gz")
     with tarfile.open(sdist) as archive:
-        packed = archive.extractfile("jupyter_vnc-0.1.0/LICENSE")
+        packed = archive.extractfile(f"{DIST}/LICENSE")
         assert packed is not None and packed.read().decode() == licence
 
 
+def npm_version(version: str) -> str:
+    """A PEP 440 version as npm writes it: 1.2.0 stays, 1.2.0a1 is 1.2.0-alpha.1 (b: beta, rc: rc)."""
+    parts = re.fullmatch(r"(\d+\.\d+\.\d+)(?:(a|b|rc)(\d+))?", version)
+    assert parts, f"{version}: not a version this test knows how to write for npm"
+    release, kind, number = parts.groups()
+    return f"{release}-{dict(a='alpha', b='beta', rc='rc')[kind]}.{number}" if kind else release
+
+
+@pytest.mark.unit
+def test_every_other_place_that_carries_the_version_agrees() -> None:
+    """The version is written in jupyter_vnc/_version.py (hatch reads it for the wheel). The JupyterLab
+    extension's package.json must carry one too (JupyterLab shows it): it must be the same, in npm's
+    spelling; and the changelog has an entry for it."""
+    package = json.loads((ROOT / "labextension" / "package.json").read_text())
+    assert package["version"] == npm_version(__version__), "labextension/package.json: set it to match"
+    assert f"## [{__version__}]" in (ROOT / "CHANGELOG.md").read_text(), "CHANGELOG.md: no entry for it"
+
+
+@pytest.mark.unit
 def test_templates_are_found_from_a_checkout() -> None:
     assert template_path("xstartup").read_text().startswith("#!/bin/sh")
     assert templates_dir().is_dir()
