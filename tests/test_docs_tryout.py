@@ -1,9 +1,9 @@
 """The try-out page's configuration, taken from the docs alone, is one JupyterHub loads as written.
 
 docs/tryout.md marks the code blocks that make up its jupyterhub_config.py (class ``tryout-config``);
-``tryout_config()`` joins them in order. Here the file is loaded the way JupyterHub loads its own and
-checked for what a fresh hub needs: our spawner, the settings as given, nothing misspelt. No hub or
-Slurm job is started.
+``tryout_config()`` joins them in order. The file is loaded the way JupyterHub loads its own and
+checked for what a fresh hub needs (our spawner, the settings as given, nothing misspelt), then run: a
+real hub from those lines alone (and this machine's ports) spawns a real desktop job.
 """
 
 from __future__ import annotations
@@ -95,3 +95,67 @@ def test_a_misspelt_setting_is_caught(tmp_path: Path) -> None:
     )
     _, config = load_hub_config(_written(tmp_path, tryout_config(doc)))
     assert unknown_settings(config) == ["c.VNCSlurmSpawner.req_partiton"]
+
+
+# What this one machine needs besides the page's lines, and nothing a site would change: ports beside
+# the demo hub's, and the node's address (the test bed's Slurm node names resolve nowhere; on a cluster
+# they do, and `jupyter-vnc doctor` checks it).
+TEST_BED = """
+c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
+c.JupyterHub.subdomain_host = "http://localhost:{port}"
+c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_port}"
+c.VNCSlurmSpawner.state_exechost_exp = "127.0.0.1"
+"""
+
+
+def test_a_hub_configured_from_the_page_alone_gives_a_desktop(slurm, tmp_path: Path) -> None:
+    """The page's blocks, as an admin copies them, on a fresh hub: log in, spawn, Lab, the desktop,
+    stop; nothing left in Slurm."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import requests
+    from fixtures_jupyter import free_port
+    from hubclient import HubUser
+    from test_spawner import squeue
+
+    port = free_port()
+    config = tryout_config() + TEST_BED.format(port=port, hub_port=free_port(), proxy_port=free_port())
+    password = re.search(r'DummyAuthenticator.password = "([^"]+)"', config).group(1)  # type: ignore[union-attr]
+    path = _written(tmp_path, config)
+    bindir = str(Path(sys.executable).parent)
+    hub = subprocess.Popen(
+        [f"{bindir}/jupyterhub", "-f", str(path)],
+        cwd=tmp_path, stdout=(tmp_path / "hub.log").open("w"), stderr=subprocess.STDOUT,
+        env={**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{url}/hub/api/", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert hub.poll() is None and time.monotonic() < deadline, (tmp_path / "hub.log").read_text()
+            time.sleep(0.5)
+        alice = HubUser(url, "alice", password)
+        answer = alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1, "hours": 1})
+        assert answer.status_code in {201, 202}, answer.text
+        alice.wait_ready(timeout=120)
+        assert alice.open_server(path="lab").status_code == 200
+        assert alice.server_api("vnc/api/status").json()["state"] in {"starting", "running"}
+        assert alice.api("DELETE", "/users/alice/server").status_code in {202, 204}
+        alice.wait_stopped(timeout=60)
+        assert squeue("alice") == []
+    finally:
+        hub.terminate()
+        try:
+            hub.wait(30)
+        except subprocess.TimeoutExpired:
+            hub.kill()
+        subprocess.run(["scancel", "-u", "alice", "--name", "jupyter-vnc-alice"], check=False)
