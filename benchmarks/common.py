@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(1, str(REPO))
 
+from jupyter_vnc.jobinfo import DESKTOP_JOB_VAR  # noqa: E402
 from jupyter_vnc.rfb import RAW, ByteStream, RFBClient  # noqa: E402
 
 USER = os.environ.get("JVNC_BENCH_USER", "alice")
@@ -363,6 +364,8 @@ class Bench:
             # to every user of the machine.
             "JUPYTER_TOKEN": token,
         }
+        if kind == "ours":
+            env[DESKTOP_JOB_VAR] = "1"  # as its job script marks it: a desktop job prestarts its desktop
         argv = [
             str(bindir / "jupyter"), "server", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
             "--ServerApp.open_browser=False",

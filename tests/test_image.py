@@ -22,6 +22,7 @@ import pytest
 from fixtures_jupyter import UserServer, desktop_pids, free_port, wait_until
 from rfbstreams import websocket_stream
 
+from jupyter_vnc.jobinfo import DESKTOP_JOB_VAR
 from jupyter_vnc.rfb import RFBClient
 
 RUN_DIR = "/run/jvnc"  # where the per-job directory appears inside the container
@@ -151,6 +152,8 @@ async def test_a_server_in_the_image_serves_the_desktop_and_takes_it_along_when_
     env = {
         "HOME": alice.pw_dir, "USER": alice.pw_name, "LOGNAME": alice.pw_name,
         "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+        # Into the image as the job script passes it: a desktop job, which starts its desktop by itself.
+        f"APPTAINERENV_{DESKTOP_JOB_VAR}": "1",
     }  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(

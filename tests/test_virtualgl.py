@@ -27,6 +27,7 @@ from fixtures_jupyter import UserServer, free_port, wait_until
 from rfbstreams import websocket_stream
 
 from jupyter_vnc import gpu
+from jupyter_vnc.jobinfo import DESKTOP_JOB_VAR
 from jupyter_vnc.rfb import RAW, RFBClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,6 +207,8 @@ async def test_in_the_image_a_gl_program_renders_through_the_images_virtualgl(
             "USER": alice.pw_name,
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
+            # Into the image as the job script passes it: a desktop job starts its desktop by itself.
+            f"APPTAINERENV_{DESKTOP_JOB_VAR}": "1",
         }
         with open(log, "wb") as out:
             proc = subprocess.Popen(
