@@ -16,6 +16,9 @@ import pytest
 from jupyter_vnc.audience import REVOKED, Audience
 from jupyter_vnc.sharing import Role, Visitor
 
+# No service: also run against the lowest declared dependency versions (devstack/floors).
+pytestmark = pytest.mark.unit
+
 ACCESS = "access:servers!server=alice/"
 
 

@@ -13,6 +13,9 @@ from jupyter_vnc import jobscript
 from jupyter_vnc.options import DesktopRequest, Limits, OptionsError, from_form, validate
 from jupyter_vnc.resources import template_path
 
+# No service: also run against the lowest declared dependency versions (devstack/floors).
+pytestmark = pytest.mark.unit
+
 LIMITS = Limits(max_gpus=2, max_memory_gb=32, max_hours=8, partitions=("vnc", "gpu"), default_partition="vnc")
 SAFE = re.compile(r"[A-Za-z0-9_.:x-]*")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -12,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from jupyter_vnc import __version__
 from jupyter_vnc.resources import template_path, templates_dir
@@ -89,6 +91,48 @@ def test_every_other_place_that_carries_the_version_agrees() -> None:
     package = json.loads((ROOT / "labextension" / "package.json").read_text())
     assert package["version"] == npm_version(__version__), "labextension/package.json: set it to match"
     assert f"## [{__version__}]" in (ROOT / "CHANGELOG.md").read_text(), "CHANGELOG.md: no entry for it"
+
+
+@pytest.mark.unit
+def test_every_module_of_the_package_imports() -> None:
+    """Every module, each imported in a fresh interpreter's one run: a name that a dependency lacks at
+    its declared floor (devstack/floors runs this there) fails here, not in a site's hub or server."""
+    script = (
+        "import importlib, pkgutil, jupyter_vnc\n"
+        "for m in pkgutil.walk_packages(jupyter_vnc.__path__, 'jupyter_vnc.'):\n"
+        "    if not m.name.endswith('__main__'):\n"
+        "        importlib.import_module(m.name)\n"
+        "        print(m.name)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert {"jupyter_vnc.bridge", "jupyter_vnc.spawner", "jupyter_vnc.cli.doctor"} <= set(
+        result.stdout.split()
+    )
+
+
+@pytest.mark.unit
+def test_the_floor_run_pins_every_direct_requirement_at_its_floor() -> None:
+    """devstack/floors installs what devstack/floor_requirements.py lists: each dependency, each runtime
+    extra and the unit tests' tools, at exactly its declared floor; a requirement without one is refused."""
+    spec = importlib.util.spec_from_file_location(
+        "floor_requirements", ROOT / "devstack" / "floor_requirements.py"
+    )
+    assert spec and spec.loader
+    floors = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(floors)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pinned = floors.floor_requirements(project)
+    declared = [*project["dependencies"], *project["optional-dependencies"]["redis"]]
+    names = [re.split(r"[\[<>=~;]", line, maxsplit=1)[0] for line in pinned]
+    assert names == [re.split(r"[\[<>=~;, ]", r, maxsplit=1)[0] for r in declared] + list(floors.TEST_TOOLS)
+    for line, requirement in zip(pinned, declared, strict=False):
+        floor = re.search(r"(?:>=|~=|==)\s*([^,;\s]+)", requirement)
+        assert floor and line.split(";")[0].endswith(f"=={floor.group(1)}"), (line, requirement)
+    with pytest.raises(floors.NoFloor, match="give it one lower bound"):
+        floors.floor_requirements(
+            {"dependencies": ["jinja2"], "optional-dependencies": project["optional-dependencies"]}
+        )
 
 
 @pytest.mark.unit

@@ -93,6 +93,7 @@ def test_an_unknown_message_type_stops_the_stream(sent: list, unknown: int) -> N
         stream.feed(bytes([unknown]) + b"\x00" * 30)
 
 
+@pytest.mark.unit
 def test_an_oversized_clipboard_is_refused_before_it_is_buffered() -> None:
     stream = ClientStream()
     stream.feed(b"".join(HANDSHAKE))
@@ -101,6 +102,7 @@ def test_an_oversized_clipboard_is_refused_before_it_is_buffered() -> None:
     assert stream.pending == 8  # the header only: nothing of the text was waited for
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "version",
     [b"RFB 003.004\n", b"RFB 003.005\n", b"RFB 003.006\n", b"RFB 003.009\n", b"RFB 003.889\n",
@@ -113,6 +115,7 @@ def test_only_the_three_official_versions_are_framed(version: bytes) -> None:
         ClientStream().feed(version)
 
 
+@pytest.mark.unit
 def test_vnc_auth_and_protocol_3_3_handshakes_are_framed() -> None:
     auth = ClientStream().feed(
         b"RFB 003.008\n\x02" + b"r" * 16 + b"\x01" + struct.pack(">BBHH", 5, 1, 10, 10)
@@ -226,6 +229,7 @@ def test_an_unframeable_stream_ends_a_watcher_and_passes_through_for_the_owner(
     assert types_in(watched) == types_in(b"".join(GUEST_HANDSHAKE)) + [m[0] for k, m in sent if k in WATCHING]
 
 
+@pytest.mark.unit
 def test_what_a_guest_may_not_make_the_server_hold_or_misread() -> None:
     start = b"".join(GUEST_HANDSHAKE)
     # Clipboards: a watcher's is refused at its 8-byte header, someone with control's above Xvnc's limit.
@@ -255,6 +259,7 @@ def test_what_a_guest_may_not_make_the_server_hold_or_misread() -> None:
         assert data.startswith(passed.data) and not passed.refusal
 
 
+@pytest.mark.unit
 def test_a_guests_encodings_are_narrowed_to_those_framed_for_them() -> None:
     novnc = [7, -260, 16, 5, 2, 1, 0, -26, -254, -223, -224, -258, -308, -309, -312, -313, -307,
              -1063131698, 0x574D5664, -239, -261, 0x574D5668, -316]  # fmt: skip
@@ -267,6 +272,7 @@ def test_a_guests_encodings_are_narrowed_to_those_framed_for_them() -> None:
     assert encodings_in(owner) == set(novnc)
 
 
+@pytest.mark.unit
 def test_a_ten_megabyte_frame_is_framed_in_linear_time() -> None:
     """The reader cuts its buffer once per call: a frame of a million small messages costs a million
     steps, not a million times its length."""

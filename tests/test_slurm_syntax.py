@@ -6,6 +6,9 @@ import pytest
 
 from jupyter_vnc.slurm_syntax import gpus_in_gres, gres_with_gpus, hours, memory_gb
 
+# No service: also run against the lowest declared dependency versions (devstack/floors).
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("value", "gib"),

@@ -19,6 +19,9 @@ from jupyter_vnc import spawner as spawner_module
 from jupyter_vnc.slurm import Phase
 from jupyter_vnc.spawner import VNCSlurmSpawner
 
+# No service: also run against the lowest declared dependency versions (devstack/floors).
+pytestmark = pytest.mark.unit
+
 # What a site that runs plain SlurmSpawner has in its jupyterhub_config.py today.
 SITE_CONFIG = """
 c.SlurmSpawner.exec_prefix = "ssh -p 2222 login-{partition} sudo -E -u {username}"
@@ -88,7 +91,8 @@ async def test_the_sites_commands_prefix_and_variables_are_used() -> None:
 async def test_the_admins_req_values_are_the_forms_defaults_and_the_scripts() -> None:
     spawner = site_spawner()
     assert spawner.limits.defaults() == {
-        "gpus": 1, "memory_gb": 32, "hours": 8.0, "resolution": "1920x1080", "partition": "vis"
+        "gpus": 1, "memory_gb": 32, "hours": 8.0, "resolution": "1920x1080", "partition": "vis",
+        "queue_hours": 24.0,  # default_queue_hours: no req_* for it, ours
     }  # fmt: skip
     form = spawner._render_options_form(spawner)
     assert re.search(r'name="memory_gb"[^>]*value="32"', form), form
