@@ -82,7 +82,8 @@ c.VNCSlurmSpawner.registry_password_file = str(
 if os.environ.get("JVNC_DESKTOP_IMAGE"):
     c.VNCSlurmSpawner.image = os.environ["JVNC_DESKTOP_IMAGE"]
     c.VNCSlurmSpawner.apptainer = "/usr/local/bin/apptainer"
-c.Spawner.start_timeout = 120
+# No start_timeout: the spawner computes it from the queue limit (a desktop may wait in the queue for
+# hours); the start on the node has job_start_timeout (jupyterhub_desktops.py).
 c.Spawner.http_timeout = 60
 
 # A site's own settings on top of the demo's: tests/test_site_settings.py restarts the hub with a file

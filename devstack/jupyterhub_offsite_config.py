@@ -26,6 +26,15 @@ c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = (state / "password").read_text().strip()
 c.Authenticator.allowed_users = set(os.environ.get("JVNC_OFFSITE_USERS", "olga").split())
+# The admin CLI (`jupyter-vnc doctor`, run as this hub's account) finds its token here.
+c.JupyterHub.services = [{"name": "jupyter-vnc", "api_token": (state / "admin-token").read_text().strip()}]
+c.JupyterHub.load_roles = [
+    {
+        "name": "jupyter-vnc-admin",
+        "scopes": ["admin:servers", "admin:server_state", "list:users", "read:users"],
+        "services": ["jupyter-vnc"],
+    }
+]
 
 load_subconfig(str(Path(__file__).with_name("jupyterhub_desktops.py")))  # noqa: F821 - from JupyterHub
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -421,6 +422,13 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
                 )
                 if response.code != 599:  # any HTTP answer: the server is up
                     return
+            except socket.gaierror as e:
+                # The node's name (or state_exechost_exp's address) means nothing here: no wait helps.
+                await self._give_up(
+                    f"The hub cannot resolve {self.ip!r}, the address of node {self.node} of Slurm job "
+                    f"{self.job_id} ({e.strerror}); the job was cancelled. Tell your site's admins: the hub "
+                    "must reach the nodes by name (DNS, /etc/hosts) or c.VNCSlurmSpawner.state_exechost_exp."
+                )
             except OSError:
                 pass  # connection refused: not listening yet
             await asyncio.sleep(0.2)

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from conftest import DEVSTACK, HubBed, RedisBed
 from fixtures_jupyter import free_port, wait_until
 from hubclient import HubUser
+from test_spawner import squeue
 
 from jupyter_vnc import __version__
 from jupyter_vnc.cli.hubconfig import ConfigError, derived_hub_url, given_hub_url
@@ -123,8 +124,54 @@ def test_doctor_passes_on_the_test_bed(hub: HubBed) -> None:
 def test_doctor_names_what_is_broken(hub: HubBed, tmp_path: Path, override: str, named: str) -> None:
     result = cli("doctor", config=broken(tmp_path, override))
     assert result.returncode == 1, result.stdout
-    assert named in result.stdout
+    # Spaces squeezed: the columns' width follows the longest check name.
+    assert " ".join(named.split()) in " ".join(result.stdout.split()), result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_doctor_checks_from_inside_a_job_as_the_user(hub: HubBed) -> None:
+    """--user: a real probe job as alice, through the spawner's exec_prefix, on the desktop partition."""
+    result = cli("doctor", "--user", "alice")
+    assert result.returncode == 0, result.stdout
+    for check in ("Probe job", "jupyterhub-singleuser in the job", "jupyter-vnc in the job",
+                  "Node to hub API", "Hub to node", "VNC server", "XFCE"):  # fmt: skip
+        assert any(line.startswith("[  OK]") and check in line for line in result.stdout.splitlines()), check
+    assert "as alice ran on" in result.stdout
+    assert squeue("alice") == []  # the probe cancelled itself
+
+
+@pytest.mark.parametrize(
+    ("override", "check", "words"),
+    [
+        # The nodes cannot reach the hub's API where the hub says they can: no desktop could report its port.
+        ('c.JupyterHub.hub_connect_url = "http://127.0.0.1:1"', "Node to hub API",
+         "cannot reach http://127.0.0.1:1/hub/api (URLError"),
+        # The hub would record the node under a name it cannot resolve (a site's state_exechost_exp).
+        ('c.VNCSlurmSpawner.state_exechost_exp = "node-x.invalid"', "Hub to node",
+         "cannot resolve node-x.invalid"),
+        # A bare command name: the job sees the user's login PATH, which lacks the hub's venv.
+        ('c.VNCSlurmSpawner.batchspawner_singleuser_cmd = "jvnc-no-such-command"',
+         "jvnc-no-such-command in the job", "not on alice's PATH"),
+    ],
+)  # fmt: skip
+def test_doctor_says_in_red_what_a_job_would_meet(
+    hub: HubBed, tmp_path: Path, override: str, check: str, words: str
+) -> None:
+    result = cli("doctor", "--user", "alice", config=broken(tmp_path, override))
+    assert result.returncode == 1, result.stdout
+    (red,) = [line for line in doctor_lines(result.stdout, "FAIL") if line[7:].startswith(check + " ")]
+    assert words in red, result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert squeue("alice") == []
+
+
+def test_doctor_warns_about_settings_that_cancel_queued_desktops(hub: HubBed, tmp_path: Path) -> None:
+    config = broken(tmp_path, "c.Spawner.start_timeout = 300", "c.JupyterHub.concurrent_spawn_limit = 10")
+    result = cli("doctor", config=config)
+    warned = doctor_lines(result.stdout, "WARN")
+    assert any(w.startswith("[WARN] start_timeout") and "set to 300 s" in w and "168 h" in w for w in warned)
+    assert any(w.startswith("[WARN] concurrent_spawn_limit") and "10: desktops waiting" in w for w in warned)
+    assert result.returncode == 0, result.stdout  # warnings only: desktops still start
 
 
 async def test_sessions_and_cancel_through_the_hub(hub: HubBed) -> None:

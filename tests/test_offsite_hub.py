@@ -9,6 +9,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -177,3 +178,29 @@ async def test_a_job_that_ends_behind_the_hubs_back_is_noticed_over_ssh(olga: Hu
     subprocess.run(["scancel", job_id], check=True)
     olga.wait_stopped("two", timeout=60)  # the hub polls every 10 s
     assert f"Your desktop's Slurm job {job_id} was cancelled" in log_since(start)
+
+
+def test_doctor_is_green_on_the_hub_off_the_submit_host(offsite_hub: str) -> None:
+    """`jupyter-vnc doctor --user olga` as the hub's own account, with the hub's environment: Slurm only
+    over ssh, sudo there under the site's rule, PrivateData=jobs; the probe job checks the node."""
+    state = STATE / "offsite-hub"
+    result = subprocess.run(
+        ["/usr/sbin/runuser", "-u", "jvnc-hub", "--", "env", "-i", f"HOME={state}", "LANG=C.UTF-8",
+         f"PATH={Path(sys.executable).parent}:{state / 'bin'}", f"JVNC_STATE={STATE}",
+         f"JVNC_LOGIN_NODE_SSH={devstack('login-node', 'ssh-prefix').stdout.strip()}",
+         str(Path(sys.executable).with_name("jupyter-vnc")), "-f",
+         str(state / "config" / "jupyterhub_offsite_config.py"), "doctor", "--user", USER],
+        capture_output=True, text=True, cwd="/tmp", timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    for check in (
+        "Slurm controller",
+        "Partition vnc",
+        "Probe job",
+        "Node to hub API",
+        "Hub to node",
+        "VNC server",
+    ):
+        assert any(line.startswith("[  OK]") and check in line for line in result.stdout.splitlines()), check
+    assert f"as {USER} ran on" in result.stdout
+    assert squeue(USER) == []

@@ -141,3 +141,35 @@ async def test_a_hub_without_redis_serves_desktops_and_the_viewer_reconnects_aft
     assert squeue("alice") == [job_id]
     assert alice.api("GET", "/users/alice").json()["servers"][""]["ready"]
     assert redis_bed.cli("--scan", "--pattern", "jupyter-vnc:session:alice*").split() == []
+
+
+@pytest.fixture
+def alice_on_an_unresolvable_node(hub: HubBed, tmp_path: Path) -> Iterator[HubUser]:
+    """The hub records each node under a name it cannot resolve (a site's state_exechost_exp, or Slurm
+    node names that are not in the hub's DNS)."""
+    with hub_with(tmp_path, 'c.VNCSlurmSpawner.state_exechost_exp = "node-x.invalid"'):
+        yield from _logged_in(hub, "alice")
+
+
+def test_a_node_the_hub_cannot_resolve_fails_the_spawn_at_once_and_says_why(
+    alice_on_an_unresolvable_node: HubUser,
+) -> None:
+    """No wait helps there: the spawn fails as soon as the server's port is known (not after
+    http_timeout), the user reads why and what her admins must fix, and the job is cancelled."""
+    import time
+
+    from hubclient import spawn_watching_progress
+
+    alice = alice_on_an_unresolvable_node
+    progress = spawn_watching_progress(alice, options={"gpus": 0, "memory_gb": 1})
+    started = time.monotonic()
+    alice.wait_stopped(timeout=90)
+    assert time.monotonic() - started < 45  # the server starts in seconds; http_timeout is 60 s
+    final = progress.messages(timeout=10)
+    said = next(m for m in final if "cannot resolve" in m)
+    assert "The hub cannot resolve 'node-x.invalid', the address of node" in said
+    assert "must reach the nodes by name" in said and "the job was cancelled" in said
+    deadline = time.monotonic() + 30
+    while squeue("alice"):
+        assert time.monotonic() < deadline, "the job outlived its failed spawn"
+        time.sleep(0.5)

@@ -79,7 +79,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="include desktops that ended recently")
     c = command("cancel", "end a desktop cleanly through the hub")
     c.add_argument("target", metavar="USER[/SERVER]")
-    command("doctor", "check that everything a desktop needs is in place")
+    d = command("doctor", "check that everything a desktop needs is in place")
+    d.add_argument(
+        "--user",
+        default="",
+        help="also submit a short probe job as this user, through the spawner's own commands (exec_prefix,"
+        " sudo, ssh), and check from its node what a desktop job needs: the commands it runs on the"
+        " user's PATH, the hub's API from the node, the node's address from the hub",
+    )
     r = command("render-job", "print the job script a spawn would submit (dry run)")
     r.add_argument("--user", required=True)
     r.add_argument("--server", default="", help="named server (default: the user's default server)")
@@ -113,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "doctor":
         from . import doctor
 
-        return doctor.run(settings, args.json)
+        return doctor.run(settings, args.json, args.user)
     if args.command == "cancel":
         user, _, server = args.target.partition("/")
         if not user or "/" in server:

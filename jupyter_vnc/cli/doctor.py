@@ -40,6 +40,11 @@ def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[st
         return subprocess.CompletedProcess(argv, 124, "", f"{argv[0]} did not answer within {timeout:g}s")
 
 
+def _shell(command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """A command line composed like the spawner's (a site's prefix: ssh to a login node, sudo)."""
+    return _run(["/bin/sh", "-c", command], timeout)
+
+
 def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
@@ -56,8 +61,29 @@ class Doctor:
 
     # --- Slurm -----------------------------------------------------------------------------------
 
+    def slurm_command(self, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a Slurm command the way the spawner's shared status query runs: through
+        query_exec_prefix (on a hub that is not a submit host: ssh to a login node)."""
+        from ..slurm_commands import compose
+
+        prefix = self.settings.trait("query_exec_prefix", "") or ""
+        return _shell(compose(prefix, command, {}), timeout)
+
+    def slurm_reachable(self) -> bool:
+        if self.settings.trait("query_exec_prefix", ""):
+            return self.slurm()
+        if not shutil.which("scontrol"):
+            self.add(
+                FAIL,
+                "Slurm controller",
+                "scontrol not found on the hub machine (install slurm-client, or reach a login node"
+                " through c.VNCSlurmSpawner.query_exec_prefix and exec_prefix)",
+            )
+            return False
+        return self.slurm()
+
     def slurm(self) -> bool:
-        ping = _run(["scontrol", "ping"], timeout=30)
+        ping = self.slurm_command("scontrol ping", timeout=30)
         if ping.returncode != 0 or "UP" not in ping.stdout:
             why = _first_line(ping.stderr or ping.stdout) or f"exit code {ping.returncode}"
             self.add(FAIL, "Slurm controller", f"not reachable from the hub: {why}")
@@ -75,7 +101,8 @@ class Doctor:
             return
         max_gpus = int(self.settings.trait("max_gpus", 1) or 0)
         for name in wanted:
-            info = _run(["sinfo", "-h", "-p", name, "-o", "%P|%a|%D|%G"])
+            # "#", not "|": behind ssh (query_exec_prefix) the remote shell reads the format unquoted.
+            info = self.slurm_command(f"sinfo -h -p {shlex.quote(name)} -o '%P#%a#%D#%G'")
             line = _first_line(info.stdout)
             if info.returncode != 0 or not line:
                 self.add(
@@ -84,7 +111,7 @@ class Doctor:
                     "does not exist (check c.VNCSlurmSpawner.req_partition/partitions)",
                 )
                 continue
-            _, avail, nodes, gres = line.split("|", 3)
+            _, avail, nodes, gres = line.split("#", 3)
             if avail != "up":
                 self.add(FAIL, f"Partition {name}", f"is {avail}: jobs will wait forever")
             else:
@@ -229,14 +256,151 @@ class Doctor:
             "*.hub.example.org); JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH=0 does not close this",
         )
 
-    def run(self) -> list[Result]:
-        steps: list[Callable[[], object]] = [self.hub_token, self.origins, self.registry]
-        if shutil.which("scontrol") and self.slurm():
+    # --- settings that cancel queued desktops or weaken security -----------------------------------
+
+    def settings_risks(self) -> None:
+        hub = self.settings.config.get("JupyterHub", {})
+        queue = float(self.settings.trait("max_queue_hours", 168.0) or 0) or float(
+            self.settings.trait("default_queue_hours", 24.0) or 0
+        )
+        start_timeout = self.settings.trait("start_timeout", None)
+        if start_timeout is not None and (not queue or float(start_timeout) < queue * 3600):
+            self.add(
+                WARN,
+                "start_timeout",
+                f"set to {start_timeout} s: JupyterHub gives up on a spawn after it and the job is cancelled,"
+                f" so a desktop queued longer never starts although users may wait "
+                + (f"{queue:g} h" if queue else "without limit")
+                + " (max_queue_hours). Remove the setting: the spawner computes it from the queue limit",
+            )
+        else:
+            self.add(OK, "start_timeout", "follows the queue limit (max_queue_hours + job_start_timeout)")
+        limit = hub.get("concurrent_spawn_limit", 100)
+        if limit and int(limit) < 50:
+            self.add(
+                WARN,
+                "concurrent_spawn_limit",
+                f"{limit}: desktops waiting in the Slurm queue count against it; with {limit} queued, the "
+                'next spawn is refused ("Too many users trying to log in right now"). Raise it, or 0',
+            )
+        else:
+            self.add(
+                OK,
+                "concurrent_spawn_limit",
+                f"{limit or 'no limit'} (desktops waiting in the Slurm queue count against it)",
+            )
+        environment = self.settings.trait("environment", {}) or {}
+        cookie = str(environment.get("JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH", "")).strip().lower()
+        if cookie not in {"0", "false", "no", "off"} and not hub.get("subdomain_host"):
+            self.add(
+                WARN,
+                "Websocket cookie auth",
+                "on, and users share one origin: a page of one user's server can open a websocket to "
+                "another's desktop with her cookie. Set c.Spawner.environment = "
+                '{"JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH": "0"} (and subdomain_host)',
+            )
+
+    # --- from inside a job, as a user ----------------------------------------------------------------
+
+    def in_job(self, username: str) -> None:
+        from . import probe
+
+        try:
+            spawner = probe.make_spawner(self.settings.config, username)
+        except KeyError:
+            self.add(FAIL, "Probe job", f"no Unix user {username!r} on the hub machine")
+            return
+        api = probe.hub_api_url(self.settings.config)
+        found = asyncio.run(probe.run_probe(spawner, api))
+        where = f"job {found.job_id} as {username}" if found.job_id else f"as {username}"
+        if found.error or not found.report:
+            self.add(FAIL, "Probe job", f"{where}: {found.error or 'no report'}")
+            return
+        report = found.report
+        self.add(OK, "Probe job", f"{where} ran on {report.node} (submitted through exec_prefix)")
+        for name, outcome in report.commands.items():
+            if outcome == "ok":
+                self.add(OK, f"{name} in the job", f"on {username}'s PATH on {report.node}, runnable")
+            elif outcome == "missing":
+                self.add(
+                    FAIL,
+                    f"{name} in the job",
+                    f"not on {username}'s PATH on {report.node} (the job sees the user's login PATH, not "
+                    "the hub's): give its full path in c.VNCSlurmSpawner.batchspawner_singleuser_cmd or "
+                    "c.Spawner.cmd",
+                )
+            else:
+                self.add(
+                    FAIL,
+                    f"{name} in the job",
+                    f"{probe.safe(outcome)} for {username} on {report.node}: install into an environment "
+                    "the users may read (not under /root)",
+                )
+        if report.imports == "ok":
+            self.add(
+                OK,
+                "jupyter-vnc in the job",
+                f"its Python imports jupyter_vnc and batchspawner on {report.node}",
+            )
+        else:
+            self.add(
+                FAIL,
+                "jupyter-vnc in the job",
+                f"the job's Python on {report.node} cannot import jupyter_vnc and batchspawner "
+                f"({probe.safe(report.imports)}): install jupyter-vnc where the job runs",
+            )
+        if report.hub_api.startswith("ok"):
+            self.add(OK, "Node to hub API", f"{report.node} reaches {api}")
+        else:
+            self.add(
+                FAIL,
+                "Node to hub API",
+                f"{report.node} cannot reach {api} ({probe.safe(report.hub_api)}): desktops would never "
+                "report their port. Set c.JupyterHub.hub_connect_url (or hub_ip) to an address the nodes "
+                "reach",
+            )
+        if not self.image:
+            self.software_on_node(report, username)
+        if found.reached == "ok":
+            self.add(OK, "Hub to node", f"reaches {found.address} (node {report.node}) as the spawner will")
+        else:
+            self.add(
+                FAIL,
+                "Hub to node",
+                f"{found.reached} (node {report.node}, as c.VNCSlurmSpawner.state_exechost_exp maps it):"
+                " the hub could not reach a desktop there",
+            )
+
+    def software_on_node(self, report: Any, username: str) -> None:
+        checks = (
+            ("vnc", "VNC server", FAIL, "install TurboVNC or TigerVNC (tigervnc-standalone-server)"),
+            ("xfce", "XFCE", FAIL, "install xfce4-session xfwm4 xfce4-panel and dbus (dbus-x11)"),
+            ("vgl", "VirtualGL", WARN, "no vglrun: OpenGL renders in software, not on the GPU"),
+        )
+        for key, name, severity, advice in checks:
+            if report.software.get(key) == "ok":
+                self.add(OK, name, f"on {report.node} (the probe job's node, as {username})")
+            else:
+                self.add(severity, name, f"not found on {report.node}: {advice}")
+
+    def run(self, username: str = "") -> list[Result]:
+        steps: list[Callable[[], object]] = [self.hub_token, self.origins, self.registry, self.settings_risks]
+        if self.slurm_reachable():
             steps.append(self.partitions)
-        elif not shutil.which("scontrol"):
-            self.add(FAIL, "Slurm controller", "scontrol not found on the hub machine (install slurm-client)")
-        if self.apptainer_image():
+            if username:
+                steps.append(lambda: self.in_job(username))
+        off_cluster = bool(self.settings.trait("query_exec_prefix", ""))
+        # Host mode: the desktop's software is on the nodes. This host stands in for them only where it
+        # is a submit host and no probe job looks at a node itself.
+        local = self.image or not (username or off_cluster)
+        if self.apptainer_image() and local:
             steps.append(self.desktop_software)
+        elif not local and not username:
+            self.add(
+                WARN,
+                "Desktop software",
+                "not checked: this hub is not a submit host; give --user NAME to check on a node",
+            )
         for step in steps:
             step()
         return self.results
@@ -258,12 +422,14 @@ def as_json(results: list[Result]) -> dict[str, Any]:
     }
 
 
-def run(settings: HubSettings, json_output: bool = False) -> int:
-    results = Doctor(settings).run()
+def run(settings: HubSettings, json_output: bool = False, username: str = "") -> int:
+    results = Doctor(settings).run(username)
     failed = [r for r in results if r.status == FAIL]
     if json_output:
         print(json.dumps(as_json(results), indent=2))
     else:
         print(report(results))
+        if not username:
+            print("\nFrom inside a job (PATH, the hub's API from a node, the node from the hub): --user NAME")
         print(f"\n{len(failed)} problem(s) found." if failed else "\nEverything a desktop needs is in place.")
     return errors.FAILED if failed else errors.OK
