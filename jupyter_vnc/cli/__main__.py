@@ -4,4 +4,5 @@ import sys
 
 from . import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (docs, a package walk) must not run the CLI
+    sys.exit(main())
