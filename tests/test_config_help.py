@@ -50,3 +50,22 @@ def test_every_configurable_class_of_the_server_side_is_in_the_help() -> None:
     # The help an admin acts on: what the setting does and an example line for the config file.
     assert "c.VNCExtension.enabled = False" in text
     assert "$JUPYTER_VNC_DESKTOP_JOB" in text
+
+
+def test_the_admin_cli_prints_every_setting_of_both_sides() -> None:
+    """`jupyter-vnc config-help`: what an admin types (no hub, no config file needed) to see every
+    setting, the hub's spawner and the server extension's classes alike."""
+    classes = json.loads(run("-c", FIND_CLASSES))
+    cli = [sys.executable, "-m", "jupyter_vnc.cli", "config-help"]
+    text = subprocess.run(cli, capture_output=True, text=True, timeout=120, check=True).stdout
+    data = json.loads(subprocess.run([*cli, "--json"], capture_output=True, text=True, check=True).stdout)
+    assert set(data) == {"hub", "server"} and set(data["hub"]) == {"VNCSlurmSpawner"}
+    for name, traits in classes.items():
+        side = data["hub"] if name in data["hub"] else data["server"]
+        if name in {"DesktopSpawnerBase"}:  # the spawner's base: its settings show under VNCSlurmSpawner
+            side, name = data["hub"], "VNCSlurmSpawner"
+        assert name in side, f"{name} is not in config-help"
+        for trait in traits:
+            assert trait in side[name] and side[name][trait]["help"], f"{name}.{trait}"
+            assert f"--{name}.{trait}=" in text, f"{name}.{trait} is not in the text"
+    assert "--VNCSlurmSpawner.default_queue_hours=" in text and "c.VNCExtension.enabled = False" in text

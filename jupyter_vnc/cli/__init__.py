@@ -1,4 +1,4 @@
-"""The admin command line: ``jupyter-vnc sessions | cancel | doctor | render-job``.
+"""The admin command line: ``jupyter-vnc sessions | cancel | doctor | render-job | config-help``.
 
 It reads the hub's own configuration file (``-f``, default ./jupyterhub_config.py or
 /etc/jupyterhub/jupyterhub_config.py), so it sees the same spawner settings the hub uses.
@@ -41,6 +41,8 @@ SHAPES = {
     "doctor": """\
 {"ok": bool (no FAIL), "failed": int, "warned": int,
  "checks": [{"status": "OK" | "WARN" | "FAIL", "check": str, "detail": str}, ...]}""",
+    "config-help": """\
+{"hub" | "server": {class name: {trait name: {"help": str, "default": str (Python repr)}, ...}, ...}}""",
     "render-job": """\
 {"user": str, "server": str, "request": {"gpus": int, "memory_gb": int, "hours": float, "resolution": str,
  "partition": str, ...the other validated options}, "script": str (the job script, as sbatch gets it)}""",
@@ -87,6 +89,7 @@ def parser() -> argparse.ArgumentParser:
         " sudo, ssh), and check from its node what a desktop job needs: the commands it runs on the"
         " user's PATH, the hub's API from the node, the node's address from the hub",
     )
+    command("config-help", "every setting of jupyter-vnc: the hub's and the user's server's (no hub needed)")
     r = command("render-job", "print the job script a spawn would submit (dry run)")
     r.add_argument("--user", required=True)
     r.add_argument("--server", default="", help="named server (default: the user's default server)")
@@ -112,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     # The commands are imported when run: render-job loads JupyterHub (most of a second), which
     # --help, --version and a usage error should not wait for.
+    if args.command == "config-help":
+        from . import confighelp
+
+        _print(args.json, confighelp.as_json(), confighelp.as_text())
+        return OK
     settings = load(args.config, args.token_file, args.hub_url)
     if args.command == "sessions":
         from . import sessions
