@@ -67,16 +67,22 @@ c.JupyterHub.load_roles = [
 # How desktops are spawned (limits, job, Slurm partition): shared with the hub off the submit host.
 load_subconfig(str(Path(__file__).with_name("jupyterhub_desktops.py")))  # noqa: F821 - from JupyterHub
 
-# This hub runs as root, so sudo lets it read the end of a failed job's log as the user and show it
-# (the offsite hub, under a site's rule that allows Slurm's commands only, names the log file instead).
+# The hub runs as the unprivileged account jvnc-hub (devstack/hub) and acts as the users through the
+# sudo rule a site gives a batchspawner hub (devstack/install): Slurm's four commands, the environment
+# reset but for JUPYTERHUB_*, no SETENV, hence no -E here.
+c.SlurmSpawner.exec_prefix = "sudo -n -u {username}"
+# The one status query for all desktops, as an account that sees every job under PrivateData=jobs
+# (here root, the test bed's SlurmUser; a site uses an operator account).
+c.VNCSlurmSpawner.query_exec_prefix = "sudo -n -u root"
+# This site's rule also lets the hub read a job's log as its user (tail): a failed spawn then shows the
+# end of it (the offsite hub, whose rule allows Slurm's commands only, names the log file instead).
 c.VNCSlurmSpawner.log_tail_cmd = "tail -n {lines} {log_path}"
 
 # Sessions and the shared Slurm job-state cache in the demo's Redis (devstack/redis).
 c.VNCSlurmSpawner.registry_url = f"redis://127.0.0.1:{os.environ.get('JVNC_REDIS_PORT', '16379')}/0"
-# The demo's Redis requires a password (devstack/redis writes it, readable by root only).
-c.VNCSlurmSpawner.registry_password_file = str(
-    Path(os.environ.get("JVNC_STATE", "/var/lib/jupyter-vnc-dev")) / "redis" / "password"
-)
+# The demo's Redis requires a password (devstack/redis writes it, readable by root only; devstack/hub
+# copies it into the hub's own state, readable by the hub's account only).
+c.VNCSlurmSpawner.registry_password_file = str(state / "redis-password")
 # Apptainer mode when an image is given (the tests set it to the image devstack/build-desktop-image
 # makes); the demo runs in host mode. The venv has the same path inside the image as on the host.
 if os.environ.get("JVNC_DESKTOP_IMAGE"):

@@ -1,7 +1,8 @@
 """How the devstack hubs spawn desktops: limits, the job, the Slurm partition, what users are told.
 
-Loaded by both devstack/jupyterhub_config.py (the demo, a root hub on the submit host) and
-devstack/jupyterhub_offsite_config.py (a non-root hub that reaches Slurm over ssh).
+Loaded by both devstack/jupyterhub_config.py (the demo, a hub on the submit host) and
+devstack/jupyterhub_offsite_config.py (a hub that reaches Slurm over ssh); both run as the account
+jvnc-hub, never root.
 """
 
 import os

@@ -343,7 +343,8 @@ def test_doctor_warns_about_a_token_without_the_admin_scopes(hub: HubBed, tmp_pa
         alice.api("DELETE", f"/users/alice/tokens/{created.json()['id']}")
     line = next((line for line in result.stdout.splitlines() if "Hub API token" in line), "")
     assert line.startswith("[WARN]"), result.stdout
-    assert "valid (alice) but lacks admin:servers, list:users: cancel/sessions fail" in line
+    lacks = "admin:servers, admin:server_state, list:users, read:users"  # every scope the CLI needs
+    assert f"valid (alice) but lacks {lacks}: cancel/sessions fail" in line
     assert result.returncode == 0, result.stdout
 
 

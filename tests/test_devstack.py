@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import DEVSTACK, HubBed, devstack
+from conftest import DEVSTACK, STATE, HubBed, devstack
 from hubclient import HubUser
 
 from jupyter_vnc.slurm import Phase, SlurmClient
@@ -91,3 +91,19 @@ async def test_hub_spawns_a_slurm_job_as_the_user_and_stops_it(hub: HubBed) -> N
 def test_wrong_password_is_refused(hub: HubBed) -> None:
     with pytest.raises(AssertionError, match="login as alice failed"):
         HubUser(hub.url, "alice", hub.password + "x")
+
+
+def test_the_hub_runs_as_an_unprivileged_account_under_a_sites_sudo_rule(hub: HubBed) -> None:
+    """Every test spawns through this hub: it runs as jvnc-hub, never root, so each Slurm command it
+    runs as a user must pass the sudo rule a site gives a batchspawner hub (devstack/install)."""
+    import pwd
+
+    pid = int((STATE / "hub" / "jupyterhub.pid").read_text())
+    assert Path(f"/proc/{pid}").stat().st_uid == pwd.getpwnam("jvnc-hub").pw_uid
+    assert "jupyterhub" in Path(f"/proc/{pid}/cmdline").read_text()
+    allowed = subprocess.run(
+        ["/usr/sbin/runuser", "-u", "jvnc-hub", "--", "sudo", "-n", "-l", "-U", "jvnc-hub"],
+        capture_output=True, text=True, cwd="/tmp",
+    ).stdout  # fmt: skip
+    assert "(ALL" not in allowed and "SETENV" not in allowed and "/usr/bin/mkdir" not in allowed, allowed
+    assert "/usr/bin/sbatch" in allowed and "env_reset" in allowed

@@ -7,13 +7,15 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from browser import chromium
-from conftest import DEVSTACK, HubBed, RedisBed
+from conftest import DEVSTACK, STATE, HubBed, RedisBed
 from hubclient import HubUser
 from test_lab_e2e import open_desktop_page, xfce_panel_colours, xvnc_pids
 from test_spawner import _logged_in, squeue
@@ -30,31 +32,47 @@ def restart_hub(**env: str) -> None:
 
 
 @contextlib.contextmanager
+def hub_readable_dir() -> Iterator[Path]:
+    """A folder the hub's own account (jvnc-hub, devstack/hub) can read, for a site's extra
+    configuration and the files it names: pytest's tmp_path is root's alone."""
+    base = STATE / "site-files"
+    base.mkdir(exist_ok=True)
+    base.chmod(0o755)
+    folder = Path(tempfile.mkdtemp(dir=base))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def hub_with(tmp_path: Path, *settings: str) -> Iterator[Path]:
     """The demo hub restarted with these lines of a site's configuration; restored afterwards."""
-    config = tmp_path / "site_config.py"
-    config.write_text("c = get_config()  # noqa: F821\n" + "".join(f"{line}\n" for line in settings))
-    tmp_path.chmod(0o755)
-    restart_hub(JVNC_EXTRA_CONFIG=str(config))
-    try:
-        yield config
-    finally:
-        restart_hub(JVNC_EXTRA_CONFIG="")
+    with hub_readable_dir() as folder:
+        config = folder / "site_config.py"
+        config.write_text("c = get_config()  # noqa: F821\n" + "".join(f"{line}\n" for line in settings))
+        restart_hub(JVNC_EXTRA_CONFIG=str(config))
+        try:
+            yield config
+        finally:
+            restart_hub(JVNC_EXTRA_CONFIG="")
 
 
 @pytest.fixture
 def site_hub(hub: HubBed, tmp_path: Path) -> Iterator[HubBed]:
-    template = tmp_path / "site-job.sh.j2"
-    shebang, rest = template_path("job.sh.j2").read_text().split("\n", 1)
-    # A site's copy of the job script, with one line of its own.
-    template.write_text(f"{shebang}\n#SBATCH --comment={MARK}\n{rest}")
-    with hub_with(
-        tmp_path,
-        f"c.VNCSlurmSpawner.job_template = {str(template)!r}",
-        'c.VNCSlurmSpawner.partitions = ["vnc", "debug"]',
-        'c.VNCSlurmSpawner.fixed_options = ["memory_gb"]',
-    ):
-        yield hub
+    with hub_readable_dir() as folder:
+        template = folder / "site-job.sh.j2"
+        shebang, rest = template_path("job.sh.j2").read_text().split("\n", 1)
+        # A site's copy of the job script, with one line of its own.
+        template.write_text(f"{shebang}\n#SBATCH --comment={MARK}\n{rest}")
+        with hub_with(
+            tmp_path,
+            f"c.VNCSlurmSpawner.job_template = {str(template)!r}",
+            'c.VNCSlurmSpawner.partitions = ["vnc", "debug"]',
+            'c.VNCSlurmSpawner.fixed_options = ["memory_gb"]',
+        ):
+            yield hub
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import DEVSTACK, HubBed
 from hubclient import HubUser
+from test_site_settings import hub_readable_dir
 from test_spawner import job_processes, rfb_through_hub, squeue
 
 
@@ -32,20 +33,22 @@ def site_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def apptainer_hub(hub: HubBed, desktop_image: Path, site_data: Path, tmp_path: Path) -> Iterator[HubBed]:
     """The demo hub restarted with c.VNCSlurmSpawner.image set and a site's bind; restored to host
     mode afterwards."""
-    extra = tmp_path / "binds.py"
-    extra.write_text(f"get_config().VNCSlurmSpawner.apptainer_binds = [{f'{site_data}:/site-data:ro'!r}]\n")
-    tmp_path.chmod(0o755)
 
     def restart(image: str, config: str) -> None:
         env = {**os.environ, "JVNC_DESKTOP_IMAGE": image, "JVNC_EXTRA_CONFIG": config}
         subprocess.run([DEVSTACK / "hub", "stop"], env=env, check=True, capture_output=True)
         subprocess.run([DEVSTACK / "hub", "start"], env=env, check=True, capture_output=True)
 
-    restart(str(desktop_image), str(extra))
-    try:
-        yield hub
-    finally:
-        restart("", "")
+    with hub_readable_dir() as folder:  # the hub runs as jvnc-hub: not in root's tmp_path
+        extra = folder / "binds.py"
+        extra.write_text(
+            f"get_config().VNCSlurmSpawner.apptainer_binds = [{f'{site_data}:/site-data:ro'!r}]\n"
+        )
+        restart(str(desktop_image), str(extra))
+        try:
+            yield hub
+        finally:
+            restart("", "")
 
 
 async def test_desktop_in_the_image_through_the_hub(

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..registry import RegistryConfigError, RegistryUnavailable, open_registry
 from . import errors
-from .hubapi import HubAPI, HubError
+from .hubapi import SCOPES, HubAPI, HubError
 from .hubconfig import HubSettings
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
@@ -230,7 +230,7 @@ class Doctor:
             self.add(FAIL, "Hub API token", str(e))
             return
         scopes = set(me.get("scopes", []))
-        missing = [s for s in ("admin:servers", "list:users") if not any(x.startswith(s) for x in scopes)]
+        missing = [s for s in SCOPES if not any(x == s or x.startswith(s + "!") for x in scopes)]
         if missing:
             self.add(
                 WARN,
@@ -389,7 +389,7 @@ class Doctor:
             steps.append(self.partitions)
             if username:
                 steps.append(lambda: self.in_job(username))
-        off_cluster = bool(self.settings.trait("query_exec_prefix", ""))
+        off_cluster = shutil.which("sbatch") is None  # Slurm only through a login node
         # Host mode: the desktop's software is on the nodes. This host stands in for them only where it
         # is a submit host and no probe job looks at a node itself.
         local = self.image or not (username or off_cluster)

@@ -19,6 +19,12 @@ class HubError(CLIError):
         super().__init__(message, exit_code)
 
 
+# What the CLI's token needs, said in one place (the no-token message, doctor's check, the docs):
+# list users and their servers (sessions), read one user (cancel's wait), stop servers (cancel), and
+# the servers' state (sessions without a shared registry shows job ids from it).
+SCOPES = ("admin:servers", "admin:server_state", "list:users", "read:users")
+
+
 class HubAPI:
     def __init__(self, hub_url: str, token: str) -> None:
         self.base = hub_url.rstrip("/") + "/hub/api"
@@ -28,7 +34,7 @@ class HubAPI:
         if not self.token:
             raise HubError(
                 "no hub API token: set $JUPYTERHUB_API_TOKEN, pass --token-file, or give the hub a service "
-                'named "jupyter-vnc" with an api_token and admin:servers, read:users scopes',
+                f'named "jupyter-vnc" with an api_token and the scopes {", ".join(SCOPES)}',
                 USAGE,
             )
         data = json.dumps(body).encode() if body is not None else None
