@@ -115,9 +115,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             apptainer_args=self._apptainer_argv(),
             settings=self.job_settings(),
             # Apptainer refuses to take HOME from APPTAINERENV_HOME: it sets HOME itself.
-            container_env=sorted(
-                (set(_CONTAINER_ENV) | set(self.get_env()) | set(self.job_settings())) - {"HOME"}
-            ),
+            container_env=sorted((set(_CONTAINER_ENV) | set(self.get_env())) - {"HOME"}),
         )
         return subvars
 
@@ -353,13 +351,10 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         self._event(message, 100)
         raise RuntimeError(message)
 
-    def _queue_deadline(self) -> float | None:
-        hours = self.request.queue_hours if self.request else 0.0
-        return time.monotonic() + hours * 3600 if hours else None
-
     async def _wait_until_running(self) -> JobInfo:
         last = ""
-        deadline = self._queue_deadline()
+        hours = self.request.queue_hours if self.request else 0.0
+        deadline = time.monotonic() + hours * 3600 if hours else None
         gives_up = ""
         if deadline is not None:  # a wall-clock time the user can read on the page
             at = time.localtime(time.time() + deadline - time.monotonic())
@@ -369,7 +364,6 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             if info.phase in (Phase.RUNNING, Phase.ENDING) and info.node:
                 return info
             if deadline is not None and time.monotonic() >= deadline and info.phase is Phase.QUEUED:
-                hours = self.request.queue_hours if self.request else 0.0
                 await self._give_up(
                     f"Gave up: Slurm job {self.job_id} was still waiting in the queue after "
                     f"{_duration(hours * 3600)}"
@@ -517,10 +511,8 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
 
     async def log_tail(self, lines: int = 15) -> str:
         """The end of the job's log, read as the user with log_tail_cmd (the hub may not read users'
-        files itself). Without that command: where the log is, for the user to look."""
-        if not self.job_id:
-            return ""
-        if not self.log_tail_cmd:
+        files itself); "" without that command (the message then names log_path())."""
+        if not self.job_id or not self.log_tail_cmd:
             return ""
         result = await outcome(
             self.run_command, self.command(self.log_tail_cmd, lines=lines, log_path=self.log_path())

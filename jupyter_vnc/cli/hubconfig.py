@@ -77,7 +77,7 @@ def derived_hub_url(hub: Mapping[str, Any]) -> str:
         for url in _addresses(hub):
             origin = _origin(url)
             if origin:
-                return origin + _base_url(hub)
+                return origin + hub_base_url(hub)
     except (TypeError, ValueError) as e:  # a port that is not a number, say: the admin's to fix
         raise ConfigError(f"cannot read the hub's address from c.JupyterHub: {e}; or pass --hub-url") from e
     raise ConfigError(
@@ -121,7 +121,7 @@ def given_hub_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-def _base_url(hub: Mapping[str, Any]) -> str:
+def hub_base_url(hub: Mapping[str, Any]) -> str:
     """JupyterHub's base_url: given, else the path of bind_url; without its trailing slash ("" at /)."""
     base = str(hub.get("base_url") or urlsplit(_public_bind_url(hub)).path or "/")
     return "/" + base.strip("/") if base.strip("/") else ""

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from traitlets.config import Config
 
 from ..slurm_commands import outcome
+from .hubconfig import hub_base_url
 
 MARK = "jvnc-doctor"
 _ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"}
@@ -142,21 +143,13 @@ def make_spawner(config: Config, username: str) -> Any:
 
     user = SimpleNamespace(name=username, escaped_name=username, url=f"/user/{username}/", server=None)
     user.spawners = {}
-    return VNCSlurmSpawner(config=config, user=user, hub=Hub(), cmd=_configured_cmd(config))
-
-
-def _configured_cmd(config: Config) -> list[str]:
-    for section in ("VNCSlurmSpawner", "SlurmSpawner", "Spawner"):
-        if section in config and "cmd" in config[section]:
-            return list(config[section]["cmd"])
-    return ["jupyterhub-singleuser"]
+    return VNCSlurmSpawner(config=config, user=user, hub=Hub())
 
 
 def hub_api_url(config: Config) -> str:
     """Where a job reaches the hub's API (JUPYTERHUB_API_URL), as JupyterHub computes it."""
     hub = config.get("JupyterHub", {})
-    base = "/" + str(hub.get("base_url") or "/").strip("/")
-    prefix = base.rstrip("/") + "/hub/"  # JupyterHub puts its hub_prefix on whatever path is given
+    prefix = hub_base_url(hub) + "/hub/"  # JupyterHub puts its hub_prefix on whatever path is given
     for url in (hub.get("hub_connect_url"), hub.get("hub_bind_url")):
         if url:
             parts = urlsplit(str(url))
