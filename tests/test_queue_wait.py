@@ -44,6 +44,12 @@ async def test_a_queued_desktop_outlasts_the_hubs_timeouts_and_a_users_own_limit
     bob: HubUser,  # noqa: F811
     partition_down: None,
 ) -> None:
+    # A job an earlier test cancelled may still be completing: start from none, so each user's one
+    # job below is the desktop this test asked for.
+    deadline = time.monotonic() + 60
+    while squeue("alice") or squeue("bob"):
+        assert time.monotonic() < deadline, f"jobs left by earlier tests: {squeue('alice')}, {squeue('bob')}"
+        await asyncio.sleep(0.5)
     submitted = time.monotonic()
     waiting = spawn_watching_progress(alice, options={"gpus": 0, "memory_gb": 1})
     impatient = spawn_watching_progress(bob, options={"gpus": 0, "memory_gb": 1, "queue_hours": 0.006})
