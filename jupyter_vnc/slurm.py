@@ -110,6 +110,13 @@ def first_host(nodes: str) -> str:
     return prefix + first
 
 
+def node_of_status(job_status: str) -> str:
+    """The node in batchspawner's job_status ("RUNNING node1", "RUNNING gpu[01-02]"), or ""."""
+    words = job_status.split()
+    alive = len(words) == 2 and words[0] in ("RUNNING", "COMPLETING")
+    return first_host(words[1]) if alive else ""
+
+
 def parse_squeue(result: CommandResult, job_ids: Sequence[str]) -> dict[str, JobInfo]:
     """Turn one ``squeue -h -t all -j IDS -o SQUEUE_FORMAT`` run into a JobInfo per requested id.
 

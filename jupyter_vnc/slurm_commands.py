@@ -124,8 +124,9 @@ def parse_status_line(
     exechost_re: str,
 ) -> JobInfo:
     """A site's own per-job ``batch_query_cmd`` answer, read with its ``state_*_re`` traits as
-    batchspawner reads it. Differences on purpose: a command that failed is UNKNOWN (batchspawner:
-    "not found", which ends the server); only an answer that ran and names no live state is ENDED."""
+    batchspawner reads it. One difference on purpose: a command that failed is UNKNOWN (batchspawner:
+    "not found", which ends the server); only an answer of a command that ran, naming no live state,
+    is ENDED."""
     text = (result.stdout if result.returncode == 0 else result.stderr).strip()
     host = re.search(exechost_re, text) if text else None
     node = host.group(1) if host else ""
@@ -141,6 +142,8 @@ def parse_status_line(
     if not word:
         return JobInfo(job_id, Phase.ENDED)  # the query ran and Slurm lists no such job
     phase = phase_of(word)
-    if phase is Phase.UNKNOWN:  # an answer nobody can read is no proof that the job ended
-        return JobInfo(job_id, Phase.UNKNOWN, error=f"unreadable status {text[:80]!r}")
+    if phase is Phase.UNKNOWN:
+        # The command ran and its answer matches none of the site's patterns: for batchspawner that is
+        # "not found", and the site's state_unknown_re is where it says otherwise.
+        return JobInfo(job_id, Phase.ENDED)
     return JobInfo(job_id, phase, state=word, nodes=node if phase is Phase.RUNNING else "")

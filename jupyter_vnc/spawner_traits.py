@@ -28,10 +28,22 @@ class DesktopSpawnerBase(SlurmSpawner):
     max_gpus = Int(1, help="Most GPUs one desktop may ask for (0: no GPU choice). Example: 2").tag(
         config=True
     )
-    max_memory_gb = Int(64, help="Most memory (GiB) one desktop may ask for. Example: 128").tag(config=True)
-    max_hours = Float(12.0, help="Longest walltime (hours) one desktop may ask for. Example: 24").tag(
-        config=True
-    )
+    max_memory_gb = Int(
+        help="""Most memory (GiB) one desktop may ask for. Unset: 64, or batchspawner's req_memory where that
+        asks for more (a site's existing jobs keep their size). Example: 128""",
+    ).tag(config=True)
+    max_hours = Float(
+        help="""Longest walltime (hours) one desktop may ask for. Unset: 12, or batchspawner's req_runtime
+        where that asks for longer ("3-00:00:00" stays three days). Example: 24""",
+    ).tag(config=True)
+
+    @default("max_memory_gb")
+    def _max_memory_from_req(self) -> int:
+        return max(64, slurm_syntax.memory_gb(self.req_memory) or 0)
+
+    @default("max_hours")
+    def _max_hours_from_req(self) -> float:
+        return max(12.0, slurm_syntax.hours(self.req_runtime) or 0.0)
     resolutions = List(
         Unicode(),
         ["1280x720", "1600x900", "1920x1080", "2560x1440", "3840x2160"],
@@ -229,28 +241,35 @@ class DesktopSpawnerBase(SlurmSpawner):
 
     # --- Slurm commands (batchspawner's batch_submit_cmd, batch_cancel_cmd, exec_prefix also apply) ----
     batch_query_all_cmd = Unicode(
-        help="""One status query for many jobs, run once per poll for every desktop of the hub (batchspawner
-        runs batch_query_cmd once per desktop). {job_ids} is a comma-separated list; the answer must be
-        squeue's "%i#%T#%N#%r" lines. Unset: squeue, unless the site changed batch_query_cmd, which is
-        then used per job as batchspawner does. Empty: always per job.
+        help="""The status query in squeue's "%i#%T#%N#%r" lines (state, node and Slurm's reason for a wait).
+        With query_exec_prefix set, run once per poll for every desktop of the hub ({job_ids}: a
+        comma-separated list); otherwise per desktop as its user through exec_prefix. Unset: squeue,
+        unless the site changed batch_query_cmd, which is then used per job as batchspawner does (read
+        with state_*_re). Empty: always batch_query_cmd.
         Example: c.VNCSlurmSpawner.batch_query_all_cmd = "squeue -h -t all -j {job_ids} -o '%i#%T#%N#%r'"
         """,
     ).tag(config=True)
     query_exec_prefix = Unicode(
-        "",
-        help="""Prefix of the shared status query (it runs for all users at once, so not as one of them).
-        Give it an account that sees every job (root, SlurmUser or an operator under PrivateData=jobs);
-        a job it cannot see is then asked about as its user, never taken for ended. On a hub that is
-        not a Slurm submit host, reach a login node here as in exec_prefix (no {username} here: the
-        query runs once for everyone; {job_ids} is the only variable).
-        Example: c.VNCSlurmSpawner.query_exec_prefix = "ssh -i /etc/jupyterhub/ssh_key jupyterhub@login1"
+        None,
+        allow_none=True,
+        help="""Turns on the shared status query: one batch_query_all_cmd per poll for every desktop of the
+        hub, run through this prefix (for all users at once, so not as one of them). Give it an account
+        that sees every job (root, SlurmUser or an operator under PrivateData=jobs); a job it cannot see
+        is then asked about as its user, never taken for ended. "" runs the query as the hub's own
+        account (a hub on a submit host). On a hub that is not a submit host, reach a login node as in
+        exec_prefix (no {username}: the query runs once for everyone; {job_ids} is the only variable).
+        Unset (None): each desktop is asked about as its user through exec_prefix, as batchspawner does
+        (one squeue per desktop per poll; fine for tens of desktops, not for thousands).
+        Example: c.VNCSlurmSpawner.query_exec_prefix = "sudo -n -u root" (or, off the cluster,
+        "ssh -i /etc/jupyterhub/ssh_key jupyterhub@login1")
         """,
     ).tag(config=True)
     batch_stop_cmd = Unicode(
-        slurm_commands.STOP,
         help="""Clean stop, run with exec_prefix: TERM to the job's batch shell, whose trap ends the desktop
         before Slurm kills what is left. batch_cancel_cmd follows if the job outlives stop_timeout.
-        Empty: batch_cancel_cmd at once. Example: "scancel --batch --signal=TERM {job_id}"
+        Unset: this scancel, unless the site changed batch_cancel_cmd (a wrapper its sudo rule allows
+        instead of scancel), which is then used at once. Empty: batch_cancel_cmd at once.
+        Example: c.VNCSlurmSpawner.batch_stop_cmd = "scancel --batch --signal=TERM {job_id}"
         """,
     ).tag(config=True)
     batch_list_cmd = Unicode(
@@ -265,6 +284,11 @@ class DesktopSpawnerBase(SlurmSpawner):
     def _default_query_all(self) -> str:
         upstream = SlurmSpawner.class_traits()["batch_query_cmd"].default_value
         return slurm_commands.QUERY_ALL if self.batch_query_cmd == upstream else ""
+
+    @default("batch_stop_cmd")
+    def _default_stop(self) -> str:
+        upstream = SlurmSpawner.class_traits()["batch_cancel_cmd"].default_value
+        return slurm_commands.STOP if self.batch_cancel_cmd == upstream else ""
 
     registry_url = Unicode(
         "",

@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict
 
 from ..registry import RegistryUnavailable, Session, open_registry
+from ..slurm import node_of_status
 from .errors import OK, UNREACHABLE, CLIError
 from .hubapi import HubAPI
 from .hubconfig import HubSettings
@@ -63,7 +64,7 @@ def from_hub(settings: HubSettings) -> list[Session]:
                     server=name,
                     job_id=str(state.get("job_id", "?")),
                     state="running" if server.get("ready") else (server.get("pending") or "unknown"),
-                    node=state.get("node", ""),
+                    node=node_of_status(str(state.get("job_status", ""))),
                     submitted=time.time(),
                 )
             )
