@@ -44,6 +44,7 @@ class DesktopSpawnerBase(SlurmSpawner):
     @default("max_hours")
     def _max_hours_from_req(self) -> float:
         return max(12.0, slurm_syntax.hours(self.req_runtime) or 0.0)
+
     resolutions = List(
         Unicode(),
         ["1280x720", "1600x900", "1920x1080", "2560x1440", "3840x2160"],
