@@ -9,6 +9,17 @@ import re
 
 from .slurm import JobInfo
 
+
+class SpawnFailed(RuntimeError):
+    """A spawn that ends with ``message`` for the user: a RuntimeError, as batchspawner raises (its
+    tests and sites' code catch that), whose text JupyterHub also puts in the REST API's HTTP 500 reply
+    (``jupyterhub_message``), not only in the progress stream."""
+
+    @property
+    def jupyterhub_message(self) -> str:
+        return str(self)
+
+
 # What the server logs when it ends an idle desktop (idle.SHUTDOWN_LINE); read from the job's log.
 _IDLE_LINE = re.compile(r"jupyter-vnc: idle shutdown: no keyboard or mouse input for ([0-9.]+) minutes")
 

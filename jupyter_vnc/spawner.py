@@ -27,7 +27,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 
 from . import jobscript, options, slurm_syntax
-from .messages import explain_end, explain_exit, explain_reason
+from .messages import SpawnFailed, explain_end, explain_exit, explain_reason
 from .poller import JobPoller, JobQuery
 from .registry import Registry, RegistryUnavailable, ResilientRegistry, Session, open_registry
 from .slurm import CommandResult, JobInfo, Phase, node_of_status, parse_squeue
@@ -298,7 +298,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             except (RuntimeError, ValueError, IndexError) as e:
                 # RuntimeError as batchspawner raises it: JupyterHub shows its text on the spawn page
                 # and in the REST API's progress stream.
-                raise RuntimeError(f"Slurm did not accept the desktop job: {e}") from e
+                raise SpawnFailed(f"Slurm did not accept the desktop job: {e}") from e
         self._event(f"Submitted Slurm job {self.job_id} ({self._describe()})", 10)
         job_id = self.job_id
         try:
@@ -374,7 +374,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             message += f"\nIts log: {self.log_path()} (on the cluster)."
         self._record_exit(message)
         self._event(message, 100)
-        raise RuntimeError(message)
+        raise SpawnFailed(message)
 
     async def _wait_until_running(self) -> JobInfo:
         last = ""

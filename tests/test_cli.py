@@ -174,6 +174,16 @@ def test_doctor_warns_about_settings_that_cancel_queued_desktops(hub: HubBed, tm
     assert result.returncode == 0, result.stdout  # warnings only: desktops still start
 
 
+def test_doctor_says_which_status_query_the_hub_runs(hub: HubBed, tmp_path: Path) -> None:
+    shared = doctor_lines(cli("doctor").stdout, "OK")
+    assert any(line.startswith("[  OK] Status query") and "'sudo -n -u root'" in line for line in shared)
+    config = broken(tmp_path, "c.VNCSlurmSpawner.query_exec_prefix = None")
+    result = cli("doctor", config=config)
+    warned = doctor_lines(result.stdout, "WARN")
+    assert any(w.startswith("[WARN] Status query") and "one squeue per desktop per poll" in w for w in warned)
+    assert result.returncode == 0, result.stdout
+
+
 async def test_sessions_and_cancel_through_the_hub(hub: HubBed) -> None:
     bob = HubUser(hub.url, "bob", hub.password)
     bob.api("POST", "/users/bob/server", json={"gpus": 1, "memory_gb": 1, "hours": 2})

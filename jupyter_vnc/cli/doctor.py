@@ -91,6 +91,20 @@ class Doctor:
         self.add(OK, "Slurm controller", _first_line(ping.stdout))
         return True
 
+    def status_query(self) -> None:
+        prefix = self.settings.trait("query_exec_prefix", None)
+        if prefix is None:
+            self.add(
+                WARN,
+                "Status query",
+                "each desktop is asked about as its user (one squeue per desktop per poll, as batchspawner"
+                " does): a load on slurmctld with hundreds of desktops. For one squeue per poll for the"
+                ' whole hub, set c.VNCSlurmSpawner.query_exec_prefix (e.g. "sudo -n -u root", or "" for a'
+                " hub that is root or a Slurm operator)",
+            )
+        else:
+            self.add(OK, "Status query", f"one squeue per poll for every desktop, through {prefix!r}")
+
     def partitions(self) -> None:
         wanted = list(self.settings.trait("partitions", []) or [])
         default = self.settings.trait("req_partition", "") or ""
@@ -386,7 +400,7 @@ class Doctor:
     def run(self, username: str = "") -> list[Result]:
         steps: list[Callable[[], object]] = [self.hub_token, self.origins, self.registry, self.settings_risks]
         if self.slurm_reachable():
-            steps.append(self.partitions)
+            steps += [self.status_query, self.partitions]
             if username:
                 steps.append(lambda: self.in_job(username))
         off_cluster = shutil.which("sbatch") is None  # Slurm only through a login node
