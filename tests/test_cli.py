@@ -119,6 +119,8 @@ def test_doctor_passes_on_the_test_bed(hub: HubBed) -> None:
         ('c.VNCSlurmSpawner.registry_url = "redis://127.0.0.1:1/0"', "Redis at redis://127.0.0.1:1/0 is not"),
         ('c.JupyterHub.services = [{"name": "jupyter-vnc", "api_token": "x"}]', "the hub refused the token"),
         ('c.VNCSlurmSpawner.batchspawner_singleuser_cmd = "/nope/bs-singleuser"', "missing on this host"),
+        # JupyterHub makes a spawner only when a server starts: the doctor names a wrong value first.
+        ('c.VNCSlurmSpawner.max_gpus = "two"', "c.VNCSlurmSpawner.max_gpus: The 'max_gpus' trait of a"),
     ],
 )
 def test_doctor_names_what_is_broken(hub: HubBed, tmp_path: Path, override: str, named: str) -> None:

@@ -22,6 +22,8 @@ from .hubapi import SCOPES, HubAPI, HubError
 from .hubconfig import HubSettings
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
+# Where a hub configuration sets VNCSlurmSpawner's traits (its own and those it inherits).
+SPAWNER_SECTIONS = ("Spawner", "BatchSpawnerBase", "SlurmSpawner", "VNCSlurmSpawner")
 
 
 @dataclass
@@ -270,6 +272,28 @@ class Doctor:
             "*.hub.example.org); JUPYTERHUB_ALLOW_WEBSOCKET_COOKIE_AUTH=0 does not close this",
         )
 
+    # --- the spawner's own settings ----------------------------------------------------------------
+
+    def configuration(self) -> None:
+        """Every VNCSlurmSpawner setting of the file, checked as the hub will check it. JupyterHub makes
+        a spawner only when a server starts, so without this a wrong value shows first in a user's
+        spawn. Each setting alone: every wrong one is named, not only the first."""
+        from traitlets import TraitError
+        from traitlets.config import Config
+
+        from . import probe
+
+        wrong = 0
+        for section in SPAWNER_SECTIONS:
+            for name, value in (self.settings.config.get(section) or {}).items():
+                try:
+                    probe.make_spawner(Config({section: {name: value}}), "nobody")
+                except TraitError as e:
+                    wrong += 1
+                    self.add(FAIL, "Configuration", f"c.{section}.{name}: {e}")
+        if not wrong:
+            self.add(OK, "Configuration", "every VNCSlurmSpawner setting has a value it accepts")
+
     # --- settings that cancel queued desktops or weaken security -----------------------------------
 
     def settings_risks(self) -> None:
@@ -398,6 +422,9 @@ class Doctor:
                 self.add(severity, name, f"not found on {report.node}: {advice}")
 
     def run(self, username: str = "") -> list[Result]:
+        self.configuration()
+        if any(r.status == FAIL for r in self.results):
+            return self.results  # the other checks read these settings: fix them first
         steps: list[Callable[[], object]] = [self.hub_token, self.origins, self.registry, self.settings_risks]
         if self.slurm_reachable():
             steps += [self.status_query, self.partitions]
