@@ -59,3 +59,18 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
   done
   die "$what did not come up within ${secs}s"
 }
+
+# Which code a hub started now runs: the checkout whose jupyter_vnc the venv imports (or $1), and a hash
+# of its Python package and templates. Each hub records it as it starts ($DIR/code-stamp); the tests
+# restart a running hub whose record is not their own checkout's (tests/conftest.py), so they never
+# test code older than the checkout.
+code_stamp() {
+  local root=${1:-} sum
+  if [ -z "$root" ]; then
+    root=$("$JVNC_VENV/bin/python" -c 'import jupyter_vnc, os
+print(os.path.dirname(os.path.dirname(os.path.abspath(jupyter_vnc.__file__))))' 2>/dev/null) || root=unknown
+  fi
+  sum=$(cd "$root" 2>/dev/null && find jupyter_vnc templates -type f \( -name '*.py' -o -name '*.j2' -o -name '*.html' \) \
+    -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs -d '\n' sha256sum | sha256sum | cut -c1-16) || sum=unknown
+  echo "$root $sum"
+}

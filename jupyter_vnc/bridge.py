@@ -284,7 +284,7 @@ class DesktopWebSocket(DesktopHandlerMixin, WebSocketMixin, WebSocketHandler, Ju
             self.close(1008, "unexpected message from a view-only viewer")
         elif not self._gate.following and not self._unread_logged:
             self._unread_logged = True
-            self.log.warning("jupyter-vnc: viewer stream not followed any more; activity not tracked")
+            self.log.warning("jupyter-vnc: viewer stream not followed any more; all it sends is activity")
         return admitted.data
 
     def _input_seen(self) -> None:

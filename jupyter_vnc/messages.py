@@ -34,6 +34,34 @@ PENDING_REASONS = {
     "BeginTime": "the job's start time has not come yet (BeginTime)",
 }
 
+# Reasons Slurm gives for a job that can never start as it was asked for (a limit on the job itself,
+# not a wait for resources): the spawn fails at once with the reason, instead of queueing until the
+# queue limit. A site may lift a limit later, but the user is better served asking for less now.
+NEVER_STARTS = {
+    "PartitionTimeLimit": "you asked for more hours than the partition allows (PartitionTimeLimit)",
+    "PartitionNodeLimit": "you asked for more nodes than the partition allows (PartitionNodeLimit)",
+    "PartitionConfig": "the partition cannot run a job asking for this (PartitionConfig)",
+    "BadConstraints": "no node of the partition has what you asked for (BadConstraints)",
+    "InvalidAccount": "the Slurm account is not valid for you (InvalidAccount)",
+    "InvalidQOS": "the QOS is not valid for you (InvalidQOS)",
+    "QOSMaxWallDurationPerJobLimit": (
+        "you asked for more hours than your QOS allows (QOSMaxWallDurationPerJobLimit)"
+    ),
+    "AssocMaxWallDurationPerJobLimit": (
+        "you asked for more hours than your account allows (AssocMaxWallDurationPerJobLimit)"
+    ),
+    "QOSMaxGRESPerJob": "you asked for more GPUs than your QOS allows in one job (QOSMaxGRESPerJob)",
+    "QOSMaxMemoryPerJob": "you asked for more memory than your QOS allows in one job (QOSMaxMemoryPerJob)",
+    "QOSMaxCpuPerJobLimit": "you asked for more CPUs than your QOS allows in one job (QOSMaxCpuPerJobLimit)",
+    "AssocMaxCpuPerJobLimit": "you asked for more CPUs than your account allows (AssocMaxCpuPerJobLimit)",
+    "DependencyNeverSatisfied": "it depends on a job that failed (DependencyNeverSatisfied)",
+}
+
+
+def never_starts(reason: str) -> str:
+    """The words for a pending reason under which the job can never start, or ""."""
+    return NEVER_STARTS.get(reason.split(",")[0].strip(), "")
+
 
 # How a Slurm job ended, in words a desktop user understands; Slurm's own word follows in parentheses.
 END_STATES = {

@@ -52,6 +52,9 @@ class Update:
 class ByteStream:
     """Exact reads over something that delivers chunks (a unix socket or websocket messages)."""
 
+    # A peer that stops sending fails the read after this many seconds instead of hanging its caller.
+    READ_TIMEOUT = 60.0
+
     def __init__(self, recv: Callable[[], Awaitable[bytes]], send: Callable[[bytes], Awaitable[None]]):
         self._recv = recv
         self.send = send
@@ -59,7 +62,10 @@ class ByteStream:
 
     async def read(self, n: int) -> bytes:
         while len(self._buffer) < n:
-            chunk = await self._recv()
+            try:
+                chunk = await asyncio.wait_for(self._recv(), self.READ_TIMEOUT)
+            except asyncio.TimeoutError:
+                raise RFBError(f"nothing received for {self.READ_TIMEOUT:g} s ({n} bytes expected)") from None
             if not chunk:
                 raise RFBError(f"connection closed while {n - len(self._buffer)} more bytes were expected")
             self._buffer += chunk
@@ -95,7 +101,7 @@ class ByteStream:
             conn.protocol.set_nodelay(True)
 
         async def recv() -> bytes:
-            message = await conn.read_message()
+            message = await conn.read_message()  # bounded by read(): READ_TIMEOUT
             if message is None:
                 return b""
             return message if isinstance(message, bytes) else message.encode()

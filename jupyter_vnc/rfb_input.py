@@ -271,7 +271,7 @@ class Gate:
     encodings narrowed to what rfb_output frames, and a watcher's clipboard is refused at its header.
     A stream that cannot be framed any more is refused unless everything may pass: for the owner it
     goes on unread from there (a newer viewer's message we do not know must not break the owner's
-    desktop), and activity is no longer seen.
+    desktop), and every byte of it counts as the owner's activity.
     """
 
     def __init__(self, guest: bool = False) -> None:
@@ -288,7 +288,9 @@ class Gate:
         stream = self._stream
         if stream is None:
             if everything:
-                return Admitted(chunk, False)
+                # The owner's stream, passed on unread: whatever she sends counts as activity (a desktop
+                # in use must never be culled as idle because its viewer spoke something new).
+                return Admitted(chunk, bool(chunk))
             return Admitted(b"", False, "the stream is no longer framed; only its owner may go on")
         typing = Kind.INPUT in allowed
         stream.refused_types = frozenset() if typing else frozenset({CUT_TEXT})
@@ -308,6 +310,6 @@ class Gate:
             return Admitted(data, seen)
         if not everything:
             return Admitted(data, seen, str(error))
-        data += stream.unframed()
+        unframed = stream.unframed()
         self._stream = None
-        return Admitted(data, seen, "")
+        return Admitted(data + unframed, seen or bool(unframed), "")

@@ -27,7 +27,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 
 from . import jobscript, options, slurm_syntax
-from .messages import SpawnFailed, explain_end, explain_exit, explain_reason
+from .messages import SpawnFailed, explain_end, explain_exit, explain_reason, never_starts
 from .poller import JobPoller, JobQuery
 from .registry import Registry, RegistryUnavailable, ResilientRegistry, Session, open_registry
 from .slurm import CommandResult, JobInfo, Phase, node_of_status, parse_squeue
@@ -388,6 +388,12 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             info = await self.query()
             if info.phase in (Phase.RUNNING, Phase.ENDING) and info.node:
                 return info
+            hopeless = never_starts(info.reason) if info.phase is Phase.QUEUED else ""
+            if hopeless:
+                await self._give_up(
+                    f"Slurm job {self.job_id} can never start as asked: {hopeless}; the job was cancelled."
+                    " Ask for less (GPUs, memory, hours) or another partition."
+                )
             if deadline is not None and time.monotonic() >= deadline and info.phase is Phase.QUEUED:
                 await self._give_up(
                     f"Gave up: Slurm job {self.job_id} was still waiting in the queue after "

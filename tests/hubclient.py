@@ -63,11 +63,22 @@ def user_url(hub_url: str, owner: str, server: str = "") -> str:
     return f"{server_origin(hub_url, owner)}/user/{owner}/{server + '/' if server else ''}"
 
 
+class TimedSession(requests.Session):
+    """A requests session whose every request has a time limit (``DEFAULT_TIMEOUT`` s unless the call
+    gives its own): a hub or server that stops answering fails the test that waits, never hangs it."""
+
+    DEFAULT_TIMEOUT = 60.0
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        kwargs.setdefault("timeout", self.DEFAULT_TIMEOUT)
+        return super().request(method, url, *args, **kwargs)
+
+
 class HubUser:
     def __init__(self, url: str, name: str, password: str) -> None:
         self.url = url.rstrip("/")
         self.name = name
-        self.http = requests.Session()
+        self.http = TimedSession()
         self.http.cookies.set_policy(_BrowserCookiePolicy())
         self.http.get(f"{self.url}/hub/login").raise_for_status()
         response = self.http.post(

@@ -166,7 +166,7 @@ def login_cookie(server: UserServer) -> str:
     import requests
 
     session = requests.Session()
-    assert session.get(f"{server.url}/vnc/?token={server.token}").status_code == 200
+    assert session.get(f"{server.url}/vnc/?token={server.token}", timeout=30).status_code == 200
     return "; ".join(f"{c.name}={c.value}" for c in session.cookies)
 
 

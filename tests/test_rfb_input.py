@@ -9,17 +9,32 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jupyter_vnc.rfb_input import (
-    EVERYTHING,
     GUEST_LIMITS,
     MAX_CUT_TEXT,
-    TYPING,
-    WATCHING,
     Admitted,
     ClientStream,
     Gate,
     Kind,
     ProtocolError,
 )
+from jupyter_vnc.sharing import Role
+
+# What each role's viewer may get through to the desktop, written here from what the roles promise (a
+# watcher sees: RFC 6143's handshake and the messages that ask for pixels; someone given control also
+# types, points and pastes; only the owner or an admin may change the desktop itself), never imported
+# from the product: a wrong table there must fail here. The strategies below sort every message type
+# into these kinds from RFC 6143 section 7.5 and its registered extensions.
+WATCHING = frozenset({Kind.HANDSHAKE, Kind.CONTROL})
+TYPING = WATCHING | {Kind.INPUT}
+EVERYTHING = TYPING | {Kind.CHANGE}
+
+
+def test_each_roles_table_is_what_the_role_promises() -> None:
+    assert Role.VIEW.sends == WATCHING
+    assert Role.CONTROL.sends == TYPING
+    assert Role.OWNER.sends == Role.ADMIN.sends == EVERYTHING
+    assert Role.CONTROL.narrowed(view_only=True).sends == WATCHING
+
 
 HANDSHAKE = [b"RFB 003.008\n", b"\x01", b"\x01"]  # version, security None, ClientInit (shared)
 
@@ -283,3 +298,18 @@ def test_a_ten_megabyte_frame_is_framed_in_linear_time() -> None:
     for start in range(0, len(requests), 64 * 1024):
         gate.admit(requests[start : start + 64 * 1024], EVERYTHING)
     assert __import__("time").perf_counter() - t0 < 30  # quadratic takes hours
+
+
+def test_an_owners_stream_the_gate_cannot_read_goes_on_and_counts_as_activity() -> None:
+    """A viewer that speaks a message type the gate does not know (a newer noVNC's): the owner's bytes
+    pass unread from there, and every one counts as activity, so a desktop in use is never culled as
+    idle. Message type 200 is not in RFC 6143's client-to-server list."""
+    gate = Gate()
+    handshake = b"RFB 003.008\n" + b"\x01" + b"\x01"  # version, security None, ClientInit (shared)
+    assert gate.admit(handshake, EVERYTHING).data == handshake
+    unknown = bytes([200, 0, 0, 0, 7, 7])
+    first = gate.admit(unknown, EVERYTHING)
+    assert first.data == unknown and first.input and not first.refusal and not gate.following
+    update_request = bytes([3, 1]) + struct.pack(">HHHH", 0, 0, 64, 64)  # no input, if it were read
+    later = gate.admit(update_request, EVERYTHING)
+    assert later.data == update_request and later.input

@@ -68,10 +68,21 @@ class AliceX:
         self._trap_log = Path(tempfile.mkstemp(prefix="jvnc-keytrap-")[1])
 
     def run(self, *argv: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        """A tool on alice's display; one that fails (xdotool, xclip) fails the test (check=True)."""
+        kwargs.setdefault("check", True)
         return subprocess.run(
             list(argv), env=self.env, capture_output=True, text=True, timeout=20,
             user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[], **kwargs,  # type: ignore[arg-type]
         )  # fmt: skip
+
+    def pasted(self) -> str:
+        """What a program on alice's display pastes from CLIPBOARD ("" when nothing was copied); an
+        xclip that fails otherwise fails the test, so a broken xclip cannot pass for "not pasted"."""
+        out = self.run("xclip", "-selection", "clipboard", "-o", check=False)
+        if out.returncode != 0:
+            assert "not available" in out.stderr, f"xclip failed: {out.stderr}"
+            return ""
+        return out.stdout
 
     def copy(self, selection: str, text: str) -> None:
         """alice copies (``clipboard``) or merely selects (``primary``) ``text`` on her display."""
@@ -213,7 +224,7 @@ async def test_a_recipient_watches_types_only_when_granted_and_is_cut_off_when_r
         while await asyncio.wait_for(refused.read_message(), 10) is not None:  # type: ignore[attr-defined]
             pass
         assert refused.close_code == 1008  # type: ignore[attr-defined]
-        assert x.run("xclip", "-selection", "clipboard", "-o").stdout != "from bob"
+        assert x.pasted() != "from bob"
         # What alice copies, or merely selects (PRIMARY), never reaches bob's viewer.
         x.copy("clipboard", "alice copied this")
         x.copy("primary", "alice selected this")
@@ -280,7 +291,7 @@ async def test_a_recipient_watches_types_only_when_granted_and_is_cut_off_when_r
         # alice revokes the share: bob's live connection ends within seconds, and he cannot come back.
         assert alice.api("DELETE", "/shares/alice/").status_code == 204
         started = time.monotonic()
-        while (await conn.read_message()) is not None:  # type: ignore[attr-defined]
+        while (await asyncio.wait_for(conn.read_message(), 10)) is not None:  # type: ignore[attr-defined]
             assert time.monotonic() - started < 10, "bob's connection still open 10 s after the revocation"
         assert conn.close_code == 4403  # type: ignore[attr-defined]
         assert _status(bob, token)[0] == 403

@@ -637,6 +637,21 @@ async def test_sbatch_refusing_the_job_fails_the_spawn_with_slurms_own_message(s
     assert await spawner.registry.get("alice") is None
 
 
+async def test_a_job_slurm_will_never_start_fails_at_once_with_the_reason(slurm) -> None:
+    """Six hours on the test bed's debug partition (MaxTime 4 h): the real Slurm accepts the job and
+    keeps it pending for PartitionTimeLimit, which no wait resolves. The spawn fails within seconds
+    with that reason in words, and the job is cancelled (not left queued until the queue limit)."""
+    spawner = contract_spawner(req_partition="debug", registry_url="", startup_poll_interval=0.5)
+    spawner.user_options = {"gpus": 0, "memory_gb": 1, "hours": 6}
+    started = time.monotonic()
+    with pytest.raises(RuntimeError) as failed:
+        await asyncio.wait_for(spawner.start(), 90)
+    message = failed.value.jupyterhub_message  # type: ignore[attr-defined]
+    assert "can never start as asked" in message and "(PartitionTimeLimit)" in message, message
+    assert time.monotonic() - started < 60
+    assert spawner.job_id == "" and squeue("alice") == []
+
+
 async def test_sbatch_answering_without_a_job_id_gives_the_user_slurms_words(slurm) -> None:
     """A real sbatch that exits 0 and prints no id (--test-only: it only says when the job would
     start): the spawn fails with what sbatch said, never "list index out of range"."""

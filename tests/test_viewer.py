@@ -67,21 +67,29 @@ def desktop_env(server: UserServer) -> dict[str, str]:
 
 
 def xclip(
-    server: UserServer, *args: str, stdin: int | None = None, stdout: int | None = None
+    server: UserServer,
+    *args: str,
+    stdin: int | None = None,
+    stdout: int | None = None,
+    stderr: int | None = subprocess.DEVNULL,
 ) -> subprocess.Popen[bytes]:
     """xclip on the desktop's CLIPBOARD selection (what Ctrl+C/Ctrl+V use), run as the desktop's owner."""
     user = server.user
     return subprocess.Popen(
         ["xclip", "-selection", "clipboard", *args], env=desktop_env(server), stdin=stdin, stdout=stdout,
-        stderr=subprocess.DEVNULL, user=user.pw_uid, group=user.pw_gid, extra_groups=[],
+        stderr=stderr, user=user.pw_uid, group=user.pw_gid, extra_groups=[],
     )  # fmt: skip
 
 
 def x_clipboard(server: UserServer) -> str:
-    """What a program on the desktop pastes ("" when the clipboard is empty)."""
-    proc = xclip(server, "-o", stdout=subprocess.PIPE)
-    out, _ = proc.communicate(timeout=10)
-    return out.decode() if proc.returncode == 0 else ""
+    """What a program on the desktop pastes ("" when nothing was copied). An xclip that fails for any
+    other reason fails the test: a broken tool must not pass for an empty clipboard."""
+    proc = xclip(server, "-o", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=10)
+    if proc.returncode != 0:
+        assert b"not available" in err, f"xclip failed: {err.decode(errors='replace')}"
+        return ""
+    return out.decode()
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
