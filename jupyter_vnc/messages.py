@@ -37,10 +37,11 @@ PENDING_REASONS = {
 # Reasons Slurm gives for a job that can never start as it was asked for (a limit on the job itself,
 # not a wait for resources): the spawn fails at once with the reason, instead of queueing until the
 # queue limit. A site may lift a limit later, but the user is better served asking for less now.
+# Not PartitionConfig: Slurm gives it to a job before its first scheduling pass (seen on the test bed,
+# then PartitionTimeLimit).
 NEVER_STARTS = {
     "PartitionTimeLimit": "you asked for more hours than the partition allows (PartitionTimeLimit)",
     "PartitionNodeLimit": "you asked for more nodes than the partition allows (PartitionNodeLimit)",
-    "PartitionConfig": "the partition cannot run a job asking for this (PartitionConfig)",
     "BadConstraints": "no node of the partition has what you asked for (BadConstraints)",
     "InvalidAccount": "the Slurm account is not valid for you (InvalidAccount)",
     "InvalidQOS": "the QOS is not valid for you (InvalidQOS)",
