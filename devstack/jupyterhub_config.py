@@ -96,3 +96,8 @@ c.Spawner.http_timeout = 60
 # of them (a job template, partitions to choose from, fixed options, Apptainer binds).
 if os.environ.get("JVNC_EXTRA_CONFIG"):
     load_subconfig(os.environ["JVNC_EXTRA_CONFIG"])  # noqa: F821 - from JupyterHub
+
+# Last: a wrong spawner setting (this file's or the extra file's) stops the hub here, each one named.
+from jupyter_vnc.config_check import refuse_wrong_settings  # noqa: E402
+
+refuse_wrong_settings(c)

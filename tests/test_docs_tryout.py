@@ -9,6 +9,8 @@ real hub from those lines alone (and this machine's ports) spawns a real desktop
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from traitlets.config import Config
@@ -113,8 +115,6 @@ def test_a_hub_configured_from_the_page_alone_gives_a_desktop(slurm, tmp_path: P
     """The page's blocks, as an admin copies them, on a fresh hub: log in, spawn, Lab, the desktop,
     stop; nothing left in Slurm."""
     import os
-    import subprocess
-    import sys
     import time
 
     import requests
@@ -159,3 +159,20 @@ def test_a_hub_configured_from_the_page_alone_gives_a_desktop(slurm, tmp_path: P
         except subprocess.TimeoutExpired:
             hub.kill()
         subprocess.run(["scancel", "-u", "alice", "--name", "jupyter-vnc-alice"], check=False)
+
+
+def test_a_hub_with_a_wrong_setting_does_not_start_and_names_it(tmp_path: Path) -> None:
+    """The page's configuration ends with refuse_wrong_settings(c): a real JupyterHub given a wrong
+    value exits at once, naming the setting and what it accepts (without the line, the first user's
+    spawn would be the first to meet it)."""
+    wrong = 'c.VNCSlurmSpawner.max_gpus = "two"\nc.VNCSlurmSpawner.registry_url = "http://redis1"\n'
+    config = _written(tmp_path, wrong + tryout_config())
+    hub = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(config)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert hub.returncode == 1, hub.stderr[-2000:]
+    assert "jupyter-vnc: wrong setting: c.VNCSlurmSpawner.max_gpus: The 'max_gpus' trait" in hub.stderr
+    assert "expected an int, not the str 'two'" in hub.stderr
+    assert "c.VNCSlurmSpawner.registry_url must be empty" in hub.stderr
+    assert not (tmp_path / "jupyterhub.sqlite").exists()  # stopped before it made anything

@@ -22,8 +22,6 @@ from .hubapi import SCOPES, HubAPI, HubError
 from .hubconfig import HubSettings
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
-# Where a hub configuration sets VNCSlurmSpawner's traits (its own and those it inherits).
-SPAWNER_SECTIONS = ("Spawner", "BatchSpawnerBase", "SlurmSpawner", "VNCSlurmSpawner")
 
 
 @dataclass
@@ -275,23 +273,13 @@ class Doctor:
     # --- the spawner's own settings ----------------------------------------------------------------
 
     def configuration(self) -> None:
-        """Every VNCSlurmSpawner setting of the file, checked as the hub will check it. JupyterHub makes
-        a spawner only when a server starts, so without this a wrong value shows first in a user's
-        spawn. Each setting alone: every wrong one is named, not only the first."""
-        from traitlets import TraitError
-        from traitlets.config import Config
+        """Every VNCSlurmSpawner setting of the file, checked as the hub checks it when it starts."""
+        from ..config_check import configuration_problems
 
-        from . import probe
-
-        wrong = 0
-        for section in SPAWNER_SECTIONS:
-            for name, value in (self.settings.config.get(section) or {}).items():
-                try:
-                    probe.make_spawner(Config({section: {name: value}}), "nobody")
-                except TraitError as e:
-                    wrong += 1
-                    self.add(FAIL, "Configuration", f"c.{section}.{name}: {e}")
-        if not wrong:
+        problems = configuration_problems(self.settings.config)
+        for problem in problems:
+            self.add(FAIL, "Configuration", problem)
+        if not problems:
             self.add(OK, "Configuration", "every VNCSlurmSpawner setting has a value it accepts")
 
     # --- settings that cancel queued desktops or weaken security -----------------------------------
