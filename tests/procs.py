@@ -23,3 +23,30 @@ def program(pid: int) -> str:
     """The file name of the program ``pid`` runs ("Xvnc"), or "" when it has already gone."""
     args = argv(pid)
     return os.path.basename(args[0]) if args else ""
+
+
+def state(pid: int) -> str:
+    """The one-letter state of ``pid`` ("R", "S", "Z"...), or "" when it has gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def of_user(user: str, name: str) -> set[int]:
+    """The live processes of Unix user ``user`` that run program ``name``."""
+    import pwd
+
+    uid = pwd.getpwnam(user).pw_uid
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+        except OSError:
+            continue
+        if program(int(entry.name)) == name and state(int(entry.name)) not in {"Z", "X", ""}:
+            found.add(int(entry.name))
+    return found

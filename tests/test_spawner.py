@@ -319,6 +319,73 @@ async def test_desktop_survives_a_hub_restart(alice: HubUser, hub: HubBed) -> No
     assert (await rfb_through_hub(again)).init is not None
 
 
+async def test_a_hub_killed_outright_finds_its_desktop_again(
+    alice: HubUser, hub: HubBed, redis_bed: RedisBed
+) -> None:
+    """SIGKILL, no clean exit: the job keeps running, the restarted hub finds it from its database (the
+    spawner's batchspawner state), its registry entry still says where it runs, and no second job or
+    desktop process appears."""
+    import redis.asyncio as aioredis
+
+    alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1})
+    alice.wait_ready()
+    (job_id,) = squeue("alice")
+    xvnc_before = procs.of_user("alice", "Xvnc") | procs.of_user("alice", "Xtigervnc")
+    assert xvnc_before, "no desktop process of alice's"
+    pid = int((STATE / "hub" / "jupyterhub.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and procs.state(pid) not in {"Z", "X"}:
+        assert time.monotonic() < deadline, "the hub outlived SIGKILL"
+        await asyncio.sleep(0.1)
+    assert squeue("alice") == [job_id]  # Slurm alone holds the desktop now
+    devstack("hub", "start")
+    again = HubUser(hub.url, "alice", hub.password)
+    again.wait_ready(timeout=30)
+    assert spawner_state("alice") == {"job_id": job_id, "job_status": spawner_state("alice")["job_status"]}
+    assert squeue("alice") == [job_id]
+    assert (await rfb_through_hub(again)).init is not None
+    xvnc_after = procs.of_user("alice", "Xvnc") | procs.of_user("alice", "Xtigervnc")
+    assert xvnc_after == xvnc_before  # the same desktop, not a second one
+    raw = aioredis.from_url(redis_bed.auth_url, decode_responses=True)
+    try:
+        entry = json.loads(await raw.get("jupyter-vnc:session:alice/"))
+        assert entry["job_id"] == job_id and entry["state"] == "running" and entry["node"], entry
+    finally:
+        await raw.aclose()
+
+
+async def test_redis_down_during_a_spawn_loses_nothing(alice: HubUser, redis_bed: RedisBed) -> None:
+    """The registry's Redis stops while alice's desktop is being spawned: the spawn goes on and the
+    desktop works; when Redis is back, the hub writes what it missed (the admin CLI lists sessions from
+    there); the stop then removes the entry. No job is left."""
+    import redis.asyncio as aioredis
+
+    devstack("redis", "stop")
+    try:
+        response = alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1})
+        assert response.status_code in {201, 202}, response.text
+        alice.wait_ready(timeout=150)
+        (job_id,) = squeue("alice")
+        assert (await rfb_through_hub(alice)).init is not None
+    finally:
+        devstack("redis", "start")
+    raw = aioredis.from_url(redis_bed.auth_url, decode_responses=True)
+    try:
+        deadline = time.monotonic() + 60  # written back at the next write or poll (every 10 s)
+        while not (found := await raw.get("jupyter-vnc:session:alice/")):
+            assert time.monotonic() < deadline, "the desktop never reached the registry after Redis came back"
+            await asyncio.sleep(0.5)
+        entry = json.loads(found)
+        assert entry["job_id"] == job_id and entry["state"] == "running", entry
+        alice.api("DELETE", "/users/alice/server")
+        alice.wait_stopped(timeout=90)
+        assert await raw.get("jupyter-vnc:session:alice/") is None
+        assert squeue("alice") == []
+    finally:
+        await raw.aclose()
+
+
 async def test_slurm_controller_down_is_unknown_and_the_desktop_lives_on(alice: HubUser) -> None:
     alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1})
     alice.wait_ready()
