@@ -330,6 +330,7 @@ async def test_a_hub_killed_outright_finds_its_desktop_again(
     alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1})
     alice.wait_ready()
     (job_id,) = squeue("alice")
+    assert (await rfb_through_hub(alice)).init is not None  # the desktop is up
     xvnc_before = procs.of_user("alice", "Xvnc") | procs.of_user("alice", "Xtigervnc")
     assert xvnc_before, "no desktop process of alice's"
     pid = int((STATE / "hub" / "jupyterhub.pid").read_text())
