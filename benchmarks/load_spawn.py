@@ -115,6 +115,8 @@ c.VNCSlurmSpawner.default_memory_gb = {memory_gb}
 c.VNCSlurmSpawner.default_gpus = 0
 c.VNCSlurmSpawner.state_exechost_exp = "127.0.0.1"
 c.VNCSlurmSpawner.req_prologue = {PROLOGUE!r}
+# The one squeue per poll for every desktop, as the hub's own account (root here), as a site turns it on.
+c.VNCSlurmSpawner.query_exec_prefix = ""
 """
     else:
         spawner = f"""
