@@ -27,7 +27,9 @@ from spawn_latency import KINDS, USER, devstack, extra_config, one_spawn, slurm_
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--spawns", type=int, default=50)
     args = parser.parse_args()
     devstack("slurm", "start")
