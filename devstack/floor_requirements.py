@@ -24,8 +24,8 @@ from packaging.utils import canonicalize_name
 # The extras a site installs to run the product (not test, docs): their floors are promises too.
 RUNTIME_EXTRAS = ("redis",)
 # What the unit tests need from the test extra: pytest's configuration in pyproject.toml must work at
-# these floors as well.
-TEST_TOOLS = ("pytest", "pytest-asyncio", "hypothesis")
+# these floors as well (pytest-timeout: its `timeout` option; --strict-config refuses it unknown).
+TEST_TOOLS = ("pytest", "pytest-asyncio", "pytest-timeout", "hypothesis")
 
 
 class NoFloor(ValueError):

@@ -79,6 +79,35 @@ async def test_a_job_submitted_during_a_query_gets_its_own_answer(jobs: list[str
     assert client.commands == ["squeue", "squeue"]  # the late ones shared one more query
 
 
+async def test_the_hubs_own_query_path_through_its_sudo_rule(jobs: list[str]) -> None:
+    """What the hub itself runs, not a test client: run_shell and BatchedQuery with the test bed's
+    query_exec_prefix, as the hub's unprivileged account (jvnc-hub) under the site's sudo rule
+    ((root) squeue). Slurm has PrivateData=jobs: only this rule lets it see alice's jobs. Fifty callers,
+    one command; the answers are Slurm's states of the real jobs."""
+    from jupyter_vnc.slurm_commands import QUERY_ALL, BatchedQuery, run_shell
+
+    ran: list[str] = []
+
+    async def as_the_hub(cmd: str, **kwargs: object) -> str:
+        ran.append(cmd)
+        hub = "setpriv --reuid=jvnc-hub --regid=jvnc-hub --init-groups --reset-env"
+        return await run_shell(f"{hub} {cmd}", **kwargs)  # type: ignore[arg-type]
+
+    poller = JobPoller(BatchedQuery(as_the_hub, "sudo -n -u root", QUERY_ALL), MemoryRegistry(), interval=30)
+    for job_id in jobs:
+        poller.watch(job_id)
+    answers = await asyncio.gather(*(poller.get(j) for j in jobs for _ in range(10)))
+    assert len(ran) == 1 and ran[0].startswith("sudo -n -u root squeue -h -t all -j "), ran
+    assert {a.phase for a in answers} <= {Phase.QUEUED, Phase.RUNNING}, answers
+    assert {a.job_id for a in answers} == set(jobs)
+    # As the hub's own account (query_exec_prefix ""), PrivateData hides alice's jobs: Slurm lists
+    # nothing, read as "not listed" (ENDED without a state), which the spawner never takes for an end
+    # without asking as the user (test_spawner_commands.py).
+    alone = JobPoller(BatchedQuery(as_the_hub, "", QUERY_ALL), MemoryRegistry(), interval=30)
+    hidden = await alone.get(jobs[0])
+    assert (hidden.phase, hidden.state) == (Phase.ENDED, ""), hidden
+
+
 async def test_controller_down_is_unknown_for_everyone(jobs: list[str], dead_controller_conf) -> None:
     poller = JobPoller(SlurmClient(env={"SLURM_CONF": str(dead_controller_conf)}), MemoryRegistry())
     answers = await asyncio.gather(*(poller.get(j) for j in jobs))
