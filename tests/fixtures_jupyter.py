@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import procs
 import pytest
 
 from jupyter_vnc.jobinfo import DESKTOP_JOB_VAR
@@ -109,20 +110,13 @@ def desktop_pids(uid: int, marker: str | None = None) -> set[int]:
     """Live processes of ``uid`` that belong to a jupyter-vnc desktop (any, or the one of ``marker``)."""
     wanted = f"{MARKER_VAR}={marker}".encode() if marker else None
     pids = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in procs.of_uid(uid):
         try:
-            if entry.stat().st_uid != uid:
-                continue
-            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-            env = (entry / "environ").read_bytes().split(b"\0")
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if state in {"Z", "X"}:
-            continue
         if (wanted in env) if wanted else any(v.startswith(MARKER_VAR.encode() + b"=") for v in env):
-            pids.add(int(entry.name))
+            pids.add(pid)
     return pids
 
 

@@ -33,20 +33,24 @@ def state(pid: int) -> str:
         return ""
 
 
+def alive(pid: int) -> bool:
+    return state(pid) not in {"Z", "X", ""}
+
+
+def of_uid(uid: int) -> list[int]:
+    """The live processes of Unix user id ``uid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and entry.stat().st_uid == uid and alive(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone while listing
+    return found
+
+
 def of_user(user: str, name: str) -> set[int]:
     """The live processes of Unix user ``user`` that run program ``name``."""
     import pwd
 
-    uid = pwd.getpwnam(user).pw_uid
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if entry.stat().st_uid != uid:
-                continue
-        except OSError:
-            continue
-        if program(int(entry.name)) == name and state(int(entry.name)) not in {"Z", "X", ""}:
-            found.add(int(entry.name))
-    return found
+    return {pid for pid in of_uid(pwd.getpwnam(user).pw_uid) if program(pid) == name}

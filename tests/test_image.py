@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import procs
 import pytest
 from fixtures_jupyter import UserServer, desktop_pids, free_port, wait_until
 from rfbstreams import websocket_stream
@@ -65,18 +66,7 @@ def descendants(root: int) -> set[int]:
 
 def processes_mentioning(uid: int, text: str) -> set[int]:
     """Live processes of ``uid`` whose command line contains ``text``."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if entry.stat().st_uid != uid:
-                continue
-        except OSError:
-            continue
-        if text in _cmdline(int(entry.name)) and _alive(int(entry.name)):
-            pids.add(int(entry.name))
-    return pids
+    return {pid for pid in procs.of_uid(uid) if text in _cmdline(pid)}
 
 
 def marker_of(pid: int) -> str:
