@@ -107,9 +107,16 @@ class AliceX:
                 env=self.env, stdout=log, stderr=subprocess.DEVNULL,
                 user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[],
             )  # fmt: skip
-        found = self.run("xdotool", "search", "--sync", "--name", "jvnc-keytrap")
-        window = found.stdout.split()[0]
-        self.run("xdotool", "windowfocus", "--sync", window)
+        # xdotool exits 1 on an X error, and walking the window tree meets one whenever one of XFCE's
+        # short-lived windows goes away under it (BadWindow): asked again until the trap is found.
+        deadline = time.monotonic() + 20
+        while True:
+            found = self.run("xdotool", "search", "--name", "jvnc-keytrap", check=False)
+            if found.returncode == 0 and found.stdout.split():
+                break
+            assert time.monotonic() < deadline, f"the key trap never appeared: {found.stderr.strip()}"
+            time.sleep(0.2)
+        self.run("xdotool", "windowfocus", "--sync", found.stdout.split()[0])
 
     def key_presses(self) -> list[str]:
         """The keysym names of the key presses the trap saw: ``["q", "w"]``."""
