@@ -215,8 +215,11 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             info = parse_squeue(result, [job_id])[job_id]
             if info.phase is Phase.UNKNOWN and result.returncode == 0:
                 # Not in squeue's "%i#%T#%N#%r": a site's wrapper (or batchspawner's own test double)
-                # answering in batchspawner's "%T %B", read as batchspawner reads it.
-                info = self._read_status_line(job_id, result)
+                # answering in batchspawner's "%T %B", read as batchspawner reads it. Only a reading
+                # that names a state counts: an answer nobody can read (an ssh banner) proves no end.
+                read = self._read_status_line(job_id, result)
+                if read.phase is not Phase.ENDED:
+                    info = read
         else:
             result = await outcome(self.run_command, self.command(self.batch_query_cmd))
             info = self._read_status_line(job_id, result)

@@ -168,3 +168,13 @@ async def test_poll_forgets_a_job_the_query_no_longer_names_and_keeps_an_unknown
     spawner.script = [("^site-query", "xyz"), ("^site-query", "xyz")]  # asked once more before forgetting
     assert await spawner.poll() == 1
     assert (spawner.job_id, spawner.job_status) == ("", "")
+
+
+async def test_an_unreadable_answer_to_our_own_query_is_no_end() -> None:
+    """The default query (ours, as the user) met with something that is neither our squeue lines nor
+    batchspawner's states (a login node's banner): the desktop is kept, never taken for ended."""
+    spawner = make()
+    spawner.job_id = JOB
+    spawner.script = [(SQUEUE, "Welcome to login1. Maintenance on Friday.")]
+    assert await spawner.poll() is None
+    assert spawner.job_id == JOB
