@@ -23,13 +23,17 @@ from typing import Any
 from traitlets import Bool, CaselessStrEnum, Float, Int, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from . import gpu, processes, reaper, vncserver, xauth
+from . import gpu, processes, reaper, vncserver, xauth, xfiles
 from .jobinfo import JobClock
 from .options import parse_resolution
 from .resources import template_path
 
 # Secrets of the Jupyter server that desktop applications (and the reaper) have no business seeing.
 _SECRET_ENV = ("JPY_API_TOKEN", "JUPYTER_TOKEN")
+# A session that exits with an error this soon after its start failed to set itself up (see
+# _watch_session): it is started again, this many times at most.
+SESSION_EARLY_EXIT_S = 20.0
+SESSION_RESTARTS = 2
 
 
 def without_secrets(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
@@ -176,6 +180,10 @@ class VNCDesktop(LoggingConfigurable):
         self._reaper: asyncio.subprocess.Process | None = None
         self._reaper_pipe: int | None = None  # the server's end of the reaper's pipe
         self._watcher: asyncio.Task[None] | None = None
+        self._session_watcher: asyncio.Task[None] | None = None
+        self._session_env: dict[str, str] = {}
+        self._session_began = 0.0
+        self._session_restarts = 0
         self._lock = asyncio.Lock()
         self._gpu: gpu.GPUInfo | None = None
         self._gl: gpu.GLProbe | None = None  # from a probe that ran on the display; None: not yet
@@ -279,6 +287,7 @@ class VNCDesktop(LoggingConfigurable):
         self.started_at = time.monotonic()
         self._gl = None
         self._watcher = asyncio.create_task(self._watch_xvnc())
+        self._session_watcher = asyncio.create_task(self._watch_session())
         kind = self.server.kind if self.server else ""
         self.log.info("jupyter-vnc: desktop running on :%s (%s)", self.display, kind)
 
@@ -327,18 +336,28 @@ class VNCDesktop(LoggingConfigurable):
         # Clients match the display number in the cookie file: add it now that Xvnc has chosen one.
         xauth.write_authority(self.authority, cookie, self.display)
 
-        session_env = {**env, "DISPLAY": f":{self.display}", "XAUTHORITY": str(self.authority)}
-        argv = self._session_argv(session_env)
+        self._session_env = {**env, "DISPLAY": f":{self.display}", "XAUTHORITY": str(self.authority)}
+        self._session_restarts = 0
+        await self._start_session()
+
+    async def _start_session(self) -> None:
+        assert self.directory is not None
+        # A dead session's ICE socket at the new session's pid would make XFCE give up at once.
+        removed = await asyncio.to_thread(xfiles.remove_dead_ice_sockets)
+        if removed:
+            self.log.info("jupyter-vnc: removed %d dead ICE socket(s) of earlier sessions", removed)
+        argv = self._session_argv(self._session_env)
         with open(self.directory / "session.log", "ab") as log:
             self._session = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
-                env=session_env,
+                env=self._session_env,
                 cwd=os.path.expanduser("~"),
                 start_new_session=True,
             )
+        self._session_began = time.monotonic()
 
     async def _start_reaper(self) -> None:
         """A watcher that ends this desktop if the Jupyter server dies without stopping it."""
@@ -429,6 +448,28 @@ class VNCDesktop(LoggingConfigurable):
             self.state = "failed"
             self.message = f"the desktop's VNC server stopped (exit code {code}); reconnect to start it again"
 
+    async def _watch_session(self) -> None:
+        """A session that fails within its first seconds (XFCE that cannot set itself up) is started
+        again, twice at most, on the same display: the viewer would show a black screen otherwise. A
+        session that ends later (the user logged out) or exits 0 (an xstartup that backgrounds its
+        programs) is only logged."""
+        while self._session is not None:
+            code = await self._session.wait()
+            lived = time.monotonic() - self._session_began
+            if self.state != "running" or not self.running:
+                return
+            last = self._log_tail("session.log", 1).splitlines()[-1:] or [""]
+            if code != 0 and lived < SESSION_EARLY_EXIT_S and self._session_restarts < SESSION_RESTARTS:
+                self._session_restarts += 1
+                self.log.warning(
+                    "jupyter-vnc: the session exited with code %s after %.1f s (%s); starting it again",
+                    code, lived, last[0].strip(),
+                )  # fmt: skip
+                await self._start_session()
+                continue
+            self.log.warning("jupyter-vnc: the desktop session ended with code %s after %.0f s", code, lived)
+            return
+
     async def _screen_size(self) -> tuple[int, int] | None:
         if not shutil.which("xdpyinfo"):
             return None
@@ -516,9 +557,10 @@ class VNCDesktop(LoggingConfigurable):
 
     async def _cleanup(self, keep_message: bool = False) -> None:
         """End every process of the desktop and remove its directory and X display files."""
-        if self._watcher:
-            self._watcher.cancel()
-            self._watcher = None
+        for watcher in (self._watcher, self._session_watcher):
+            if watcher:
+                watcher.cancel()
+        self._watcher = self._session_watcher = None
         if self._reaper is not None and self._reaper.returncode is None:
             self._reaper.kill()
             await self._reaper.wait()
@@ -538,12 +580,9 @@ class VNCDesktop(LoggingConfigurable):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(proc.wait(), 2)
         if self.display is not None:
-            # Xvnc removes these itself on a clean exit; after a crash or SIGKILL they would linger
-            # and make the next server skip this display number.
-            for leftover in (Path(f"/tmp/.X11-unix/X{self.display}"), Path(f"/tmp/.X{self.display}-lock")):
-                with contextlib.suppress(OSError):
-                    if leftover.lstat().st_uid == os.getuid():
-                        leftover.unlink()
+            xfiles.remove_display_files(self.display)
+        # The session dies with its X server and leaves its ICE socket behind (see xfiles.py).
+        await asyncio.to_thread(xfiles.remove_dead_ice_sockets)
         if self.directory:
             shutil.rmtree(self.directory, ignore_errors=True)
         self._xvnc = self._session = None

@@ -15,6 +15,7 @@ import shutil
 import sys
 
 from .processes import terminate_marked
+from .xfiles import remove_dead_ice_sockets
 
 _WATCH = 'read -r _; exec "$0" -m jupyter_vnc.reaper "$@"'
 
@@ -31,6 +32,7 @@ def main(argv: list[str]) -> int:
     marker, directory = argv[1], argv[2]
     asyncio.run(terminate_marked(marker))
     shutil.rmtree(directory, ignore_errors=True)
+    remove_dead_ice_sockets()  # the session's, left by its death with the X server (see xfiles.py)
     return 0
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -243,3 +244,20 @@ def alice_server(server_logs: Path, users: dict[str, pwd.struct_passwd]) -> Iter
     wait_until(lambda: server.status()["state"] == "running", 30, "alice's desktop running")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def bob_home() -> Iterator[Path]:
+    """Bob's home, with whatever a test puts there removed afterwards."""
+    home = Path("/home/bob")
+    yield home
+    for path in [home / ".vnc", home / "fakeconda", home / "xstartup-ran"]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def owned_by_bob(*paths: Path) -> None:
+    for path in paths:
+        shutil.chown(path, "bob", "bob")

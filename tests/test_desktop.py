@@ -7,18 +7,16 @@ import contextlib
 import json
 import os
 import pwd
-import shutil
 import signal
 import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import procs
 import pytest
-from fixtures_jupyter import UserServer, desktop_pids, wait_until
+from fixtures_jupyter import UserServer, desktop_pids, owned_by_bob, wait_until
 from rfbstreams import websocket_stream
 from tornado.httpclient import HTTPClientError
 
@@ -290,30 +288,13 @@ async def test_restart_gives_a_fresh_desktop(server_factory) -> None:
     assert (await connect(server)).init is not None
 
 
-@pytest.fixture
-def bob_home() -> Iterator[Path]:
-    """Bob's home, with whatever a test puts there removed afterwards."""
-    home = Path("/home/bob")
-    yield home
-    for path in [home / ".vnc", home / "fakeconda", home / "xstartup-ran"]:
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-
-
-def _owned_by_bob(*paths: Path) -> None:
-    for path in paths:
-        shutil.chown(path, "bob", "bob")
-
-
 async def test_a_users_own_xstartup_wins(server_factory, bob_home: Path) -> None:
     vnc = bob_home / ".vnc"
     vnc.mkdir(exist_ok=True)
     xstartup = vnc / "xstartup"
     xstartup.write_text('#!/bin/sh\ntouch "$HOME/xstartup-ran"\nexec sleep 600\n')
     xstartup.chmod(0o755)
-    _owned_by_bob(vnc, xstartup)
+    owned_by_bob(vnc, xstartup)
     server = server_factory("bob")
     await connect(server)
     wait_until(lambda: (bob_home / "xstartup-ran").exists(), 10, "bob's own xstartup to run")
@@ -330,7 +311,7 @@ async def test_a_conda_dbus_on_path_does_not_break_xfce(server_factory, bob_home
             "#!/bin/sh\necho 'conda dbus: cannot talk to the system session' >&2\nexit 1\n"
         )
         (conda / tool).chmod(0o755)
-    _owned_by_bob(conda.parent, conda, *conda.iterdir())
+    owned_by_bob(conda.parent, conda, *conda.iterdir())
     server = server_factory("bob", path_prefix=f"{conda}:")
     client = await connect(server)
     colours = 0
