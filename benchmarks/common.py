@@ -37,11 +37,12 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.websocket import WebSocketClientConnection
 
 REPO = Path(__file__).resolve().parents[1]
+# The checkout's jupyter_vnc and testkit (the RFB client), for every script that imports this module.
 if str(REPO) not in sys.path:
     sys.path.insert(1, str(REPO))
 
 from jupyter_vnc.jobinfo import DESKTOP_JOB_VAR  # noqa: E402
-from jupyter_vnc.rfb import RAW, ByteStream, RFBClient  # noqa: E402
+from testkit.rfb import RAW, ByteStream, RFBClient  # noqa: E402
 
 USER = os.environ.get("JVNC_BENCH_USER", "alice")
 RUN_VAR = "JVNC_BENCH_RUN"

@@ -35,7 +35,7 @@ import common
 from common import fmt, log, median, ratio
 
 from jupyter_vnc.gpu import find_vglrun
-from jupyter_vnc.rfb import NOVNC_ENCODINGS, RAW, ZRLE, RFBClient, StreamRate, measure_stream
+from testkit.rfb import NOVNC_ENCODINGS, RAW, ZRLE, RFBClient, StreamRate, measure_stream
 
 GEOMETRY = "1920x1080"
 ENCODINGS = {"tight": NOVNC_ENCODINGS, "zrle": (ZRLE, RAW)}

@@ -37,7 +37,7 @@ from common import fmt, log, median, ratio
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from jupyter_vnc.rfb import RAW
+from testkit.rfb import RAW
 
 WATCHERS = 40
 KINDS = tuple(os.environ.get("JVNC_HOSTILE_KINDS", "big cut encs flood junk").split())

@@ -31,7 +31,7 @@ from pathlib import Path
 from common import COLOURS_DRAWN, full_screen_colours
 from load_spawn import Hub, log
 
-from jupyter_vnc.rfb import RAW, ByteStream, RFBClient
+from testkit.rfb import RAW, ByteStream, RFBClient
 
 REPO = Path(__file__).resolve().parents[1]
 USER = "olga"

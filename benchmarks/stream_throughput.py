@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable
 import common
 from common import fmt, log, median, ratio
 
-from jupyter_vnc.rfb import ZRLE, RFBClient
+from testkit.rfb import ZRLE, RFBClient
 
 
 async def stream(

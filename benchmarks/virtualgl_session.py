@@ -30,7 +30,7 @@ import common
 from common import fmt, log, median, ratio
 
 from jupyter_vnc.gpu import find_vglrun
-from jupyter_vnc.rfb import RAW
+from testkit.rfb import RAW
 
 MODES = ("off", "session")
 MIB = 1024

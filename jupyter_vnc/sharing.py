@@ -71,9 +71,6 @@ class Visitor:
     view_only: bool = False  # asked for watching only (``?view_only=1``), whatever the role allows
     token: str = field(default="", repr=False)  # to ask the hub again whether access still holds
 
-    def describe(self) -> dict[str, str]:
-        return {"user": self.name, "role": self.role.value}
-
 
 def owner_name() -> str:
     return os.environ.get("JUPYTERHUB_USER", "")

@@ -45,20 +45,3 @@ def write_authority(path: Path, cookie: bytes, display: int | None = None) -> No
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
-
-
-def read_entries(path: Path) -> list[tuple[int, bytes, bytes, bytes, bytes]]:
-    """Parse an Xauthority file into (family, address, number, name, data) tuples."""
-    raw = path.read_bytes()
-    out, pos = [], 0
-    while pos < len(raw):
-        (family,) = struct.unpack_from(">H", raw, pos)
-        pos += 2
-        fields = []
-        for _ in range(4):
-            (length,) = struct.unpack_from(">H", raw, pos)
-            pos += 2
-            fields.append(raw[pos : pos + length])
-            pos += length
-        out.append((family, *fields))
-    return out

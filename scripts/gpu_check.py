@@ -26,7 +26,8 @@ Subcommands besides the check itself (the default):
   closure PKG...       the Debian packages to ship for PKG... (used by scripts/gpu-check-prepare)
   install-debs DIR     unpack DIR/*.deb into / unless the system already has them (scripts/gpu-check)
 
-Standard library only, Python >= 3.10; the check imports jupyter_vnc (and so traitlets) when it runs.
+Standard library only, Python >= 3.10; the check imports jupyter_vnc (and so traitlets) and the
+repository's testkit.rfb when it runs.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the gpucheck package beside this script
+# testkit/ (its RFB client) from the repository: last, so that an installed jupyter_vnc is still the one
+# imported where there is one (scripts/gpu-check puts the repository on PYTHONPATH anyway).
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from gpucheck import desktop as gdesktop
 from gpucheck import virtualgl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tornado.websocket import WebSocketClientConnection
 
-from jupyter_vnc.rfb import ByteStream
+from testkit.rfb import ByteStream
 
 
 async def websocket_stream(

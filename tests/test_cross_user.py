@@ -185,7 +185,7 @@ async def test_the_desktop_websocket_wants_its_own_users_token(two_users: tuple[
     from rfbstreams import websocket_stream
     from tornado.httpclient import HTTPClientError
 
-    from jupyter_vnc.rfb import RFBClient
+    from testkit.rfb import RFBClient
 
     alice, bob = two_users
     prefix = alice.server_prefix()

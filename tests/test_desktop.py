@@ -20,7 +20,7 @@ from fixtures_jupyter import UserServer, desktop_pids, owned_by_bob, wait_until
 from rfbstreams import websocket_stream
 from tornado.httpclient import HTTPClientError
 
-from jupyter_vnc.rfb import RAW, RFBClient
+from testkit.rfb import RAW, RFBClient
 
 
 async def connect(server: UserServer) -> RFBClient:

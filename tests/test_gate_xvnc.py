@@ -16,7 +16,9 @@ from collections.abc import Iterator
 import pytest
 from xvnc_differential import OwnersDisplay, case, cases, review_bypass, run_case, xvnc_binary
 
-from jupyter_vnc.rfb import (
+from jupyter_vnc.rfb_input import TYPING, WATCHING, Gate, Kind
+from jupyter_vnc.rfb_output import ServerStream
+from testkit.rfb import (
     DESKTOP_SIZE,
     EXTENDED_DESKTOP_SIZE,
     LAST_RECT,
@@ -24,8 +26,6 @@ from jupyter_vnc.rfb import (
     ByteStream,
     RFBClient,
 )
-from jupyter_vnc.rfb_input import TYPING, WATCHING, Gate, Kind
-from jupyter_vnc.rfb_output import ServerStream
 
 CASES = int(os.environ.get("JVNC_GATE_CASES", "10000"))
 BATCH = 100  # cases between two looks at the display: a change is then traced back to its batch

@@ -30,8 +30,8 @@ from jupyter_vnc import jobscript
 from jupyter_vnc.audience import Audience
 from jupyter_vnc.idle import SHUTDOWN_LINE, DesktopIdle
 from jupyter_vnc.messages import explain_exit
-from jupyter_vnc.rfb import RFBClient
 from jupyter_vnc.slurm import JobInfo, Phase
+from testkit.rfb import RFBClient
 
 ARTIFACTS = ROOT / "test-artifacts"
 

@@ -24,7 +24,7 @@ from fixtures_jupyter import UserServer, desktop_pids, free_port, wait_until
 from rfbstreams import websocket_stream
 
 from jupyter_vnc.jobinfo import DESKTOP_JOB_VAR
-from jupyter_vnc.rfb import RFBClient
+from testkit.rfb import RFBClient
 
 RUN_DIR = "/run/jvnc"  # where the per-job directory appears inside the container
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import re
@@ -50,6 +51,8 @@ def test_wheel_carries_the_templates(tmp_path: Path) -> None:
     for template in sorted(p.relative_to(templates) for p in templates.rglob("*") if p.is_file()):
         assert f"jupyter_vnc/templates/{template}" in names
     assert "jupyter_vnc/slurm.py" in names
+    # The tests' helpers (testkit/: the RFB client) stay out of it.
+    assert not [n for n in names if n.startswith("testkit/") or n == "jupyter_vnc/rfb.py"]
     assert "jupyter_vnc/static/viewer.js" in names  # users never need node
     # The prebuilt JupyterLab extension, where JupyterLab looks for it.
     lab = f"{DIST}.data/data/share/jupyter/labextensions/jupyter-vnc"
@@ -73,6 +76,8 @@ def test_wheel_carries_the_templates(tmp_path: Path) -> None:
     with tarfile.open(sdist) as archive:
         packed = archive.extractfile(f"{DIST}/LICENSE")
         assert packed is not None and packed.read().decode() == licence
+        # The sdist carries the tests, and so what they import.
+        assert f"{DIST}/testkit/rfb.py" in archive.getnames()
 
 
 def npm_version(version: str) -> str:
@@ -109,6 +114,24 @@ def test_every_module_of_the_package_imports() -> None:
     assert {"jupyter_vnc.bridge", "jupyter_vnc.spawner", "jupyter_vnc.cli.doctor"} <= set(
         result.stdout.split()
     )
+
+
+@pytest.mark.unit
+def test_no_module_of_the_package_imports_the_test_helpers() -> None:
+    """testkit/ (the RFB client of the tests, benchmarks and GPU check) is not in the wheel: a module of
+    the package that imported it would fail at a site."""
+    found = []
+    for path in sorted((ROOT / "jupyter_vnc").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                modules = [node.module or ""]
+            else:
+                continue
+            if any(m == "testkit" or m.startswith("testkit.") for m in modules):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, "imports of testkit in the package: " + ", ".join(found)
 
 
 @pytest.mark.unit

@@ -25,7 +25,7 @@ from rfbstreams import websocket_stream
 from test_lab_e2e import log_in, xfce_panel_colours
 from test_spawner import _logged_in, job_processes, squeue
 
-from jupyter_vnc.rfb import RFBClient
+from testkit.rfb import RFBClient
 
 CONTROL = "custom:jupyter-vnc:control!server=alice/"
 ARTIFACTS = ROOT / "test-artifacts"

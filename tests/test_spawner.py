@@ -21,8 +21,8 @@ from conftest import STATE, HubBed, RedisBed, devstack
 from hubclient import HubUser, server_path, spawn_watching_progress
 from rfbstreams import websocket_stream
 
-from jupyter_vnc.rfb import RFBClient
 from jupyter_vnc.spawner import VNCSlurmSpawner
+from testkit.rfb import RFBClient
 
 
 def squeue(user: str) -> list[str]:

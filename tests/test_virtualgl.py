@@ -28,7 +28,7 @@ from rfbstreams import websocket_stream
 
 from jupyter_vnc import gpu
 from jupyter_vnc.jobinfo import DESKTOP_JOB_VAR
-from jupyter_vnc.rfb import RAW, RFBClient
+from testkit.rfb import RAW, RFBClient
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "scripts" / "build-virtualgl"

@@ -25,7 +25,7 @@ from hubclient import HubUser
 from test_spawner import alice, rfb_through_hub, squeue  # noqa: F401 (alice: a fixture)
 from test_spawner_apptainer import apptainer_hub, site_data  # noqa: F401 (fixtures)
 
-from jupyter_vnc.rfb import RAW
+from testkit.rfb import RAW
 
 
 @pytest.fixture

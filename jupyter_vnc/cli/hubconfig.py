@@ -34,9 +34,6 @@ class HubSettings:
     hub_url: str
     token: str
 
-    def spawner_config(self) -> Config:
-        return self.config
-
     def trait(self, name: str, default: Any = None) -> Any:
         """A VNCSlurmSpawner setting as the hub would see it (VNCSlurmSpawner, SlurmSpawner, Spawner)."""
         for section in ("VNCSlurmSpawner", "SlurmSpawner", "BatchSpawnerBase", "Spawner"):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from gpucheck.png import count_colours
 
 if TYPE_CHECKING:
-    from jupyter_vnc.rfb import RFBClient
+    from testkit.rfb import RFBClient
 
 MIN_COLOURS = 5  # a blank screen has 1, an empty xterm 3: more means text in colour was drawn
 
@@ -81,7 +81,7 @@ async def read_frame(client: RFBClient, frame: bytearray) -> int:
     """Apply one FramebufferUpdate of Raw rectangles to ``frame`` (32-bit pixels, the client's
     screen size); return how many pixels it carried. TigerVNC splits a full-screen update into
     rectangles of at most 64K pixels, so the whole screen takes many of them."""
-    from jupyter_vnc.rfb import DESKTOP_SIZE, EXTENDED_DESKTOP_SIZE, LAST_RECT, RAW, RFBError
+    from testkit.rfb import DESKTOP_SIZE, EXTENDED_DESKTOP_SIZE, LAST_RECT, RAW, RFBError
 
     stream = client.stream
     assert client.init is not None
@@ -124,7 +124,7 @@ async def capture_screen(
     written everything, are the same and show at least MIN_COLOURS colours, or ``timeout``; the last
     frame is returned either way. ``animated``: something on the screen moves (a GL window), so two
     frames never match; the first complete frame after ``ready`` with enough colours is taken."""
-    from jupyter_vnc.rfb import RAW, ByteStream, RFBClient
+    from testkit.rfb import RAW, ByteStream, RFBClient
 
     stream = await asyncio.wait_for(ByteStream.unix(str(socket_path)), 10)
     try:

@@ -116,7 +116,7 @@ async def stream_rate(socket_path: Path, xvnc_pid: int | None, seconds: float) -
     """What a browser's VNC client receives while the screen animates: the encodings noVNC asks for,
     updates back to back on the desktop's unix socket (the same measurement as benchmarks/gl_stream.py's
     "direct" path; the Jupyter websocket in front of it carries the same, see that benchmark)."""
-    from jupyter_vnc.rfb import NOVNC_ENCODINGS, ByteStream, RFBClient, measure_stream
+    from testkit.rfb import NOVNC_ENCODINGS, ByteStream, RFBClient, measure_stream
 
     stream = await asyncio.wait_for(ByteStream.unix(str(socket_path)), 10)
     try:

@@ -1,10 +1,11 @@
 """A small RFB (VNC) client: enough to prove a desktop answers and to measure it.
 
-Used by readiness checks, the site doctor, the tests and the benchmarks. It speaks RFB 3.8 with the
-"None" security type (the only one a jupyter-vnc desktop offers, behind Jupyter's authentication) and
-understands the Raw, CopyRect, ZRLE and Tight encodings; ZRLE and Tight rectangles are skipped by their
-length without being decoded, which is all a throughput measurement needs (Tight with JPEG is what
-noVNC asks for, so it is what a browser's stream costs). Raw rectangles can be assembled into a frame.
+Used by the tests, the benchmarks and the GPU check, never by the package itself (it is not in the
+wheel). It speaks RFB 3.8 with the "None" security type (the only one a jupyter-vnc desktop offers,
+behind Jupyter's authentication) and understands the Raw, CopyRect, ZRLE and Tight encodings; ZRLE and
+Tight rectangles are skipped by their length without being decoded, which is all a throughput
+measurement needs (Tight with JPEG is what noVNC asks for, so it is what a browser's stream costs). Raw
+rectangles can be assembled into a frame.
 """
 
 from __future__ import annotations
