@@ -16,7 +16,8 @@ over:
           as the owner: every message the client sends is framed by the bridge's RFB parser
           (``rfb_input.Gate``) and passed on whole;
 - viewer: the same websocket as a connection that may only watch (``?view_only=1``): the parser also
-          filters (input dropped, update requests passed), as for a share recipient;
+          filters (input dropped, update requests passed) and the desktop's replies are framed on their
+          way back (``rfb_output``), as for a share recipient;
 - peer:   jupyter-remote-desktop-proxy's ``ws://.../desktop-websockify/`` (jupyter-server-proxy);
 - direct: the unix socket of our Xvnc itself, no Jupyter in between: the most the path can carry.
 
