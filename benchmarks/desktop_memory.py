@@ -17,7 +17,15 @@ itself is left out):
 The processes of a desktop are those carrying the run's environment marker, their sessions and their
 descendants (see common.py). Then the server gets SIGTERM; once it has exited, and ``--linger`` s later,
 the processes of its run still alive are counted as left behind (and then ended by the script).
-Kinds alternate over ``--rounds`` rounds, one desktop at a time.
+Kinds alternate over ``--rounds`` rounds, one desktop at a time, after one unmeasured desktop of each
+kind (XFCE writes its settings when it first ends, so every measured run finds a used home). Nothing
+but the two kinds of Jupyter server is started (as root; no hub, no Slurm).
+
+Prints every round (with how many other X servers ran on the machine: other people's desktops move PSS
+and USS), the per-process breakdown of each kind's last desktop, the medians and ratios, and last
+``RESULT ours_pss_mib=... peer_pss_mib=... ours_rss_mib=... peer_rss_mib=... ours_uss_mib=...
+peer_uss_mib=... pss_ratio=... rss_ratio=... uss_ratio=... ours_procs=... peer_procs=... ours_left=...
+peer_left=... goal_pss_ratio_le_0.8=met|missed pss_disturbed=0|1 rounds=N``.
 
 Run as root: /opt/jupyter-vnc/venv/bin/python benchmarks/desktop_memory.py [--rounds 2] [--settle 10]
 """

@@ -12,7 +12,8 @@ desktop (Xvnc + XFCE prestarted in the job); then, one after the other, with the
 One row per fault: sessions before and after, lost (Slurm still runs the job but the hub no longer has
 the server), orphaned jobs (in Slurm, unknown to the hub), orphaned processes (of the users, outside
 every live job), and what the user was told, after how many seconds (the hub's message for the "not
-running" page, from its log, or the desktop's own status for a crashed Xvnc).
+running" page, from its log, or the desktop's own status for a crashed Xvnc). Prints that table in
+Markdown and last ``RESULT lost=... orphan_jobs=... orphan_procs=...``, the totals over every row.
 
     /opt/jupyter-vnc/venv/bin/python benchmarks/faults.py
 

@@ -5,7 +5,10 @@ Xvnc started with the desktop's own command line; after every batch the owner's 
 changed (keys, buttons, pointer motion, CLIPBOARD, PRIMARY, screen size). Any change fails the run and
 names the seed and the batch to replay (tests/xvnc_differential.py holds the harness; CI runs 10,000
 cases in tests/test_gate_xvnc.py). There is no peer to compare with: jupyter-remote-desktop-proxy has no
-view-only mode at all, so every case would pass its input on.
+view-only mode at all, so every case would pass its input on. Nothing but that Xvnc and the X clients
+that watch the owner's display on it (tests/xvnc_differential.py) is started: no Jupyter server, no hub.
+Prints progress every 10,000 cases and last ``RESULT cases=... ran_to_end=... refused=...
+server_frame_errors=... display_changes=... seconds=... vnc=... seed=... gate=held|broken``.
 
 Run as root: /opt/jupyter-vnc/venv/bin/python benchmarks/gate_differential.py [--cases 100000] [--seed N]
 """

@@ -10,11 +10,19 @@ encodings noVNC asks for (Tight, JPEG quality 6, compression 2; ``--encoding zrl
 
 The two paths alternate over ``--rounds`` rounds. Per path: updates/s, full frames/s delivered (area
 delivered per second / screen area: a partial update counts for its share), MB/s, and the X server's
-CPU time per delivered full frame (from /proc: Xvnc renders nothing here, it encodes). And glxspheres'
-own frames/s from its output, to compare what is rendered with what arrives.
+CPU time per delivered full frame and per update (from /proc: Xvnc renders nothing here, it encodes).
+And glxspheres' own frames/s from its output, to compare what is rendered with what arrives.
+
+What it starts (as root; no hub, no Slurm): one Jupyter server of ours as the test user (common.Bench)
+with ``--VNCDesktop.virtualgl=off`` (only glxspheres64 runs under vglrun, not the session) and, with
+``--frame-rate``, ``-FrameRate`` for its Xvnc; glxspheres64 with ``VGL_DISPLAY=egl``. Without
+VirtualGL it stops and says so, unless ``--no-vglrun`` (glxspheres64 through the X server's GLX).
 
 Goals (issue 11): ours >= 0.95x direct; with a GPU, >= 30 delivered frames/s at 1920x1080.
-Last line: RESULT ours_direct_ratio=... fps_delivered=...
+Prints every round, the medians, and last ``RESULT ours_direct_ratio=... fps_delivered=... fps_direct=...
+fps_rendered=... ups_ours=... ups_direct=... MBps_ours=... MBps_direct=... xvnc_cpu_ms_per_frame=...
+xvnc_cpu_ms_per_update=... xvnc_cpu_ms_per_update_direct=... encoding=... geometry=... gl=... frame_rate=...
+rounds=N`` (the Xvnc CPU figures without a suffix are those of the "ours" rounds).
 
 Run as root: /opt/jupyter-vnc/venv/bin/python benchmarks/gl_stream.py [--rounds 4] [--seconds 8]
              [--encoding tight|zrle] [--frame-rate N] [--no-vglrun]
@@ -91,7 +99,7 @@ async def main() -> int:
 
     bench = common.Bench("gl_stream")
     paths = ["ours", "direct"]
-    results: dict[str, list[tuple[StreamRate, float, float]]] = {p: [] for p in paths}
+    results: dict[str, list[tuple[StreamRate, float, float, float]]] = {p: [] for p in paths}
     try:
         extra = ["--VNCDesktop.virtualgl=off"]
         if args.frame_rate:
@@ -130,30 +138,32 @@ async def main() -> int:
                 rate = await stream(connect[path], ENCODINGS[args.encoding], args.seconds)
                 cpu = cpu_seconds(x.pid) - cpu0
                 per_frame = 1000 * cpu / max(rate.frames * rate.seconds, 1e-9)
+                per_update = 1000 * cpu / max(rate.count, 1)
                 fps = rendered_fps(gl_log, since)
-                results[path].append((rate, per_frame, fps))
+                results[path].append((rate, per_frame, fps, per_update))
                 log(
                     f"round {r + 1} {path:<6} {rate.updates:6.1f} updates/s {rate.frames:6.1f} frames/s"
                     f" {rate.mbytes:6.2f} MB/s  Xvnc {per_frame:6.1f} ms CPU/frame"
-                    f"  rendered {fmt(fps, 1)} frames/s"
+                    f" {per_update:5.1f} ms/update  rendered {fmt(fps, 1)} frames/s"
                 )
         gl.send_signal(signal.SIGTERM)
         bench.finish(server)
     finally:
         bench.close()
 
-    def med(path: str, pick: Callable[[tuple[StreamRate, float, float]], float]) -> float:
+    def med(path: str, pick: Callable[[tuple[StreamRate, float, float, float]], float]) -> float:
         return median([pick(v) for v in results[path]])
 
     ups = {p: med(p, lambda v: v[0].updates) for p in paths}
     fps = {p: med(p, lambda v: v[0].frames) for p in paths}
     mbps = {p: med(p, lambda v: v[0].mbytes) for p in paths}
     cpu = {p: med(p, lambda v: v[1]) for p in paths}
+    cpu_update = {p: med(p, lambda v: v[3]) for p in paths}
     rendered = median([v[2] for p in paths for v in results[p] if v[2] == v[2]] or [float("nan")])
     log("## medians")
     for p in paths:
         log(f"{p:<6} {fmt(ups[p], 1):>6} updates/s {fmt(fps[p], 1):>6} frames/s {fmt(mbps[p]):>6} MB/s"
-            f"  Xvnc {fmt(cpu[p], 1)} ms CPU/frame")  # fmt: skip
+            f"  Xvnc {fmt(cpu[p], 1)} ms CPU/frame, {fmt(cpu_update[p], 1)} ms/update")  # fmt: skip
     od = ratio(fps["ours"], fps["direct"])
     log(f"glxspheres64 rendered {fmt(rendered, 1)} frames/s; delivered {fmt(fps['ours'], 1)} through ours")
     log(
@@ -167,7 +177,9 @@ async def main() -> int:
         f" fps_direct={fmt(fps['direct'], 1)}"
         f" fps_rendered={fmt(rendered, 1)} ups_ours={fmt(ups['ours'], 1)} ups_direct={fmt(ups['direct'], 1)}"
         f" MBps_ours={fmt(mbps['ours'], 2)} MBps_direct={fmt(mbps['direct'], 2)}"
-        f" xvnc_cpu_ms_per_frame={fmt(cpu['ours'], 1)} encoding={args.encoding} geometry={GEOMETRY}"
+        f" xvnc_cpu_ms_per_frame={fmt(cpu['ours'], 1)} xvnc_cpu_ms_per_update={fmt(cpu_update['ours'], 1)}"
+        f" xvnc_cpu_ms_per_update_direct={fmt(cpu_update['direct'], 1)}"
+        f" encoding={args.encoding} geometry={GEOMETRY}"
         f" gl={'vglrun' if vglrun else 'glx'} frame_rate={args.frame_rate or 'default'} rounds={args.rounds}"
     )
     return 0

@@ -16,6 +16,11 @@ the two-node test bed and the rest must queue. Measured per run:
   or lost (neither: no job behind a pending spawn, or gone without a message);
 - that the queue moves: the ready desktops are stopped and queued ones take their place.
 
+Prints one table row per N and kind (the columns above, and the window and how long the queue took to
+move), a queued spawn's progress message, the hub CPU of ours over plain at each N and each kind's growth
+from the smallest N to the largest, and last ``RESULT <kind>_<figure>_N<n>=... cpu_ours_vs_plain_N<n>=...
+<kind>_cpu_growth_N<lo>_to_N<hi>=...``. Every hub's log is kept in /tmp/jvnc-load-logs.
+
     /opt/jupyter-vnc/venv/bin/python benchmarks/load_spawn.py [--sizes 10,25,50] [--hold 20]
 
 Needs root and the test bed (devstack/install; Slurm is started if needed). ~3-4 minutes per N and kind.
@@ -344,6 +349,27 @@ def run(kind: str, users: list[str], wrapper: Path, calls: Path, memory_gb: int,
     }
 
 
+def cpu_summary(results: dict[str, float], sizes: list[int], kinds: list[str]) -> dict[str, float]:
+    """Hub CPU, ours over plain at each N, and each kind's growth from the smallest N to the largest:
+    printed, and returned for the RESULT line."""
+    out: dict[str, float] = {}
+    lo, hi = min(sizes), max(sizes)
+    for kind in kinds:
+        if lo != hi and results.get(f"{kind}_cpu_s_N{lo}"):
+            out[f"{kind}_cpu_growth_N{lo}_to_N{hi}"] = round(
+                results[f"{kind}_cpu_s_N{hi}"] / results[f"{kind}_cpu_s_N{lo}"], 2
+            )
+    if {"ours", "plain"} <= set(kinds):
+        for n in sizes:
+            if results.get(f"plain_cpu_s_N{n}"):
+                out[f"cpu_ours_vs_plain_N{n}"] = round(
+                    results[f"ours_cpu_s_N{n}"] / results[f"plain_cpu_s_N{n}"], 2
+                )
+    if out:
+        log("hub CPU: " + ", ".join(f"{k} {v:g}" for k, v in out.items()))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -397,6 +423,7 @@ def main() -> int:
                     "orphans",
                 ):
                     results[f"{kind}_{key}_N{n}"] = round(float(r[key]), 2)
+    results.update(cpu_summary(results, sizes, args.kinds.split(",")))
     log("RESULT " + " ".join(f"{k}={v:g}" for k, v in sorted(results.items())))
     return 0
 

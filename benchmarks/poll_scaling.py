@@ -4,7 +4,9 @@ Real Slurm jobs (held, so they stay PENDING and cost the cluster nothing) stand 
 This process plays the hub: during one poll interval every spawner calls poll() once, at a random
 moment in the interval, as JupyterHub's per-spawner poll loops do. We count the squeue processes that
 really ran (a logging wrapper in front of the real squeue, found through an absolute path for plain
-SlurmSpawner, whose sudo would bypass PATH) and the CPU the "hub" and its children used.
+SlurmSpawner, whose sudo would bypass PATH) and the CPU the "hub" and its children used. Prints one row
+per N and kind and last ``RESULT <kind>_calls_per_interval_N<n>=... <kind>_cpu_s_per_interval_N<n>=...``;
+the held jobs are cancelled at the end.
 
     /opt/jupyter-vnc/venv/bin/python benchmarks/poll_scaling.py [--sizes 10,100,500] [--interval 5]
 

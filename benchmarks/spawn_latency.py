@@ -10,6 +10,15 @@ shared status query through query_exec_prefix. Timed from just before the POST:
 - pixels: the desktop's first full screen with XFCE drawn on it, read through the hub's proxy over the
   server's desktop websocket with the user's own token (RFB, Raw encoding).
 
+Each hub is load_spawn.Hub on ports of its own (8400, 8410, 8420, 8430 and the two after each); after
+each spawn the server is stopped and the job waited for until it is gone. A desktop that never draws
+within 90 s is counted (``undrawn``), not fatal. Prints every run, a table of medians per kind (ready,
+pixels, pixels - ready, and the ready range) and last ``RESULT ours_vs_plain=... pixels_ours_vs_plain=...
+ours_ready_s=... plain_ready_s=... ours_pixels_s=... plain_pixels_s=... ours_drawn_after_ready_s=...
+plain_drawn_after_ready_s=... ours_ready_range_s=<min-max> plain_ready_range_s=<min-max>
+[ssh_ours_vs_plain=... ssh_ours_ready_s=... ssh_plain_ready_s=...] undrawn=N``; the ratios are medians of
+the per-run pairs, the rest medians of the runs.
+
     /opt/jupyter-vnc/venv/bin/python benchmarks/spawn_latency.py [--runs 5] [--no-ssh]
 
 Needs root and the test bed (devstack/install; Slurm and the login node are started if needed).
@@ -181,16 +190,30 @@ def main() -> int:
         ]
         return statistics.median(pairs) if pairs else float("nan")
 
+    def after_ready(kind: str) -> float:
+        """Median of pixels - ready over the runs that drew: how long the desktop took after "ready"."""
+        values = [p - r for r, p in results[kind] if p == p]
+        return statistics.median(values) if values else float("nan")
+
+    def ready_range(kind: str) -> str:
+        values = [r for r, _ in results[kind]]
+        return f"{min(values):.2f}-{max(values):.2f}" if values else "nan"
+
     undrawn = {k: sum(1 for r in results[k] if r[1] != r[1]) for k in kinds}
 
-    log(f"\n{'':10s} {'ready (median)':>15s} {'pixels (median)':>16s}   runs={args.runs}, 1 GB, no GPU")
+    log(f"\n{'':10s} {'ready (median)':>15s} {'pixels (median)':>16s} {'pixels - ready':>15s}"
+        f" {'ready min-max':>14s}   runs={args.runs}, 1 GB, no GPU")  # fmt: skip
     for kind in kinds:
-        log(f"{kind:10s} {med(kind, 0):13.2f} s {med(kind, 1):14.2f} s")
+        log(f"{kind:10s} {med(kind, 0):13.2f} s {med(kind, 1):14.2f} s {after_ready(kind):13.2f} s"
+            f" {ready_range(kind):>12s} s")  # fmt: skip
     figures = [
         f"ours_vs_plain={pair_ratio('ours', 'plain', 0):.2f}",
         f"pixels_ours_vs_plain={pair_ratio('ours', 'plain', 1):.2f}",
         f"ours_ready_s={med('ours', 0):.2f}", f"plain_ready_s={med('plain', 0):.2f}",
         f"ours_pixels_s={med('ours', 1):.2f}", f"plain_pixels_s={med('plain', 1):.2f}",
+        f"ours_drawn_after_ready_s={after_ready('ours'):.2f}",
+        f"plain_drawn_after_ready_s={after_ready('plain'):.2f}",
+        f"ours_ready_range_s={ready_range('ours')}", f"plain_ready_range_s={ready_range('plain')}",
     ]  # fmt: skip
     if "ours-ssh" in results:
         figures += [

@@ -15,6 +15,13 @@ session modes in interleaved rounds (same user, same home, one desktop at a time
 Without a GPU, VirtualGL renders on Mesa's software EGL device: the faker is loaded and active in every
 process just the same, which is what the session's cost depends on.
 
+What it starts (as root; no hub, no Slurm): one unmeasured desktop first (a used XFCE home), then one
+Jupyter server of ours per measurement as the test user (common.Bench), one at a time; the per-program
+timing runs on a private ``Xtigervnc :93`` of its own, 5 times each way. Prints every round, the medians
+and last ``RESULT startup_off_s=... startup_session_s=... startup_ratio=... startup_extra_s=...
+pss_off_MiB=... pss_session_MiB=... pss_extra_MiB=... faker_processes=... same_pixels=...
+vglrun_per_program_ms=... rounds=N`` (the extras are session minus off).
+
 Run as root: /opt/jupyter-vnc/venv/bin/python benchmarks/virtualgl_session.py [--rounds 3] [--settle 8]
 """
 
@@ -160,6 +167,7 @@ async def main() -> int:
         "RESULT"
         f" startup_off_s={fmt(startup['off'])} startup_session_s={fmt(startup['session'])}"
         f" startup_ratio={fmt(ratio(startup['session'], startup['off']), 3)}"
+        f" startup_extra_s={fmt(startup['session'] - startup['off'])}"
         f" pss_off_MiB={fmt(pss['off'], 1)} pss_session_MiB={fmt(pss['session'], 1)}"
         f" pss_extra_MiB={fmt(pss['session'] - pss['off'], 1)} faker_processes={faker['session']:g}"
         f" same_pixels={fmt(same, 4)} vglrun_per_program_ms={fmt(1000 * (wrapped - plain), 0)}"
