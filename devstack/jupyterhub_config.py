@@ -3,12 +3,16 @@
 Host mode: the desktop runs straight on the (single, local) Slurm node; tests cover Apptainer mode.
 """
 
+import json
 import os
 from pathlib import Path
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 
 state = Path(os.environ.get("JVNC_STATE", "/var/lib/jupyter-vnc-dev")) / "hub"
+# The tests' users (devstack/lib.sh's JVNC_TEST_USERS passes them; the same default).
+TEST_USERS = "alice bob carol dave erin fred gina hugo iris jack kate liam"
+IDLE_TEST_USER = "dave"
 port = int(os.environ.get("JVNC_HUB_PORT", "8000"))
 
 c.JupyterHub.bind_url = f"http://127.0.0.1:{port}"
@@ -31,7 +35,7 @@ c.Authenticator.allowed_users = set(
     (
         os.environ.get("JVNC_DEMO_USERS", "ada ben cleo")
         + " "
-        + os.environ.get("JVNC_TEST_USERS", "alice bob carol")
+        + os.environ.get("JVNC_TEST_USERS", TEST_USERS)
     ).split()
 )
 
@@ -54,10 +58,10 @@ c.JupyterHub.load_roles = [
     },
     {
         "name": "idle-culler",
-        # Its README's scopes, narrowed to the tests' users: a test run must not cull a demo desktop.
+        # Its README's scopes, narrowed to the one user of the idle tests (tests/test_idle.py): a test run
+        # must not cull a demo desktop, nor the desktop of another test running beside them.
         "scopes": [
-            f"{scope}!user={name}"
-            for name in os.environ.get("JVNC_TEST_USERS", "alice bob carol").split()
+            f"{scope}!user={IDLE_TEST_USER}"
             for scope in ("list:users", "read:users:activity", "read:servers", "delete:servers")
         ],
         "services": ["idle-culler"],
@@ -91,6 +95,24 @@ if os.environ.get("JVNC_DESKTOP_IMAGE"):
 # No start_timeout: the spawner computes it from the queue limit (a desktop may wait in the queue for
 # hours); the start on the node has job_start_timeout (jupyterhub_desktops.py).
 c.Spawner.http_timeout = 60
+
+# Spawner settings for one of the tests' users, read at each of their spawns from
+# <state>/per-user/<name>.json (e.g. {"idle_pause_minutes": 0.25}): a test of such settings runs beside
+# the others instead of restarting the hub for everyone (tests/isolation.py). A site would key settings
+# like these by group the same way. The demo's users never get any.
+_test_users = set(os.environ.get("JVNC_TEST_USERS", TEST_USERS).split())
+
+
+def _test_users_settings(spawner):
+    path = state / "per-user" / f"{spawner.user.name}.json"
+    if spawner.user.name in _test_users and path.is_file():
+        for name, value in json.loads(path.read_text()).items():
+            if not spawner.has_trait(name):
+                raise ValueError(f"{path}: {name} is no setting of {type(spawner).__name__}")
+            setattr(spawner, name, value)
+
+
+c.Spawner.pre_spawn_hook = _test_users_settings
 
 # A site's own settings on top of the demo's: tests/test_site_settings.py restarts the hub with a file
 # of them (a job template, partitions to choose from, fixed options, Apptainer binds).

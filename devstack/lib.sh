@@ -13,7 +13,7 @@ JVNC_HUB_PORT=${JVNC_HUB_PORT:-8000}
 # The demo's users and the tests' users are different people: a test run never touches a desktop
 # someone has open in the demo.
 JVNC_DEMO_USERS=${JVNC_DEMO_USERS:-"ada ben cleo"}
-JVNC_TEST_USERS=${JVNC_TEST_USERS:-"alice bob carol"}
+JVNC_TEST_USERS=${JVNC_TEST_USERS:-"alice bob carol dave erin fred gina hugo iris jack kate liam"}
 JVNC_OFFSITE_USERS=${JVNC_OFFSITE_USERS:-"olga"}  # the user of the hub off the submit host (tests)
 JVNC_SSH_PORT=${JVNC_SSH_PORT:-2222}
 APPTAINER_PREFIX=${APPTAINER_PREFIX:-/opt/apptainer-sid}
@@ -70,7 +70,7 @@ code_stamp() {
     root=$("$JVNC_VENV/bin/python" -c 'import jupyter_vnc, os
 print(os.path.dirname(os.path.dirname(os.path.abspath(jupyter_vnc.__file__))))' 2>/dev/null) || root=unknown
   fi
-  sum=$(cd "$root" 2>/dev/null && find jupyter_vnc templates -type f \( -name '*.py' -o -name '*.j2' -o -name '*.html' \) \
+  sum=$(cd "$root" 2>/dev/null && find jupyter_vnc templates devstack -type f \( -name '*.py' -o -name '*.j2' -o -name '*.html' \) \
     -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs -d '\n' sha256sum | sha256sum | cut -c1-16) || sum=unknown
   echo "$root $sum"
 }

@@ -6,10 +6,13 @@ Two kinds matter to the next desktop on the same node:
   SIGKILL they make the next server skip that display number.
 - ``/tmp/.ICE-unix/<pid>``: the session manager's listening socket (xfce4-session's, through libICE),
   named after its process id and never removed when the session dies with its X server, which is how
-  every desktop ends. libICE cannot listen on a name that exists, and xfce4-session gives up ("Unable
-  to establish ICE listeners") when it cannot listen: a new session whose pid happens to match a
-  leftover never draws. With pids below 32768 and hundreds of leftovers on a busy node, that was about
-  one desktop start in 40 (issue 23's XFCE flake).
+  every desktop ends. libICE removes a leftover of its own user before it listens, but cannot remove
+  another user's (``/tmp/.ICE-unix`` is sticky), and xfce4-session then gives up at once ("Unable to
+  establish ICE listeners", exit 1 within half a second): a new session whose pid matches another
+  user's leftover never draws. With pids below 32768 and hundreds of leftovers on a busy node, that was
+  about one desktop start in 40 (issue 23's XFCE flake). So every desktop removes its user's dead ones
+  when it starts and ends (and the reaper after a crash), and a session that fails as it starts is
+  started again with a new pid (``VNCDesktop._watch_session``).
 
 Only files of the calling user are removed (``/tmp``'s sticky directories allow no other), and only
 dead ones: a socket that still accepts a connection belongs to a running session (the user's other

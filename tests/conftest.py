@@ -6,14 +6,19 @@ fixtures started is stopped at the end, so a test run leaves no daemon of ours b
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import json
 import os
 import pwd
+import shutil
 import subprocess
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import isolation
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,10 +36,16 @@ def devstack(*args: str, check: bool = True, timeout: float = 600) -> subprocess
     )
 
 
-# Services that run this checkout's Python code, and where each records which code it runs.
+# Services that run this checkout's Python code (and devstack's hub configurations), and where each
+# records which code it runs.
 _CODE_STAMPS = {"hub": STATE / "hub" / "code-stamp", "offsite-hub": STATE / "offsite-hub" / "code-stamp"}
-# What the run's services ran, for the summary: {service: "CHECKOUT HASH (how)"}.
-SERVICE_CODE: dict[str, str] = {}
+
+
+# Shared by pytest-xdist's workers and the process that runs them, in a folder of this run's own
+# (JVNC_TEST_RUN, made by that process): which code the run's services ran, for the summary ("SERVICE
+# CHECKOUT HASH (how)" lines), and the services the tests started, in order, stopped at the very end.
+def _run_file(name: str) -> Path:
+    return Path(os.environ["JVNC_TEST_RUN"]) / name
 
 
 def _runs_other_code(name: str) -> bool:
@@ -50,27 +61,89 @@ def _runs_other_code(name: str) -> bool:
     return recorded != mine
 
 
+def _append(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(line + "\n")  # one short write: whole lines even with several workers appending
+
+
 def _managed_service(name: str) -> Iterator[None]:
+    """A devstack service, started (or restarted on this checkout's code) by the first worker that
+    needs it, the others waiting on its lock; stopped at the end of the run if the tests started it."""
     if os.geteuid() != 0:
         pytest.skip(f"the {name} test bed needs root (it starts system daemons); run devstack/test as root")
-    was_running = devstack(name, "status", check=False).returncode == 0
-    how = "already running"
-    if was_running and _runs_other_code(name):
-        devstack(name, "stop")  # restarted on this checkout's code (and left running, as it was found)
-        how = "restarted: it ran other code than this checkout's"
-    elif not was_running:
-        how = "started by the tests"
-    started = devstack(name, "start", check=False)
-    if started.returncode != 0:
-        pytest.fail(f"devstack/{name} start failed:\n{started.stderr}")
-    if name in _CODE_STAMPS:
-        code = _CODE_STAMPS[name].read_text().strip() if _CODE_STAMPS[name].exists() else "unknown"
-        SERVICE_CODE[name] = f"{code} ({how})"
-        if _runs_other_code(name):
-            pytest.fail(f"devstack/{name} runs {code}, not this checkout ({ROOT}): run devstack/install here")
+    with isolation.service_lock(name):
+        was_running = devstack(name, "status", check=False).returncode == 0
+        how = "already running"
+        if was_running and _runs_other_code(name):
+            devstack(name, "stop")  # restarted on this checkout's code (and left running, as it was found)
+            how = "restarted: it ran other code than this checkout's"
+        elif not was_running:
+            how = "started by the tests"
+            _append(_run_file("started-by-tests"), name)
+        started = devstack(name, "start", check=False)
+        if started.returncode != 0:
+            pytest.fail(f"devstack/{name} start failed:\n{started.stderr}")
+        if name in _CODE_STAMPS:
+            code = _CODE_STAMPS[name].read_text().strip() if _CODE_STAMPS[name].exists() else "unknown"
+            _append(_run_file("service-code"), f"{name} {code} ({how})")
+            if _runs_other_code(name):
+                pytest.fail(f"devstack/{name} runs {code}, not this checkout ({ROOT}): run devstack/install")
     yield
-    if not was_running:
-        devstack(name, "stop")
+
+
+def _declared(module: pytest.Module | pytest.Item) -> tuple[set[str], bool]:
+    """A module's ``users(...)`` and ``alone`` marks (tests/isolation.py)."""
+    users = {name for mark in module.iter_markers("users") for name in mark.args}
+    return users, any(True for _ in module.iter_markers("alone"))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """pytest-xdist's queues, one per group of modules (tests/isolation.py's module_groups): a worker
+    takes a whole group and runs its modules one after another. (xdist's own ``loadgroup`` does not
+    work with pytest 9, whose node ids xdist can no longer rename.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    groups = isolation.module_groups(sorted((ROOT / "tests").glob("test_*.py")))
+
+    class ByModuleGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return groups.get(module, module)
+
+    return ByModuleGroup(config, log)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _beside_other_modules(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Wait until no other worker runs a module this one must not run beside (tests/isolation.py)."""
+    users, alone = _declared(request.node)
+    with isolation.running_beside_others(users, alone):
+        yield
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")  # pytest-xdist's mark of a worker process
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _is_worker(config):  # the workers, started after this, inherit it
+        isolation.LOCKS.mkdir(parents=True, exist_ok=True)
+        os.environ["JVNC_TEST_RUN"] = tempfile.mkdtemp(prefix="run-", dir=isolation.LOCKS)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not _is_worker(config):
+        shutil.rmtree(os.environ.pop("JVNC_TEST_RUN", ""), ignore_errors=True)
+
+
+def _stop_what_the_tests_started() -> None:
+    try:
+        started = _run_file("started-by-tests").read_text().split()
+    except OSError:
+        return
+    for name in reversed(started):  # the hub before the Slurm and Redis it uses
+        devstack(name, "stop", check=False)
 
 
 @dataclass(frozen=True)
@@ -149,6 +222,27 @@ def hub(slurm: SlurmBed, redis_url: str) -> Iterator[HubBed]:
 
 
 @pytest.fixture
+def spawner_settings(hub: HubBed) -> Iterator[Callable[[str, dict], None]]:
+    """``spawner_settings(user, {"idle_pause_minutes": 0.25})``: the demo hub's spawns of that test
+    user get these VNCSlurmSpawner settings (devstack/jupyterhub_config.py reads them at each spawn),
+    the other users' are untouched, so the test runs beside others. Removed at the test's end."""
+    folder = STATE / "hub" / "per-user"
+    written: list[Path] = []
+
+    def configure(user: str, traits: dict) -> None:
+        folder.mkdir(exist_ok=True)
+        shutil.chown(folder, "jvnc-hub", "jvnc-hub")
+        path = folder / f"{user}.json"
+        path.write_text(json.dumps(traits))
+        shutil.chown(path, "jvnc-hub", "jvnc-hub")
+        written.append(path)
+
+    yield configure
+    for path in written:
+        path.unlink(missing_ok=True)
+
+
+@pytest.fixture
 def dead_controller_conf(slurm, tmp_path: Path) -> Path:
     """A copy of the cluster's config pointing at a port where no slurmctld listens."""
     text = slurm.conf.read_text().replace(
@@ -181,6 +275,9 @@ def unallowed_skips(reports: list[pytest.TestReport]) -> list[pytest.TestReport]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _is_worker(session.config):
+        return
+    _stop_what_the_tests_started()
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []
     if _in_ci() and unallowed_skips(skipped) and exitstatus == 0:
@@ -190,8 +287,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
     """Which code the run's hubs ran; and a run that skipped something says so loudly: what was not
     tested here, and why. Under CI=true a skip outside SKIPS_ALLOWED_IN_CI fails the run."""
-    for service, code in SERVICE_CODE.items():
-        terminalreporter.write_line(f"{service} ran jupyter_vnc from {code}")
+    with contextlib.suppress(OSError):
+        for line in dict.fromkeys(_run_file("service-code").read_text().splitlines()):
+            service, code = line.split(" ", 1)
+            terminalreporter.write_line(f"{service} ran jupyter_vnc from {code}")
     skipped = terminalreporter.stats.get("skipped", [])
     if not skipped:
         return

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import procs
 import pytest
+from isolation import TEST_USERS
 
 from jupyter_vnc.jobinfo import DESKTOP_JOB_VAR
 
@@ -204,9 +205,9 @@ def users() -> dict[str, pwd.struct_passwd]:
     if os.geteuid() != 0:
         pytest.skip("the desktop tests run servers as the test users and need root to start them")
     try:
-        return {name: pwd.getpwnam(name) for name in ("alice", "bob")}
-    except KeyError:
-        pytest.skip("test users alice and bob do not exist: run devstack/install")
+        return {name: pwd.getpwnam(name) for name in TEST_USERS}
+    except KeyError as e:
+        pytest.fail(f"test user {e} does not exist: run devstack/install")
 
 
 @pytest.fixture
@@ -217,7 +218,7 @@ def server_factory(
     started: list[UserServer] = []
 
     def factory(
-        name: str = "alice",
+        name: str = "jack",
         *extra: str,
         path_prefix: str = "",
         desktop_job: bool = True,
@@ -238,18 +239,18 @@ def server_factory(
 
 
 @pytest.fixture(scope="session")
-def alice_server(server_logs: Path, users: dict[str, pwd.struct_passwd]) -> Iterator[UserServer]:
-    """One long-lived server of alice's with a prestarted desktop, for the tests that only look."""
-    server = start_server(users["alice"], server_logs)
-    wait_until(lambda: server.status()["state"] == "running", 30, "alice's desktop running")
+def desktop_server(server_logs: Path, users: dict[str, pwd.struct_passwd]) -> Iterator[UserServer]:
+    """One long-lived server of jack's with a prestarted desktop, for the tests that only look."""
+    server = start_server(users["jack"], server_logs)
+    wait_until(lambda: server.status()["state"] == "running", 30, "jack's desktop running")
     yield server
     server.stop()
 
 
 @pytest.fixture
-def bob_home() -> Iterator[Path]:
-    """Bob's home, with whatever a test puts there removed afterwards."""
-    home = Path("/home/bob")
+def kate_home() -> Iterator[Path]:
+    """Kate's home, with whatever a test puts there removed afterwards."""
+    home = Path("/home/kate")
     yield home
     for path in [home / ".vnc", home / "fakeconda", home / "xstartup-ran"]:
         if path.is_dir():
@@ -258,6 +259,6 @@ def bob_home() -> Iterator[Path]:
             path.unlink()
 
 
-def owned_by_bob(*paths: Path) -> None:
+def owned_by_kate(*paths: Path) -> None:
     for path in paths:
-        shutil.chown(path, "bob", "bob")
+        shutil.chown(path, "kate", "kate")

@@ -54,3 +54,23 @@ def of_user(user: str, name: str) -> set[int]:
     import pwd
 
     return {pid for pid in of_uid(pwd.getpwnam(user).pw_uid) if program(pid) == name}
+
+
+def environ(pid: int) -> dict[str, str]:
+    """The environment ``pid`` started with, or {} when it has gone (or is not ours to read)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def on_display(name: str, display: str) -> list[int]:
+    """The live processes running program ``name`` on X display ``display`` (":5")."""
+    return [
+        int(e.name)
+        for e in Path("/proc").iterdir()
+        if e.name.isdigit()
+        and program(int(e.name)) == name
+        and environ(int(e.name)).get("DISPLAY") == display
+    ]

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-TEST_USER = "alice"
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("jack")
+
+TEST_USER = "jack"
 
 
 def _user_exists(name: str) -> bool:

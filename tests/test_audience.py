@@ -19,7 +19,7 @@ from jupyter_vnc.sharing import Role, Visitor
 # No service: also run against the lowest declared dependency versions (devstack/floors).
 pytestmark = pytest.mark.unit
 
-ACCESS = "access:servers!server=alice/"
+ACCESS = "access:servers!server=dave/"
 
 
 class CountingHub:
@@ -36,7 +36,7 @@ class CountingHub:
     async def user_for_token(self, token: str, use_cache: bool = True, sync: bool = True) -> dict[str, Any]:
         self.lookups.append(token)
         scopes = [] if token in self.revoked else [ACCESS]
-        return {"name": "bob", "groups": [], "scopes": scopes}
+        return {"name": "erin", "groups": [], "scopes": scopes}
 
     def check_scopes(self, required: set[str], model: dict[str, Any]) -> set[str]:
         return set(required) & set(model["scopes"])
@@ -52,17 +52,22 @@ class Seat:
 
 @pytest.fixture(autouse=True)
 def owner(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JUPYTERHUB_USER", "alice")
+    monkeypatch.setenv("JUPYTERHUB_USER", "dave")
     monkeypatch.setenv("JUPYTERHUB_SERVER_NAME", "")
 
 
 async def test_a_guest_holds_at_most_the_limit_and_the_owner_any() -> None:
     audience = Audience(CountingHub(), logging.getLogger("test"), guest_limit=3)
-    bob = [Seat() for _ in range(4)]
-    assert [audience.join(s, Visitor("bob", Role.VIEW, token="t")) for s in bob] == [True, True, True, False]
-    assert all(audience.join(Seat(), Visitor("alice", Role.OWNER)) for _ in range(10))
-    audience.leave(bob[0])
-    assert audience.join(bob[3], Visitor("bob", Role.VIEW, token="t"))
+    erin = [Seat() for _ in range(4)]
+    assert [audience.join(s, Visitor("erin", Role.VIEW, token="t")) for s in erin] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert all(audience.join(Seat(), Visitor("dave", Role.OWNER)) for _ in range(10))
+    audience.leave(erin[0])
+    assert audience.join(erin[3], Visitor("erin", Role.VIEW, token="t"))
 
 
 async def test_access_is_checked_once_per_token_a_round_and_a_revocation_closes_every_seat() -> None:
@@ -70,9 +75,9 @@ async def test_access_is_checked_once_per_token_a_round_and_a_revocation_closes_
     audience = Audience(hub, logging.getLogger("test"), guest_limit=10)
     same = [Seat() for _ in range(6)]
     for seat in same:
-        audience.join(seat, Visitor("bob", Role.VIEW, token="one"))
+        audience.join(seat, Visitor("erin", Role.VIEW, token="one"))
     other = Seat()
-    audience.join(other, Visitor("bob", Role.VIEW, token="two"))
+    audience.join(other, Visitor("erin", Role.VIEW, token="two"))
     await asyncio.sleep(2.3)  # two rounds
     assert sorted(hub.lookups) == ["one", "one", "two", "two"], hub.lookups  # not 14
     hub.revoked.add("one")

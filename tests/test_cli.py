@@ -31,6 +31,9 @@ from jupyter_vnc.registry import Session
 from jupyter_vnc.registry.redis import RedisRegistry
 from jupyter_vnc.slurm import Phase, SlurmClient
 
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("gina", "hugo")
+
 CONFIG = DEVSTACK / "jupyterhub_config.py"
 unit = pytest.mark.unit
 
@@ -65,7 +68,7 @@ def broken(tmp_path: Path, *overrides: str) -> Path:
 
 def test_render_job_is_the_script_a_spawn_submits() -> None:
     result = cli(
-        "render-job", "--user", "alice", "--options", '{"gpus": 2, "hours": 1.5, "resolution": "1280x720"}'
+        "render-job", "--user", "gina", "--options", '{"gpus": 2, "hours": 1.5, "resolution": "1280x720"}'
     )
     assert result.returncode == 0, result.stderr
     assert "#SBATCH --gres=gpu:2\n" in result.stdout and "#SBATCH --time=1:30:00\n" in result.stdout
@@ -79,7 +82,7 @@ def test_render_job_is_the_script_a_spawn_submits() -> None:
      ('{"resolution": "1x1;id"}', "resolution must look like")],
 )  # fmt: skip
 def test_render_job_refuses_bad_options_with_a_message(options: str, message: str) -> None:
-    result = cli("render-job", "--user", "alice", "--options", options)
+    result = cli("render-job", "--user", "gina", "--options", options)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
@@ -132,14 +135,14 @@ def test_doctor_names_what_is_broken(hub: HubBed, tmp_path: Path, override: str,
 
 
 def test_doctor_checks_from_inside_a_job_as_the_user(hub: HubBed) -> None:
-    """--user: a real probe job as alice, through the spawner's exec_prefix, on the desktop partition."""
-    result = cli("doctor", "--user", "alice")
+    """--user: a real probe job as gina, through the spawner's exec_prefix, on the desktop partition."""
+    result = cli("doctor", "--user", "gina")
     assert result.returncode == 0, result.stdout
     for check in ("Probe job", "jupyterhub-singleuser in the job", "jupyter-vnc in the job",
                   "Node to hub API", "Hub to node", "VNC server", "XFCE"):  # fmt: skip
         assert any(line.startswith("[  OK]") and check in line for line in result.stdout.splitlines()), check
-    assert "as alice ran on" in result.stdout
-    assert squeue("alice") == []  # the probe cancelled itself
+    assert "as gina ran on" in result.stdout
+    assert squeue("gina") == []  # the probe cancelled itself
 
 
 @pytest.mark.parametrize(
@@ -153,18 +156,18 @@ def test_doctor_checks_from_inside_a_job_as_the_user(hub: HubBed) -> None:
          "cannot resolve node-x.invalid"),
         # A bare command name: the job sees the user's login PATH, which lacks the hub's venv.
         ('c.VNCSlurmSpawner.batchspawner_singleuser_cmd = "jvnc-no-such-command"',
-         "jvnc-no-such-command in the job", "not on alice's PATH"),
+         "jvnc-no-such-command in the job", "not on gina's PATH"),
     ],
 )  # fmt: skip
 def test_doctor_says_in_red_what_a_job_would_meet(
     hub: HubBed, tmp_path: Path, override: str, check: str, words: str
 ) -> None:
-    result = cli("doctor", "--user", "alice", config=broken(tmp_path, override))
+    result = cli("doctor", "--user", "gina", config=broken(tmp_path, override))
     assert result.returncode == 1, result.stdout
     (red,) = [line for line in doctor_lines(result.stdout, "FAIL") if line[7:].startswith(check + " ")]
     assert words in red, result.stdout
     assert "Traceback" not in result.stdout + result.stderr
-    assert squeue("alice") == []
+    assert squeue("gina") == []
 
 
 def test_doctor_warns_about_settings_that_cancel_queued_desktops(hub: HubBed, tmp_path: Path) -> None:
@@ -187,26 +190,26 @@ def test_doctor_says_which_status_query_the_hub_runs(hub: HubBed, tmp_path: Path
 
 
 async def test_sessions_and_cancel_through_the_hub(hub: HubBed) -> None:
-    bob = HubUser(hub.url, "bob", hub.password)
-    bob.api("POST", "/users/bob/server", json={"gpus": 1, "memory_gb": 1, "hours": 2})
+    hugo = HubUser(hub.url, "hugo", hub.password)
+    hugo.api("POST", "/users/hugo/server", json={"gpus": 1, "memory_gb": 1, "hours": 2})
     try:
-        bob.wait_ready()
+        hugo.wait_ready()
         listed = cli("sessions")
         assert listed.returncode == 0, listed.stderr
-        row = next(line for line in listed.stdout.splitlines() if line.startswith("bob "))
+        row = next(line for line in listed.stdout.splitlines() if line.startswith("hugo "))
         assert " running " in row and " 1h5" in row  # 2 h walltime, started just now
         data = json.loads(cli("sessions", "--json").stdout)
-        (mine,) = [s for s in data["sessions"] if s["user"] == "bob"]
+        (mine,) = [s for s in data["sessions"] if s["user"] == "hugo"]
         assert mine["gpus"] == 1 and mine["node"].startswith("node") and 7000 < mine["seconds_left"] <= 7200
         job_id = mine["job_id"]
-        cancelled = cli("cancel", "bob", "--json")
+        cancelled = cli("cancel", "hugo", "--json")
         assert cancelled.returncode == 0, cancelled.stderr
-        assert json.loads(cancelled.stdout) == {"user": "bob", "server": "", "stopped": True}
-        assert "" not in bob.api("GET", "/users/bob").json()["servers"]  # the hub's view is right
+        assert json.loads(cancelled.stdout) == {"user": "hugo", "server": "", "stopped": True}
+        assert "" not in hugo.api("GET", "/users/hugo").json()["servers"]  # the hub's view is right
         assert (await SlurmClient().query([job_id]))[job_id].phase is Phase.ENDED
-        assert "bob " not in cli("sessions").stdout
+        assert "hugo " not in cli("sessions").stdout
     finally:
-        bob.api("DELETE", "/users/bob/server")
+        hugo.api("DELETE", "/users/hugo/server")
 
 
 def test_cancel_of_an_unknown_server_says_so(hub: HubBed) -> None:
@@ -231,7 +234,7 @@ def test_sessions_when_redis_is_down(tmp_path: Path) -> None:
 async def test_sessions_lists_the_valid_entries_and_names_the_rest(hub: HubBed, redis_bed: RedisBed) -> None:
     registry = RedisRegistry(redis_bed.auth_url)
     raw = aioredis.from_url(redis_bed.auth_url)
-    mine = Session(user="bob", server="clitest", job_id="99999", state="running", ends_at=time.time() + 3600)
+    mine = Session(user="hugo", server="clitest", job_id="99999", state="running", ends_at=time.time() + 3600)
     try:
         await registry.put(mine)
         await raw.set("jupyter-vnc:session:mallory/", "not json")  # as a second client could write it
@@ -245,7 +248,7 @@ async def test_sessions_lists_the_valid_entries_and_names_the_rest(hub: HubBed, 
         listing = json.loads(result.stdout)
         assert "mallory" not in json.dumps(listing["sessions"]) and listing["skipped"] == ["'mallory/'"]
     finally:
-        await registry.delete("bob", "clitest")
+        await registry.delete("hugo", "clitest")
         await raw.delete("jupyter-vnc:session:mallory/")
         await raw.srem("jupyter-vnc:sessions", "mallory/")
         await raw.aclose()
@@ -340,10 +343,10 @@ def test_doctor_warns_loudly_when_every_users_server_shares_one_origin(hub: HubB
 def test_doctor_warns_about_a_token_without_the_admin_scopes(hub: HubBed, tmp_path: Path) -> None:
     """A token the hub accepts but that cannot list or stop other users' servers: the doctor names the
     missing scopes as a WARN (spawns work; `sessions` and `cancel` will not), and exits 0."""
-    alice = HubUser(hub.url, "alice", hub.password)
-    created = alice.api(
+    gina = HubUser(hub.url, "gina", hub.password)
+    created = gina.api(
         "POST",
-        "/users/alice/tokens",
+        "/users/gina/tokens",
         json={"note": "doctor test", "expires_in": 600, "scopes": ["read:users:name!user"]},
     )
     assert created.status_code == 201, created.text
@@ -352,11 +355,11 @@ def test_doctor_warns_about_a_token_without_the_admin_scopes(hub: HubBed, tmp_pa
     try:
         result = cli("--token-file", str(token), "doctor")
     finally:
-        alice.api("DELETE", f"/users/alice/tokens/{created.json()['id']}")
+        gina.api("DELETE", f"/users/gina/tokens/{created.json()['id']}")
     line = next((line for line in result.stdout.splitlines() if "Hub API token" in line), "")
     assert line.startswith("[WARN]"), result.stdout
     lacks = "admin:servers, admin:server_state, list:users, read:users"  # every scope the CLI needs
-    assert f"valid (alice) but lacks {lacks}: cancel/sessions fail" in line
+    assert f"valid (gina) but lacks {lacks}: cancel/sessions fail" in line
     assert result.returncode == 0, result.stdout
 
 
@@ -523,7 +526,7 @@ def test_render_job_json_is_the_script_and_the_request(tmp_path: Path) -> None:
 @unit
 def test_a_hub_that_does_not_answer_is_exit_code_3(tmp_path: Path) -> None:
     config = own_config(tmp_path, f"c.JupyterHub.hub_port = {free_port()}")  # nothing listens there
-    for command in (["cancel", "bob"], ["sessions"]):
+    for command in (["cancel", "hugo"], ["sessions"]):
         result = module_cli("-f", str(config), *command, "--json")
         assert result.returncode == 3, result.stderr
         assert "does not answer" in json.loads(result.stdout)["error"] and "Traceback" not in result.stderr

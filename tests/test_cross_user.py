@@ -1,8 +1,8 @@
-"""Another user of the same hub, attacking: bob's own server serves a page, alice opens it.
+"""Another user of the same hub, attacking: erin's own server serves a page, dave opens it.
 
 The hub gives every user's servers an origin of their own (c.JupyterHub.subdomain_host, as a site must
-set it): bob's page runs on http://bob.localhost:8000, alice's server is http://alice.localhost:8000.
-bob's page must get nothing from her desktop or her server: no RFB byte from her websocket, no framing
+set it): erin's page runs on http://erin.localhost:8000, dave's server is http://dave.localhost:8000.
+erin's page must get nothing from her desktop or her server: no RFB byte from her websocket, no framing
 of her viewer (frame-ancestors 'none'), no XSRF token, no API call, and no reading of her viewer or
 JupyterLab opened in a window by one click on his page (on a hub without per-user origins that window
 would be same-origin and hand him her token: what the README says remains there). Her own viewer keeps
@@ -26,14 +26,17 @@ from conftest import HubBed
 from hubclient import HubUser, server_path, user_url
 from test_lab_e2e import log_in
 
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("dave", "erin")
+
 ATTACK = """<!doctype html><meta charset="utf-8"><title>cat pictures</title>
 <body><p>Nothing to see here.</p><button id="more">More cats</button>
 <script>
 window.results = {};
-const victim = '__VICTIM__';  // alice's server, on her own origin
+const victim = '__VICTIM__';  // dave's server, on her own origin
 function done(key, value) { window.results[key] = value; }
 const TOKEN = /"token": ?"[^"]+"/;  // as the viewer's and JupyterLab's page configurations hold it
-// 1. alice's desktop websocket, with whatever the browser sends on its own (her cookie).
+// 1. dave's desktop websocket, with whatever the browser sends on its own (her cookie).
 (() => {
   const ws = new WebSocket(`${victim.replace('http', 'ws')}vnc/websockify`, 'binary');
   ws.binaryType = 'arraybuffer';
@@ -68,7 +71,7 @@ async function get(url) {
 (async () => {
   done('direct', { api: await get(`${victim}api/contents`), status: await get(`${victim}vnc/api/status`) });
 })();
-// 4. One click opens her viewer and her JupyterLab in windows of their own, and a page of bob's own as a
+// 4. One click opens her viewer and her JupyterLab in windows of their own, and a page of erin's own as a
 // control (a window this page may read); then it tries to read her token out of each window.
 document.getElementById('more').onclick = () => {
   const windows = { viewer: `${victim}vnc/`, lab: `${victim}lab`, own: location.href + '?again' };
@@ -97,15 +100,15 @@ def _write_as(user: pwd.struct_passwd, path: Path, text: str) -> None:
 
 @pytest.fixture
 def bobs_page(hub: HubBed) -> Iterator[str]:
-    """bob's single-user server serves his own static page (his own config, in his home): its URL."""
-    bob = pwd.getpwnam("bob")
-    home = Path(bob.pw_dir)
+    """erin's single-user server serves his own static page (his own config, in his home): its URL."""
+    erin = pwd.getpwnam("erin")
+    home = Path(erin.pw_dir)
     config = home / ".jupyter" / "jupyter_server_config.json"
     public = home / "public"
     old = config.read_text() if config.exists() else None
-    _write_as(bob, public / "cats.html", ATTACK.replace("__VICTIM__", user_url(hub.url, "alice")))
-    _write_as(bob, config, json.dumps({"ServerApp": {"extra_static_paths": [str(public)]}}))
-    yield user_url(hub.url, "bob") + "static/cats.html"
+    _write_as(erin, public / "cats.html", ATTACK.replace("__VICTIM__", user_url(hub.url, "dave")))
+    _write_as(erin, config, json.dumps({"ServerApp": {"extra_static_paths": [str(public)]}}))
+    yield user_url(hub.url, "erin") + "static/cats.html"
     if old is None:
         config.unlink()
     else:
@@ -122,7 +125,7 @@ def _up(user: HubUser) -> None:
 
 @pytest.fixture
 def two_users(hub: HubBed, bobs_page: str) -> Iterator[tuple[HubUser, HubUser]]:
-    users = (HubUser(hub.url, "alice", hub.password), HubUser(hub.url, "bob", hub.password))
+    users = (HubUser(hub.url, "dave", hub.password), HubUser(hub.url, "erin", hub.password))
     for user in users:
         _up(user)
     yield users
@@ -135,17 +138,17 @@ def two_users(hub: HubBed, bobs_page: str) -> Iterator[tuple[HubUser, HubUser]]:
 async def test_bobs_page_gets_nothing_of_alices_desktop_or_server(
     two_users: tuple[HubUser, HubUser], hub: HubBed, bobs_page: str
 ) -> None:
-    alice, _ = two_users
-    viewer_url = alice.server_url() + "vnc/"
-    assert viewer_url.startswith("http://alice.localhost:") and bobs_page.startswith("http://bob.localhost:")
+    dave, _ = two_users
+    viewer_url = dave.server_url() + "vnc/"
+    assert viewer_url.startswith("http://dave.localhost:") and bobs_page.startswith("http://erin.localhost:")
     async with chromium() as browser:
         context = await browser.new_context()
-        page = await log_in(context, hub, "alice")
-        # alice has used her server (so her cookies for her server's origin exist, as they would).
+        page = await log_in(context, hub, "dave")
+        # dave has used her server (so her cookies for her server's origin exist, as they would).
         await page.goto(viewer_url)
         await page.wait_for_selector("body[data-vnc-state=connected]", timeout=60_000)
         await page.goto(bobs_page)
-        assert "cat pictures" in await page.title(), "bob's server did not serve his page"
+        assert "cat pictures" in await page.title(), "erin's server did not serve his page"
         async with context.expect_page():
             await page.click("#more")  # the one click the attack needs
         results: dict = {}
@@ -159,9 +162,9 @@ async def test_bobs_page_gets_nothing_of_alices_desktop_or_server(
         assert results["frame"]["readable"] is False and results["frame"]["xsrf"] is False, results
         assert results["frame"]["api"] != 200 and results["direct"]["api"] != 200, results
         assert results["direct"]["status"] != 200, results
-        # Her viewer and her JupyterLab opened (with her token in them), on her origin: bob's page
+        # Her viewer and her JupyterLab opened (with her token in them), on her origin: erin's page
         # cannot look inside. His own page in a window it can (the attack itself works).
-        theirs = [p for p in context.pages if p.url.startswith(alice.server_url())]
+        theirs = [p for p in context.pages if p.url.startswith(dave.server_url())]
         assert len(theirs) == 2, [p.url for p in context.pages]
         for window in theirs:
             config = await window.text_content("#jvnc-config, #jupyter-config-data")
@@ -170,14 +173,14 @@ async def test_bobs_page_gets_nothing_of_alices_desktop_or_server(
         assert windows["viewer"] == windows["lab"] == "SecurityError", windows
         assert windows["own"] == {"title": "cat pictures", "token": False}, windows
 
-        # alice's own viewer still works, with the token her page was given.
+        # dave's own viewer still works, with the token her page was given.
         viewer = await context.new_page()
         response = await viewer.goto(viewer_url)
         assert response is not None and response.status == 200
         assert "frame-ancestors 'none'" in (await response.all_headers())["content-security-policy"]
         await viewer.wait_for_selector("body[data-vnc-state=connected]", timeout=60_000)
         await context.close()
-    assert alice.api("GET", "/users/alice").json()["servers"][""]["ready"]
+    assert dave.api("GET", "/users/dave").json()["servers"][""]["ready"]
 
 
 async def test_the_desktop_websocket_wants_its_own_users_token(two_users: tuple[HubUser, HubUser]) -> None:
@@ -187,12 +190,12 @@ async def test_the_desktop_websocket_wants_its_own_users_token(two_users: tuple[
 
     from testkit.rfb import RFBClient
 
-    alice, bob = two_users
-    prefix = alice.server_prefix()
-    mine, theirs = alice.viewer_config()["token"], bob.viewer_config()["token"]
+    dave, erin = two_users
+    prefix = dave.server_prefix()
+    mine, theirs = dave.viewer_config()["token"], erin.viewer_config()["token"]
     assert mine and theirs and mine != theirs
-    url = alice.server_url().replace("http://", "ws://") + "vnc/websockify"
-    cookie = {"Cookie": alice.cookie_header(prefix)}
+    url = dave.server_url().replace("http://", "ws://") + "vnc/websockify"
+    cookie = {"Cookie": dave.cookie_header(prefix)}
     for query in ("", f"?token={theirs}"):
         with pytest.raises(HTTPClientError) as refused:
             await websocket_stream(url + query, None, headers=cookie)

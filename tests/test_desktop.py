@@ -16,11 +16,14 @@ from pathlib import Path
 
 import procs
 import pytest
-from fixtures_jupyter import UserServer, desktop_pids, owned_by_bob, wait_until
+from fixtures_jupyter import UserServer, desktop_pids, owned_by_kate, wait_until
 from rfbstreams import websocket_stream
 from tornado.httpclient import HTTPClientError
 
 from testkit.rfb import RAW, RFBClient
+
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("jack", "kate")
 
 
 async def connect(server: UserServer) -> RFBClient:
@@ -62,8 +65,8 @@ def as_user(user: str, code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_rfb_handshake_through_the_websocket_shows_the_desktop(alice_server: UserServer) -> None:
-    client = await connect(alice_server)
+async def test_rfb_handshake_through_the_websocket_shows_the_desktop(desktop_server: UserServer) -> None:
+    client = await connect(desktop_server)
     assert client.init is not None and (client.init.width, client.init.height) == (1920, 1080)
     assert client.init.name == "GPU Desktop"
     colours = 0
@@ -75,19 +78,19 @@ async def test_rfb_handshake_through_the_websocket_shows_the_desktop(alice_serve
     assert colours > 20, f"only {colours} colours on screen: no desktop drawn"
 
 
-async def test_status_api_describes_the_desktop(alice_server: UserServer) -> None:
-    status = alice_server.status()
+async def test_status_api_describes_the_desktop(desktop_server: UserServer) -> None:
+    status = desktop_server.status()
     assert status["state"] == "running"
     assert status["vnc_server"] == "tigervnc" and "TigerVNC" in status["vnc_version"]
     assert (status["width"], status["height"]) == (1920, 1080)
     assert status["gl"] == "software" and "llvmpipe" in status["gl_renderer"]
     assert "software" in status["gl_notice"]
     assert status["job_id"] is None and status["seconds_left"] is None
-    assert "token" not in str(status).lower() and alice_server.token not in str(status)
+    assert "token" not in str(status).lower() and desktop_server.token not in str(status)
 
 
-def test_no_tcp_listener_in_the_desktop(alice_server: UserServer) -> None:
-    pids = alice_server.desktop_pids()
+def test_no_tcp_listener_in_the_desktop(desktop_server: UserServer) -> None:
+    pids = desktop_server.desktop_pids()
     assert len(pids) >= 5, pids  # Xvnc, dbus, xfce4-session, panel, xfwm4...
     listening = set()
     for table in ("tcp", "tcp6", "udp", "udp6"):
@@ -96,8 +99,11 @@ def test_no_tcp_listener_in_the_desktop(alice_server: UserServer) -> None:
             if table.startswith("udp") or fields[3] == "0A":  # 0A = LISTEN
                 listening.add(fields[9])
     for pid in pids:
-        fds = Path(f"/proc/{pid}/fd")
-        for fd in fds.iterdir():
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue  # a short-lived helper of the session that has ended since
+        for fd in fds:
             try:
                 target = os.readlink(fd)
             except OSError:
@@ -106,11 +112,11 @@ def test_no_tcp_listener_in_the_desktop(alice_server: UserServer) -> None:
                 assert target[8:-1] not in listening, f"pid {pid} listens on the network ({target})"
 
 
-def test_other_users_cannot_reach_the_vnc_socket_or_the_x_display(alice_server: UserServer) -> None:
-    argv = xvnc_argv(alice_server)
-    socket_path, display = arg(argv, "-rfbunixpath"), alice_server.status()["display"]
+def test_other_users_cannot_reach_the_vnc_socket_or_the_x_display(desktop_server: UserServer) -> None:
+    argv = xvnc_argv(desktop_server)
+    socket_path, display = arg(argv, "-rfbunixpath"), desktop_server.status()["display"]
     assert oct(Path(socket_path).parent.stat().st_mode & 0o777) == "0o700"
-    vnc = as_user("bob", f"import socket; socket.socket(socket.AF_UNIX).connect({socket_path!r})")
+    vnc = as_user("kate", f"import socket; socket.socket(socket.AF_UNIX).connect({socket_path!r})")
     assert vnc.returncode != 0 and "PermissionError" in vnc.stderr
     # A raw X11 connection setup with no cookie, on the path socket and on the abstract one.
     x11 = f"""
@@ -121,20 +127,20 @@ for address in ("/tmp/.X11-unix/X{display}", "\\0/tmp/.X11-unix/X{display}"):
     s.sendall(struct.pack("<BxHHHHxx", 0x6C, 11, 0, 0, 0))
     print(address.strip(chr(0)), s.recv(1)[0])
 """
-    refused = as_user("bob", x11)
+    refused = as_user("kate", x11)
     assert refused.returncode == 0, refused.stderr
     assert [line.split()[-1] for line in refused.stdout.splitlines()] == ["0", "0"], (
         refused.stdout
     )  # 0 = Failed
     # The owner's X clients, holding the cookie, are let in.
     env = {"DISPLAY": f":{display}", "XAUTHORITY": arg(argv, "-auth"), "PATH": "/usr/bin:/bin"}
-    command = ["runuser", "-u", "alice", "--", "env", *(f"{k}={v}" for k, v in env.items()), "xdpyinfo"]
+    command = ["runuser", "-u", "jack", "--", "env", *(f"{k}={v}" for k, v in env.items()), "xdpyinfo"]
     owner = subprocess.run(command, capture_output=True, text=True)
     assert owner.returncode == 0 and "dimensions:" in owner.stdout, owner.stderr
 
 
 async def test_no_authentication_no_desktop(server_factory) -> None:
-    server = server_factory("bob", "--VNCDesktop.prestart=False")
+    server = server_factory("kate", "--VNCDesktop.prestart=False")
     with pytest.raises(HTTPClientError) as refused:
         await websocket_stream(server.ws_url, token=None)
     assert refused.value.code == 403
@@ -184,7 +190,7 @@ async def refused_requests(server: UserServer, n: int) -> None:
 
 
 async def test_refused_requests_start_nothing_and_leak_nothing(server_factory) -> None:
-    server = server_factory("bob", "--VNCDesktop.prestart=False")
+    server = server_factory("kate", "--VNCDesktop.prestart=False")
     await refused_requests(server, 5)
     assert server.status()["state"] == "stopped"
     assert server.desktop_marker() is None and not server.desktop_pids()
@@ -204,7 +210,7 @@ async def test_refused_requests_start_nothing_and_leak_nothing(server_factory) -
 def test_malformed_desktop_requests_are_refused_and_start_nothing(server_factory) -> None:
     import requests
 
-    server = server_factory("bob", "--VNCDesktop.prestart=False")
+    server = server_factory("kate", "--VNCDesktop.prestart=False")
     auth = {"Authorization": f"token {server.token}"}
     for query, body in [
         ("", b"not json"),
@@ -220,17 +226,17 @@ def test_malformed_desktop_requests_are_refused_and_start_nothing(server_factory
     assert requests.post(f"{server.url}/vnc/api/desktop", data=b"{}", headers=auth, timeout=60).ok
 
 
-async def test_two_users_have_a_desktop_each_at_once(alice_server: UserServer, server_factory) -> None:
-    bob = server_factory("bob")
-    a, b = await asyncio.gather(connect(alice_server), connect(bob))
+async def test_two_users_have_a_desktop_each_at_once(desktop_server: UserServer, server_factory) -> None:
+    kate = server_factory("kate")
+    a, b = await asyncio.gather(connect(desktop_server), connect(kate))
     assert a.init and b.init
-    displays = {alice_server.status()["display"], bob.status()["display"]}
+    displays = {desktop_server.status()["display"], kate.status()["display"]}
     assert len(displays) == 2
-    assert not alice_server.desktop_pids() & bob.desktop_pids()
+    assert not desktop_server.desktop_pids() & kate.desktop_pids()
 
 
 async def test_stopping_the_server_leaves_nothing_behind(server_factory) -> None:
-    server = server_factory("bob")
+    server = server_factory("kate")
     await connect(server)
     display, argv = server.status()["display"], xvnc_argv(server)
     directory = Path(arg(argv, "-rfbunixpath")).parent
@@ -246,7 +252,7 @@ async def test_stopping_the_server_leaves_nothing_behind(server_factory) -> None
 
 
 async def test_a_killed_server_does_not_orphan_its_desktop(server_factory) -> None:
-    server = server_factory("bob")
+    server = server_factory("kate")
     await connect(server)
     directory = Path(arg(xvnc_argv(server), "-rfbunixpath")).parent
     server.stop(signal.SIGKILL)  # no chance to clean up: the reaper must
@@ -255,7 +261,7 @@ async def test_a_killed_server_does_not_orphan_its_desktop(server_factory) -> No
 
 
 async def test_a_crashed_xvnc_is_started_again_on_the_next_connection(server_factory) -> None:
-    server = server_factory("bob")
+    server = server_factory("kate")
     await connect(server)
     # xvnc_pid tolerates a desktop helper that exits between listing /proc and reading it
     old_pid, before = xvnc_pid(server), server.desktop_pids()
@@ -269,7 +275,7 @@ async def test_a_crashed_xvnc_is_started_again_on_the_next_connection(server_fac
 
 
 async def test_admin_settings_reach_xvnc(server_factory) -> None:
-    server = server_factory("bob", "--VNCDesktop.resolution=1280x720", "--VNCDesktop.clipboard=False")
+    server = server_factory("kate", "--VNCDesktop.resolution=1280x720", "--VNCDesktop.clipboard=False")
     client = await connect(server)
     assert client.init is not None and (client.init.width, client.init.height) == (1280, 720)
     argv = xvnc_argv(server)
@@ -278,7 +284,7 @@ async def test_admin_settings_reach_xvnc(server_factory) -> None:
 
 
 async def test_restart_gives_a_fresh_desktop(server_factory) -> None:
-    server = server_factory("bob")
+    server = server_factory("kate")
     await connect(server)
     before = server.desktop_pids()
     code, _ = server.request("/vnc/api/desktop?restart=1", method="POST")
@@ -288,31 +294,31 @@ async def test_restart_gives_a_fresh_desktop(server_factory) -> None:
     assert (await connect(server)).init is not None
 
 
-async def test_a_users_own_xstartup_wins(server_factory, bob_home: Path) -> None:
-    vnc = bob_home / ".vnc"
+async def test_a_users_own_xstartup_wins(server_factory, kate_home: Path) -> None:
+    vnc = kate_home / ".vnc"
     vnc.mkdir(exist_ok=True)
     xstartup = vnc / "xstartup"
     xstartup.write_text('#!/bin/sh\ntouch "$HOME/xstartup-ran"\nexec sleep 600\n')
     xstartup.chmod(0o755)
-    owned_by_bob(vnc, xstartup)
-    server = server_factory("bob")
+    owned_by_kate(vnc, xstartup)
+    server = server_factory("kate")
     await connect(server)
-    wait_until(lambda: (bob_home / "xstartup-ran").exists(), 10, "bob's own xstartup to run")
+    wait_until(lambda: (kate_home / "xstartup-ran").exists(), 10, "kate's own xstartup to run")
     names = {Path(f"/proc/{p}/comm").read_text().strip() for p in server.desktop_pids()}
     assert "sleep" in names and "xfce4-session" not in names, names
 
 
-async def test_a_conda_dbus_on_path_does_not_break_xfce(server_factory, bob_home: Path) -> None:
+async def test_a_conda_dbus_on_path_does_not_break_xfce(server_factory, kate_home: Path) -> None:
     """Open OnDemand #700: a user's conda ships dbus tools that cannot talk to the system's XFCE."""
-    conda = bob_home / "fakeconda" / "bin"
+    conda = kate_home / "fakeconda" / "bin"
     conda.mkdir(parents=True, exist_ok=True)
     for tool in ("dbus-launch", "dbus-run-session", "dbus-daemon"):
         (conda / tool).write_text(
             "#!/bin/sh\necho 'conda dbus: cannot talk to the system session' >&2\nexit 1\n"
         )
         (conda / tool).chmod(0o755)
-    owned_by_bob(conda.parent, conda, *conda.iterdir())
-    server = server_factory("bob", path_prefix=f"{conda}:")
+    owned_by_kate(conda.parent, conda, *conda.iterdir())
+    server = server_factory("kate", path_prefix=f"{conda}:")
     client = await connect(server)
     colours = 0
     for _ in range(50):
@@ -332,23 +338,23 @@ def last_activity(server: UserServer) -> str:
     return json.loads(body)["last_activity"]
 
 
-async def test_input_is_activity_and_an_untouched_viewer_is_not(alice_server: UserServer) -> None:
+async def test_input_is_activity_and_an_untouched_viewer_is_not(desktop_server: UserServer) -> None:
     """A viewer that only asks for pixels, and the status polls of a forgotten tab, leave the server's
     last activity alone (the hub's idle culler reads it); a pointer move at the desktop stamps it."""
-    client = await connect(alice_server)
+    client = await connect(desktop_server)
     await screen_colours(client)  # a viewer's housekeeping: pixel format, encodings, an update
     for _ in range(3):
-        alice_server.status()
-        assert alice_server.request("/vnc/api/config")[0] == 200
-    before = last_activity(alice_server)
+        desktop_server.status()
+        assert desktop_server.request("/vnc/api/config")[0] == 200
+    before = last_activity(desktop_server)
     await asyncio.sleep(1.5)
     for _ in range(5):
         await client.request_update(incremental=True)
-        alice_server.status()
-    assert last_activity(alice_server) == before
+        desktop_server.status()
+    assert last_activity(desktop_server) == before
     await client.stream.send(struct.pack(">BBHH", 5, 0, 100, 100))  # PointerEvent
     deadline = time.monotonic() + 10
-    while last_activity(alice_server) == before:
+    while last_activity(desktop_server) == before:
         assert time.monotonic() < deadline, "a pointer event at the desktop was not counted as activity"
         await asyncio.sleep(0.1)
 
@@ -356,7 +362,7 @@ async def test_input_is_activity_and_an_untouched_viewer_is_not(alice_server: Us
 async def test_delete_ends_the_desktop_and_the_next_connection_starts_a_new_one(server_factory) -> None:
     """DELETE /vnc/api/desktop (the viewer's "Stop desktop"): every process of the desktop ends, the
     status says so, and the server lives on; the next viewer gets a fresh desktop."""
-    server = server_factory("bob")
+    server = server_factory("kate")
     await connect(server)
     before = server.desktop_pids()
     assert before and server.status()["state"] == "running"
@@ -393,8 +399,8 @@ def test_an_xvnc_that_exits_at_once_is_reported_with_its_own_words(server_factor
     itself keeps serving."""
     import requests
 
-    dirs_before = desktop_dirs("bob")
-    server = server_factory("bob", "--VNCDesktop.extra_args=-nosuchoption")
+    dirs_before = desktop_dirs("kate")
+    server = server_factory("kate", "--VNCDesktop.extra_args=-nosuchoption")
     # The server prestarts the desktop: that first attempt fails on its own, with no request.
     wait_until(lambda: server.status()["state"] == "failed", 30, "the prestart to fail")
     why = "Xvnc exited (code 1) before it was ready: Unrecognized option: -nosuchoption. "
@@ -407,8 +413,8 @@ def test_an_xvnc_that_exits_at_once_is_reported_with_its_own_words(server_factor
         assert server.status()["state"] == "failed"
     # Nothing of the failed attempts lives on: no Xvnc, no session, no reaper, no private directory.
     wait_until(lambda: not server_children(server), 10, "the failed desktop's processes to end")
-    assert not desktop_pids(pwd.getpwnam("bob").pw_uid)
-    assert desktop_dirs("bob") == dirs_before
+    assert not desktop_pids(pwd.getpwnam("kate").pw_uid)
+    assert desktop_dirs("kate") == dirs_before
     # The server is untouched: its API and the viewer page (which shows the message) still answer.
     assert server.request("/api/status")[0] == 200
     assert server.request("/vnc/")[0] == 200

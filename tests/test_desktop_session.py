@@ -12,11 +12,14 @@ from pathlib import Path
 
 import procs
 import pytest
-from fixtures_jupyter import UserServer, owned_by_bob, wait_until
+from fixtures_jupyter import UserServer, owned_by_kate, wait_until
 from test_desktop import connect, screen_colours
 
 from jupyter_vnc.resources import template_path
 from jupyter_vnc.xfiles import ICE_DIR, remove_dead_ice_sockets
+
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("jack", "kate")
 
 
 def dead_socket(path: Path) -> None:
@@ -82,7 +85,7 @@ async def test_a_desktop_that_ends_leaves_no_ice_socket_to_break_another_users_d
     that later gets the same pid cannot remove it (/tmp/.ICE-unix is sticky) and gives up at once:
     "Unable to establish ICE listeners", a black desktop. So the desktop's end removes it: the clean
     stop does, and so does the reaper when the Jupyter server was killed."""
-    server = server_factory("bob")
+    server = server_factory("kate")
     assert await drawn(server) > 20
     ice = session_socket(server)
     server.stop(signal.SIGTERM if how == "stopped" else signal.SIGKILL)
@@ -90,25 +93,25 @@ async def test_a_desktop_that_ends_leaves_no_ice_socket_to_break_another_users_d
     wait_until(lambda: not ice.exists(), 10, f"{ice} removed")
 
 
-def _bobs_xstartup(bob_home: Path, body: str) -> Path:
-    vnc = bob_home / ".vnc"
+def _kates_xstartup(kate_home: Path, body: str) -> Path:
+    vnc = kate_home / ".vnc"
     vnc.mkdir(exist_ok=True)
     xstartup = vnc / "xstartup"
     xstartup.write_text("#!/bin/sh\n" + body)
     xstartup.chmod(0o755)
-    owned_by_bob(vnc, xstartup)
+    owned_by_kate(vnc, xstartup)
     return vnc
 
 
-async def test_a_session_that_fails_as_it_starts_is_started_again(server_factory, bob_home: Path) -> None:
-    vnc = _bobs_xstartup(
-        bob_home,
+async def test_a_session_that_fails_as_it_starts_is_started_again(server_factory, kate_home: Path) -> None:
+    vnc = _kates_xstartup(
+        kate_home,
         'if [ ! -e "$HOME/.vnc/failed-once" ]; then\n'
         '  touch "$HOME/.vnc/failed-once"; echo cannot set up >&2; exit 1\n'
         "fi\n"
         f"exec /bin/sh {template_path('xstartup')}\n",
     )
-    server = server_factory("bob")
+    server = server_factory("kate")
     colours = await drawn(server)
     assert (vnc / "failed-once").exists()
     assert colours > 20, f"only {colours} colours: the failed session was not started again"
@@ -116,10 +119,10 @@ async def test_a_session_that_fails_as_it_starts_is_started_again(server_factory
 
 
 async def test_a_session_that_always_fails_is_tried_three_times_then_left(
-    server_factory, bob_home: Path
+    server_factory, kate_home: Path
 ) -> None:
-    vnc = _bobs_xstartup(bob_home, 'echo x >> "$HOME/.vnc/tries"\nexit 3\n')
-    server = server_factory("bob")
+    vnc = _kates_xstartup(kate_home, 'echo x >> "$HOME/.vnc/tries"\nexit 3\n')
+    server = server_factory("kate")
     await connect(server)
     wait_until(lambda: "session ended with code 3" in server.log.read_text(), 30, "the last try's end")
     assert (vnc / "tries").read_text().count("x") == 3

@@ -12,6 +12,9 @@ from hubclient import HubUser
 
 from jupyter_vnc.slurm import Phase, SlurmClient
 
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("alice", "bob")
+
 
 def _pids(pattern: str) -> set[str]:
     out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout

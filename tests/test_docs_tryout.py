@@ -13,7 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from traitlets.config import Config
+
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("alice")
 
 ROOT = Path(__file__).resolve().parents[1]
 TRYOUT = ROOT / "docs" / "tryout.md"

@@ -1,9 +1,9 @@
-"""Share recipients on alice's running server (jupyter_vnc.guests): the desktop and nothing else, on every
+"""Share recipients on dave's running server (jupyter_vnc.guests): the desktop and nothing else, on every
 route the server has, gone within seconds of a revocation, back at once when shared again, and bounded.
 
-The route table is the one alice's single-user server in her Slurm job has: the same program, started
+The route table is the one dave's single-user server in her Slurm job has: the same program, started
 with that process's own environment (its extensions, its configuration), lists its routes; each is then
-requested on the running server as bob (every HTTP method, and as a websocket) and as nobody.
+requested on the running server as erin (every HTTP method, and as a websocket) and as nobody.
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ import procs
 import pytest
 import requests
 from hubclient import HubUser
-from test_sharing import _rfb, _status, _up, alice, bob  # noqa: F401 - fixtures
+from test_sharing import _rfb, _status, _up, dave, erin  # noqa: F401 - fixtures
 from test_spawner import job_processes
 
-CONTROL = "custom:jupyter-vnc:control!server=alice/"
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("dave", "erin")
+
+CONTROL = "custom:jupyter-vnc:control!server=dave/"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "WEBSOCKET")
 WEBSOCKET = {
     "Connection": "Upgrade",
@@ -69,12 +72,12 @@ def server_routes(job_id: str) -> list[tuple[str, str, bool]]:
             break
     else:
         raise AssertionError(f"no jupyterhub-singleuser in job {job_id}")
-    account = pwd.getpwnam("alice")
+    account = pwd.getpwnam("dave")
     # The same server, on a port of its own: it is only initialized, never started.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    environ["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:{port}/user/alice/"
+    environ["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:{port}/user/dave/"
     done = subprocess.run(
         [python, "-c", ROUTES_SCRIPT], env=environ, capture_output=True, text=True, timeout=120, cwd="/tmp",
         user=account.pw_uid, group=account.pw_gid, extra_groups=[],
@@ -133,15 +136,15 @@ def concrete(pattern: str) -> str | None:
     return path if re.fullmatch(pattern.lstrip("^"), path) else None
 
 
-async def test_a_guest_gets_403_on_every_route_but_the_desktops(alice: HubUser, bob: HubUser) -> None:  # noqa: F811
-    job_id, x = _up(alice)
+async def test_a_guest_gets_403_on_every_route_but_the_desktops(dave: HubUser, erin: HubUser) -> None:  # noqa: F811
+    job_id, x = _up(dave)
     x.close()
-    assert alice.api("POST", "/shares/alice/", json={"user": "bob"}).status_code == 200
-    token = bob.shared_config("alice")["token"]
+    assert dave.api("POST", "/shares/dave/", json={"user": "erin"}).status_code == 200
+    token = erin.shared_config("dave")["token"]
     guest = {"Authorization": f"token {token}"}
-    base = bob.server_url(owner="alice")  # http://alice.localhost:PORT/user/alice/
-    prefix = "/user/alice/"
-    settings_dir = Path("/home/alice/.jupyter/lab")
+    base = erin.server_url(owner="dave")  # http://dave.localhost:PORT/user/dave/
+    prefix = "/user/dave/"
+    settings_dir = Path("/home/dave/.jupyter/lab")
     before = sorted(str(p) for p in settings_dir.rglob("*")) if settings_dir.exists() else []
 
     routes = server_routes(job_id)
@@ -173,41 +176,41 @@ async def test_a_guest_gets_403_on_every_route_but_the_desktops(alice: HubUser, 
     assert walked > 200  # the walk reached the server's routes, Lab's included
     assert any("jupyterlab" in handler or "jupyterlab_server" in handler for _, handler, _ in routes)
 
-    # What the review did with a guest's access: write alice's Lab settings and workspaces. Refused,
+    # What the review did with a guest's access: write dave's Lab settings and workspaces. Refused,
     # and nothing was written.
     for method, path in (("PUT", "lab/api/settings/@jupyterlab/shortcuts-extension:shortcuts"),
                          ("PUT", "lab/api/workspaces/default"), ("DELETE", "lab/api/workspaces/default"),
                          ("GET", "lab"), ("GET", "api/me"), ("GET", "lab/api/extensions")):  # fmt: skip
-        got = bob.http.request(method, base + path, headers=guest, data='{"raw": "{}"}', timeout=15)
+        got = erin.http.request(method, base + path, headers=guest, data='{"raw": "{}"}', timeout=15)
         assert got.status_code == 403, (method, path, got.status_code)
     after = sorted(str(p) for p in settings_dir.rglob("*")) if settings_dir.exists() else []
     assert after == before
-    # The desktop is still bob's to watch, and alice's server all hers.
-    assert _status(bob, token)[0] == 200
-    assert alice.server_api("lab/api/settings").status_code == 200
+    # The desktop is still erin's to watch, and dave's server all hers.
+    assert _status(erin, token)[0] == 200
+    assert dave.server_api("lab/api/settings").status_code == 200
 
 
 async def test_revocation_ends_every_route_in_two_seconds_and_a_new_share_works_at_once(
-    alice: HubUser,  # noqa: F811
-    bob: HubUser,  # noqa: F811
+    dave: HubUser,  # noqa: F811
+    erin: HubUser,  # noqa: F811
 ) -> None:
-    _, x = _up(alice)
+    _, x = _up(dave)
     x.close()
-    assert alice.api("POST", "/shares/alice/", json={"user": "bob"}).status_code == 200
-    token = bob.shared_config("alice")["token"]
+    assert dave.api("POST", "/shares/dave/", json={"user": "erin"}).status_code == 200
+    token = erin.shared_config("dave")["token"]
     guest = {"Authorization": f"token {token}"}
-    base = bob.server_url(owner="alice")
+    base = erin.server_url(owner="dave")
     routes = ("vnc/", "vnc/api/config", "vnc/api/status")
     for path in routes:  # warm the server's token cache, as a guest's open page does
-        assert bob.http.get(base + path, headers=guest, timeout=15).status_code == 200, path
-    _, conn = await _rfb(bob, token)
+        assert erin.http.get(base + path, headers=guest, timeout=15).status_code == 200, path
+    _, conn = await _rfb(erin, token)
 
-    assert alice.api("DELETE", "/shares/alice/").status_code == 204
+    assert dave.api("DELETE", "/shares/dave/").status_code == 204
     revoked = time.monotonic()
     ended: dict[str, float] = {}
     while len(ended) < len(routes):
         for path in routes:
-            if path not in ended and bob.http.get(base + path, headers=guest, timeout=15).status_code == 403:
+            if path not in ended and erin.http.get(base + path, headers=guest, timeout=15).status_code == 403:
                 ended[path] = time.monotonic() - revoked
         assert time.monotonic() - revoked < 10, f"still open after 10 s: {set(routes) - set(ended)}"
         await asyncio.sleep(0.05)
@@ -219,32 +222,32 @@ async def test_revocation_ends_every_route_in_two_seconds_and_a_new_share_works_
     assert conn.close_code == 4403  # type: ignore[attr-defined]
     assert max(ended.values()) < 2.5, ended
 
-    # Shared again: bob is back at once, not after a cached refusal runs out.
-    assert alice.api("POST", "/shares/alice/", json={"user": "bob"}).status_code == 200
+    # Shared again: erin is back at once, not after a cached refusal runs out.
+    assert dave.api("POST", "/shares/dave/", json={"user": "erin"}).status_code == 200
     again = time.monotonic()
-    while bob.http.get(base + "vnc/api/status", headers=guest, timeout=15).status_code != 200:
+    while erin.http.get(base + "vnc/api/status", headers=guest, timeout=15).status_code != 200:
         assert time.monotonic() - again < 2.5, "the new share did not reach the server in 2.5 s"
         await asyncio.sleep(0.05)
     print(f"shared again: back after {time.monotonic() - again:.2f} s")
-    _, conn = await _rfb(bob, token)
+    _, conn = await _rfb(erin, token)
     conn.close()  # type: ignore[attr-defined]
 
 
-async def test_a_guest_holds_at_most_four_connections_and_the_owner_any(alice: HubUser, bob: HubUser) -> None:  # noqa: F811
-    _, x = _up(alice)
+async def test_a_guest_holds_at_most_four_connections_and_the_owner_any(dave: HubUser, erin: HubUser) -> None:  # noqa: F811
+    _, x = _up(dave)
     x.close()
-    assert alice.api("POST", "/shares/alice/", json={"user": "bob"}).status_code == 200
-    token = bob.shared_config("alice")["token"]
-    held = [await _rfb(bob, token) for _ in range(4)]
+    assert dave.api("POST", "/shares/dave/", json={"user": "erin"}).status_code == 200
+    token = erin.shared_config("dave")["token"]
+    held = [await _rfb(erin, token) for _ in range(4)]
     with pytest.raises(Exception, match="429"):
-        await _rfb(bob, token)
-    alice_token = alice.viewer_config()["token"]
-    owners = [await _rfb(alice, alice_token) for _ in range(6)]  # the owner has no limit
+        await _rfb(erin, token)
+    alice_token = dave.viewer_config()["token"]
+    owners = [await _rfb(dave, alice_token) for _ in range(6)]  # the owner has no limit
     held.pop()[1].close()  # type: ignore[attr-defined]
     deadline = time.monotonic() + 10
     while True:  # the server sees the close a moment later
         try:
-            held.append(await _rfb(bob, token))
+            held.append(await _rfb(erin, token))
             break
         except Exception as e:
             assert "429" in str(e) and time.monotonic() < deadline, e

@@ -9,13 +9,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from browser import chromium
@@ -23,7 +21,6 @@ from conftest import ROOT, STATE, HubBed
 from hubclient import HubUser, server_path
 from rfbstreams import websocket_stream
 from test_lab_e2e import open_desktop_page
-from test_site_settings import hub_with
 from test_spawner import _logged_in, contract_spawner, hub_log_since, job_processes, squeue
 
 from jupyter_vnc import jobscript
@@ -32,6 +29,9 @@ from jupyter_vnc.idle import SHUTDOWN_LINE, DesktopIdle
 from jupyter_vnc.messages import explain_exit
 from jupyter_vnc.slurm import JobInfo, Phase
 from testkit.rfb import RFBClient
+
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("dave")
 
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -92,42 +92,29 @@ def test_the_spawner_passes_the_idle_settings_and_the_hub_explains_an_idle_end()
 
 
 @pytest.fixture
-def idle_hub(hub: HubBed, tmp_path: Path) -> Iterator[Callable[[dict], None]]:
-    """Restarts the demo hub with the given VNCSlurmSpawner idle traits (small numbers), as a site
-    configures them; restored afterwards."""
-    with contextlib.ExitStack() as stack:
-
-        def configure(traits: dict) -> None:
-            lines = [f"c.VNCSlurmSpawner.{k} = {v!r}" for k, v in traits.items()]
-            stack.enter_context(hub_with(tmp_path, *lines))
-
-        yield configure
+def dave(hub: HubBed) -> Iterator[HubUser]:
+    yield from _logged_in(hub, "dave")
 
 
-@pytest.fixture
-def alice(hub: HubBed) -> Iterator[HubUser]:
-    yield from _logged_in(hub, "alice")
-
-
-def _up(alice: HubUser, server: str, gpus: int = 0) -> str:
-    """Start one of alice's desktops; its Slurm job id."""
-    before = set(squeue("alice"))
-    assert alice.api("POST", server_path("alice", server), json={"gpus": gpus}).status_code in (201, 202)
-    alice.wait_ready(server, 120)
-    assert alice.open_server(server, "lab").status_code == 200
-    (job_id,) = set(squeue("alice")) - before
+def _up(dave: HubUser, server: str, gpus: int = 0) -> str:
+    """Start one of dave's desktops; its Slurm job id."""
+    before = set(squeue("dave"))
+    assert dave.api("POST", server_path("dave", server), json={"gpus": gpus}).status_code in (201, 202)
+    dave.wait_ready(server, 120)
+    assert dave.open_server(server, "lab").status_code == 200
+    (job_id,) = set(squeue("dave")) - before
     return job_id
 
 
 async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
-    hub: HubBed, idle_hub: Callable[[dict], None], alice: HubUser
+    hub: HubBed, spawner_settings: Callable[[str, dict], None], dave: HubUser
 ) -> None:
-    """Two desktops of alice's, each with a viewer open; one gets a pointer move every 3 s. The
+    """Two desktops of dave's, each with a viewer open; one gets a pointer move every 3 s. The
     untouched one's viewer pauses (no more traffic through the proxy), the culler ends it, its Slurm
     job and processes are gone; the used one lives on."""
-    idle_hub({"idle_pause_minutes": 0.25})
-    busy_job = _up(alice, "busy")
-    idle_job = _up(alice, "idle")
+    spawner_settings("dave", {"idle_pause_minutes": 0.25})
+    busy_job = _up(dave, "busy")
+    idle_job = _up(dave, "idle")
 
     culler = subprocess.Popen(
         [sys.executable, "-m", "jupyterhub_idle_culler", f"--url={hub.url}/hub/api", "--timeout=45",
@@ -137,12 +124,12 @@ async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
     )  # fmt: skip
     try:
         async with chromium() as browser:
-            idle_page = await open_desktop_page(browser, hub, "alice", "/user/alice/idle/vnc/")
+            idle_page = await open_desktop_page(browser, hub, "dave", "/user/dave/idle/vnc/")
             # The busy desktop gets a person's input (pointer moves) through its own websocket. It has
             # been idle since it started, so it is paused: resume it first, as its viewer would.
-            assert alice.server_api("vnc/api/activity", "busy", method="POST", data="{}").status_code == 200
-            token = alice.viewer_config("busy")["token"]
-            url = alice.server_url("busy").replace("http://", "ws://") + f"vnc/websockify?token={token}"
+            assert dave.server_api("vnc/api/activity", "busy", method="POST", data="{}").status_code == 200
+            token = dave.viewer_config("busy")["token"]
+            url = dave.server_url("busy").replace("http://", "ws://") + f"vnc/websockify?token={token}"
             stream, conn = await websocket_stream(url, None, headers={"Sec-Fetch-Mode": "websocket"})
             busy = RFBClient(stream)
             await busy.handshake()
@@ -156,42 +143,44 @@ async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
             await idle_page.wait_for_selector("#jvnc-idle:not([hidden])", timeout=60_000)
             assert "Paused" in await idle_page.inner_text("#jvnc-idle-text")
             deadline = time.monotonic() + 180
-            while alice.api("GET", "/users/alice").json()["servers"].get("idle"):
+            while dave.api("GET", "/users/dave").json()["servers"].get("idle"):
                 assert time.monotonic() < deadline, "the culler did not end the untouched desktop in 180 s"
                 assert not user_at_busy.done(), user_at_busy  # the busy desktop's connection holds
                 await asyncio.sleep(1)
             user_at_busy.cancel()
             conn.close()
-        assert idle_job not in squeue("alice")
+        assert idle_job not in squeue("dave")
         deadline = time.monotonic() + 30
         while job_processes(idle_job):
             assert time.monotonic() < deadline, f"processes of job {idle_job} left: {job_processes(idle_job)}"
             await asyncio.sleep(0.5)
         # The used one is still there, and still its job: keys and pointer are activity.
-        assert alice.api("GET", "/users/alice").json()["servers"]["busy"]["ready"]
-        assert busy_job in squeue("alice")
+        assert dave.api("GET", "/users/dave").json()["servers"]["busy"]["ready"]
+        assert busy_job in squeue("dave")
     finally:
         culler.terminate()
         out, _ = culler.communicate(timeout=10)
         print(out[-3000:])
-    assert "Culling server alice/idle" in out or "Culling server alice idle" in out.replace("/", " "), out[
+    assert "Culling server dave/idle" in out or "Culling server dave idle" in out.replace("/", " "), out[
         -2000:
     ]
-    assert "alice/busy" not in out.split("Culling", 1)[-1], out[-2000:]
+    assert "dave/busy" not in out.split("Culling", 1)[-1], out[-2000:]
 
 
 async def test_the_idle_shutdown_warns_keeps_on_request_and_ends_the_desktop(
-    hub: HubBed, idle_hub: Callable[[dict], None], alice: HubUser
+    hub: HubBed, spawner_settings: Callable[[str, dict], None], dave: HubUser
 ) -> None:
     """shutdown after 0.6 min without input, a 0.3 min warning: the viewer pauses and warns at about
     18 s, "Keep it" brings it back, and left alone the desktop, its server and its job end; the hub
-    tells alice why."""
-    idle_hub({"idle_shutdown_minutes": 0.6, "idle_warning_minutes": 0.3, "idle_pause_minutes": 0})
+    tells dave why."""
+    spawner_settings(
+        "dave", {"idle_shutdown_minutes": 0.6, "idle_warning_minutes": 0.3, "idle_pause_minutes": 0}
+    )
     ARTIFACTS.mkdir(exist_ok=True)
-    job_id = _up(alice, "", gpus=1)
+    job_id = _up(dave, "", gpus=1)
     log_start = (STATE / "logs" / "jupyterhub.log").stat().st_size
     async with chromium() as browser:
-        page = await open_desktop_page(browser, hub, "alice", "/user/alice/vnc/")
+        page = await open_desktop_page(browser, hub, "dave", "/user/dave/vnc/")
 
         await page.wait_for_selector("#jvnc-idle:not([hidden])", timeout=60_000)
         warning = await page.inner_text("#jvnc-idle-text")
@@ -203,17 +192,17 @@ async def test_the_idle_shutdown_warns_keeps_on_request_and_ends_the_desktop(
         await page.wait_for_function(
             "document.querySelector('.jvnc-viewer').dataset.vncState === 'connected'"
         )
-        status = alice.server_api("vnc/api/status").json()
+        status = dave.server_api("vnc/api/status").json()
         assert status["idle"]["idle_seconds"] < 15 and not status["idle"]["paused"], status["idle"]
 
         # Left alone this time: the desktop ends with its server and its Slurm job.
-        alice.wait_stopped("", timeout=120)
-    assert job_id not in squeue("alice")
+        dave.wait_stopped("", timeout=120)
+    assert job_id not in squeue("dave")
     deadline = time.monotonic() + 30
     while job_processes(job_id):
         assert time.monotonic() < deadline, f"processes of job {job_id} left: {job_processes(job_id)}"
         await asyncio.sleep(0.5)
     said = "Your desktop ended because it was idle for 0.6 minutes (no keyboard or mouse input)"
     assert said in hub_log_since(log_start)
-    page_text = alice.http.get(f"{alice.url}/hub/user/alice/").text  # the hub's "not running" page
+    page_text = dave.http.get(f"{dave.url}/hub/user/dave/").text  # the hub's "not running" page
     assert said in page_text, page_text[-2000:]

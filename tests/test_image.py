@@ -1,8 +1,8 @@
 """The desktop image (apptainer/desktop-debian.def) run by a real Apptainer the way a Slurm job runs it.
 
-No fakes: the SIF is built (or taken from its cache) by devstack/build-desktop-image, and alice runs
+No fakes: the SIF is built (or taken from its cache) by devstack/build-desktop-image, and jack runs
 the single-user Jupyter server inside it with `apptainer exec --cleanenv --writable-tmpfs --bind`.
-Everything skips, saying why, where Apptainer cannot be had; running as alice needs root.
+Everything skips, saying why, where Apptainer cannot be had; running as jack needs root.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from rfbstreams import websocket_stream
 
 from jupyter_vnc.jobinfo import DESKTOP_JOB_VAR
 from testkit.rfb import RFBClient
+
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("jack")
 
 RUN_DIR = "/run/jvnc"  # where the per-job directory appears inside the container
 
@@ -77,15 +80,15 @@ def marker_of(pid: int) -> str:
 
 
 @pytest.fixture
-def alice(users: dict[str, pwd.struct_passwd]) -> pwd.struct_passwd:
-    return users["alice"]
+def jack(users: dict[str, pwd.struct_passwd]) -> pwd.struct_passwd:
+    return users["jack"]
 
 
 @pytest.fixture
-def job_dir(alice: pwd.struct_passwd) -> Iterator[Path]:
-    """The per-job directory a Slurm job would make: owned by alice, mode 0700."""
+def job_dir(jack: pwd.struct_passwd) -> Iterator[Path]:
+    """The per-job directory a Slurm job would make: owned by jack, mode 0700."""
     path = Path(tempfile.mkdtemp(prefix="jvnc-job-", dir="/tmp"))
-    os.chown(path, alice.pw_uid, alice.pw_gid)
+    os.chown(path, jack.pw_uid, jack.pw_gid)
     path.chmod(0o700)
     yield path
     shutil.rmtree(path, ignore_errors=True)
@@ -108,7 +111,7 @@ def test_the_images_own_test_passes(apptainer: Path, desktop_image: Path) -> Non
 
 
 def test_the_environment_a_job_gets(
-    apptainer: Path, desktop_image: Path, alice: pwd.struct_passwd, job_dir: Path
+    apptainer: Path, desktop_image: Path, jack: pwd.struct_passwd, job_dir: Path
 ) -> None:
     script = (
         "echo $PATH; echo $VGL_DISPLAY; command -v jupyter; command -v batchspawner-singleuser; id -un;"
@@ -117,7 +120,7 @@ def test_the_environment_a_job_gets(
     result = subprocess.run(
         apptainer_exec(apptainer, desktop_image, job_dir, "sh", "-c", script),
         capture_output=True, text=True, timeout=60, cwd="/", env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
-        user=alice.pw_uid, group=alice.pw_gid, extra_groups=[],
+        user=jack.pw_uid, group=jack.pw_gid, extra_groups=[],
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     path, vgl, jupyter, singleuser, name, writable = result.stdout.splitlines()
@@ -125,32 +128,32 @@ def test_the_environment_a_job_gets(
     assert vgl == "egl"
     assert jupyter == "/opt/jupyter-vnc/venv/bin/jupyter"
     assert singleuser == "/opt/jupyter-vnc/venv/bin/batchspawner-singleuser"
-    assert name == "alice"
+    assert name == "jack"
     assert writable == "writable"  # --writable-tmpfs: the user may write where the image is root's
 
 
 async def test_a_server_in_the_image_serves_the_desktop_and_takes_it_along_when_stopped(
-    apptainer: Path, desktop_image: Path, alice: pwd.struct_passwd, job_dir: Path, server_logs: Path
+    apptainer: Path, desktop_image: Path, jack: pwd.struct_passwd, job_dir: Path, server_logs: Path
 ) -> None:
     port, token = free_port(), secrets.token_hex(16)
-    log = server_logs / f"image-{alice.pw_name}-{port}.log"
+    log = server_logs / f"image-{jack.pw_name}-{port}.log"
     command = apptainer_exec(
         apptainer, desktop_image, job_dir,
         "jupyter", "server", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
         f"--IdentityProvider.token={token}", f"--VNCDesktop.runtime_dir={RUN_DIR}",
     )  # fmt: skip
     env = {
-        "HOME": alice.pw_dir, "USER": alice.pw_name, "LOGNAME": alice.pw_name,
+        "HOME": jack.pw_dir, "USER": jack.pw_name, "LOGNAME": jack.pw_name,
         "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
         # Into the image as the job script passes it: a desktop job, which starts its desktop by itself.
         f"APPTAINERENV_{DESKTOP_JOB_VAR}": "1",
     }  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            command, env=env, cwd=alice.pw_dir, stdout=out, stderr=subprocess.STDOUT,
-            user=alice.pw_uid, group=alice.pw_gid, extra_groups=[], start_new_session=True,
+            command, env=env, cwd=jack.pw_dir, stdout=out, stderr=subprocess.STDOUT,
+            user=jack.pw_uid, group=jack.pw_gid, extra_groups=[], start_new_session=True,
         )  # fmt: skip
-    server = UserServer(alice, port, token, proc, log)
+    server = UserServer(jack, port, token, proc, log)
 
     def answering() -> bool:
         if proc.poll() is not None:
@@ -170,7 +173,7 @@ async def test_a_server_in_the_image_serves_the_desktop_and_takes_it_along_when_
         # The desktop's private directory is in the bound job directory, with the VNC socket in it.
         (desktop_dir,) = job_dir.iterdir()
         sock = desktop_dir / "vnc.sock"
-        assert stat.S_ISSOCK(sock.stat().st_mode) and sock.stat().st_uid == alice.pw_uid
+        assert stat.S_ISSOCK(sock.stat().st_mode) and sock.stat().st_uid == jack.pw_uid
         assert oct(desktop_dir.stat().st_mode & 0o777) == "0o700"
 
         stream, conn = await websocket_stream(server.ws_url, token)
@@ -182,14 +185,14 @@ async def test_a_server_in_the_image_serves_the_desktop_and_takes_it_along_when_
         # Everything the job started: apptainer's helpers (squashfuse, fuse-overlayfs) and the
         # server below the apptainer process, and the desktop, whose daemons leave that tree.
         inside = f"{RUN_DIR}/{desktop_dir.name}"
-        xvnc = [p for p in processes_mentioning(alice.pw_uid, inside) if "Xvnc" in _cmdline(p)]
-        assert len(xvnc) == 1, [_cmdline(p) for p in processes_mentioning(alice.pw_uid, inside)]
+        xvnc = [p for p in processes_mentioning(jack.pw_uid, inside) if "Xvnc" in _cmdline(p)]
+        assert len(xvnc) == 1, [_cmdline(p) for p in processes_mentioning(jack.pw_uid, inside)]
         marker = marker_of(xvnc[0])
         expected = ("squashfuse_ll", "bin/jupyter-server", "bin/Xvnc", "xfce4-session", "xfwm4", "xfconfd")
         started: set[int] = set()
 
         def whole_desktop_up() -> bool:
-            started.update(descendants(proc.pid) | desktop_pids(alice.pw_uid, marker))
+            started.update(descendants(proc.pid) | desktop_pids(jack.pw_uid, marker))
             commands = "\n".join(_cmdline(p) for p in started)
             return all(name in commands for name in expected)
 
@@ -199,12 +202,12 @@ async def test_a_server_in_the_image_serves_the_desktop_and_takes_it_along_when_
         server.stop()
         raise
 
-    started = {p for p in started if _alive(p)} | descendants(proc.pid) | desktop_pids(alice.pw_uid, marker)
+    started = {p for p in started if _alive(p)} | descendants(proc.pid) | desktop_pids(jack.pw_uid, marker)
     server.stop(signal.SIGTERM)  # what `scancel -s TERM` or the job's trap does to the apptainer process
     assert proc.returncode not in (None, -signal.SIGKILL), proc.returncode  # ended by itself, not killed
     wait_until(lambda: not any(_alive(p) for p in started), 10, "every process of the job to end")
-    assert not desktop_pids(alice.pw_uid, marker)
-    assert not processes_mentioning(alice.pw_uid, inside)
+    assert not desktop_pids(jack.pw_uid, marker)
+    assert not processes_mentioning(jack.pw_uid, inside)
     assert not list(job_dir.iterdir()), list(job_dir.rglob("*"))  # no socket, no cookie left
     lock = Path(f"/tmp/.X{status['display']}-lock")  # Xvnc's display lock holds its pid
     assert not lock.exists() or int(lock.read_text().strip() or 0) not in started

@@ -1,9 +1,9 @@
 """The JupyterLab side, end to end in Chromium through the real hub: log in, fill the spawn form, watch the
 Slurm progress, the "GPU Desktop" launcher tile, the desktop in a browser tab and in a JupyterLab tab,
-the status bar item, Restart, walltime warnings, a named server; and nobody else gets carol's desktop.
+the status bar item, Restart, walltime warnings, a named server; and nobody else gets iris's desktop.
 
-Only the user carol is used here (alice and bob belong to tests that may run at the same time; bob only
-logs in to be refused). Every server of carol's is stopped at the end, whatever happened.
+Only the user iris is used here (gina and hugo belong to tests that may run at the same time; hugo only
+logs in to be refused). Every server of iris's is stopped at the end, whatever happened.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from hubclient import HubUser, server_origin, server_path, user_url
 from playwright.async_api import Browser, BrowserContext, Frame, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-USER = "carol"
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("gina", "hugo", "iris")
+
+USER = "iris"
 VIEWPORT = {"width": 1400, "height": 900}
 
 # Reports the spawn page's event log to the test as it grows: the page goes on to JupyterLab by itself
@@ -46,7 +49,7 @@ def stop_servers(user: HubUser) -> None:
 
 
 @pytest.fixture(scope="module")
-def carol(hub: HubBed) -> Iterator[HubUser]:
+def iris(hub: HubBed) -> Iterator[HubUser]:
     user = HubUser(hub.url, USER, hub.password)
     stop_servers(user)  # whatever an interrupted earlier run left
     try:
@@ -111,7 +114,7 @@ async def open_lab(page: Page, hub: HubBed, server: str = "") -> None:
 
 async def open_desktop_page(browser: Browser, hub: HubBed, user: str, path: str) -> Page:
     """A new browser context logged in as ``user``, showing the desktop viewer at ``path`` (e.g.
-    ``/user/alice/vnc/``, on alice's own origin) once XFCE has drawn in it."""
+    ``/user/gina/vnc/``, on gina's own origin) once XFCE has drawn in it."""
     context = await browser.new_context(viewport={"width": 1024, "height": 700})
     page = await log_in(context, hub, user)
     await page.goto(server_origin(hub.url, path.split("/")[2]) + path)
@@ -161,7 +164,7 @@ def xvnc_pids(user: str) -> set[int]:
 
 
 async def test_launcher_tile_desktop_tab_panel_status_and_restart(
-    carol: HubUser, hub: HubBed, artifacts: Path
+    iris: HubUser, hub: HubBed, artifacts: Path
 ) -> None:
     async with chromium() as browser:
         context = await browser.new_context(viewport=VIEWPORT)
@@ -171,7 +174,7 @@ async def test_launcher_tile_desktop_tab_panel_status_and_restart(
         assert re.search(r"Submitted Slurm job \d+", log), log
 
         # The server got what the form asked for.
-        info = carol.wait_ready()
+        info = iris.wait_ready()
         chosen = {"gpus": 1, "memory_gb": 1, "hours": 1.0, "resolution": "1280x720"}
         assert {k: info["user_options"].get(k) for k in chosen} == chosen, info["user_options"]
 
@@ -193,7 +196,7 @@ async def test_launcher_tile_desktop_tab_panel_status_and_restart(
         async with context.expect_page() as opened:
             await tile.click()
         desktop = await opened.value
-        assert desktop.url == user_url(hub.url, USER) + "vnc/"  # on carol's own origin
+        assert desktop.url == user_url(hub.url, USER) + "vnc/"  # on iris's own origin
         await desktop.wait_for_selector("body[data-vnc-state=connected]", timeout=60_000)
         panel_colours = await xfce_panel_colours(desktop)
         await desktop.screenshot(path=str(artifacts / "lab-desktop-tab.png"))
@@ -214,10 +217,10 @@ async def test_launcher_tile_desktop_tab_panel_status_and_restart(
 
         # The command palette has all three; Restart asks first, then restarts the desktop, and the
         # panel's viewer connects to the new one.
-        assert carol.open_server(path="lab").status_code == 200
-        before = carol.server_api("vnc/api/status").json()
+        assert iris.open_server(path="lab").status_code == 200
+        before = iris.server_api("vnc/api/status").json()
         assert before["state"] == "running"
-        old_xvnc = xvnc_pids("carol")
+        old_xvnc = xvnc_pids("iris")
         assert len(old_xvnc) == 1, old_xvnc
         # (From the View menu: keys typed now go to the desktop, which has the focus.)
         await page.locator(".lm-MenuBar-item", has_text="View").click()
@@ -236,9 +239,9 @@ async def test_launcher_tile_desktop_tab_panel_status_and_restart(
         await page.locator(".jp-Dialog-button.jp-mod-warn", has_text="Restart").click()
         restarted = page.locator(".Toastify__toast", has_text="The GPU Desktop was restarted.")
         await restarted.wait_for(timeout=60_000)
-        after = carol.server_api("vnc/api/status").json()
+        after = iris.server_api("vnc/api/status").json()
         # A restart is a new X server: the old Xvnc process is gone and another one serves.
-        new_xvnc = xvnc_pids("carol")
+        new_xvnc = xvnc_pids("iris")
         assert after["state"] == "running" and len(new_xvnc) == 1 and not new_xvnc & old_xvnc, (
             old_xvnc,
             new_xvnc,
@@ -248,10 +251,10 @@ async def test_launcher_tile_desktop_tab_panel_status_and_restart(
         await context.close()
 
 
-async def test_someone_else_cannot_open_carols_desktop(carol: HubUser, hub: HubBed) -> None:
-    if not carol.api("GET", f"/users/{USER}").json()["servers"].get(""):
-        carol.api("POST", server_path(USER), json={"gpus": 0, "memory_gb": 1})
-    carol.wait_ready(timeout=150)
+async def test_someone_else_cannot_open_carols_desktop(iris: HubUser, hub: HubBed) -> None:
+    if not iris.api("GET", f"/users/{USER}").json()["servers"].get(""):
+        iris.api("POST", server_path(USER), json={"gpus": 0, "memory_gb": 1})
+    iris.wait_ready(timeout=150)
     url = user_url(hub.url, USER) + "vnc/"
     async with chromium() as browser:
         # Not logged in: the hub's login page, no desktop.
@@ -261,17 +264,17 @@ async def test_someone_else_cannot_open_carols_desktop(carol: HubUser, hub: HubB
         assert "/hub/login" in page.url, page.url
         assert await page.locator("canvas").count() == 0
 
-        # Logged in as bob: the hub refuses him carol's server, page and API.
-        bob = await browser.new_context()
-        page = await log_in(bob, hub, "bob")
+        # Logged in as hugo: the hub refuses him iris's server, page and API.
+        hugo = await browser.new_context()
+        page = await log_in(hugo, hub, "hugo")
         response = await page.goto(url)
         assert response is not None and response.status == 403, (response and response.status, page.url)
-        assert "/user/carol/" not in page.url or "/oauth2/" in page.url
+        assert "/user/iris/" not in page.url or "/oauth2/" in page.url
         assert await page.locator("canvas").count() == 0
-        # (Through the browser itself: Playwright's own request client cannot resolve carol.localhost.)
+        # (Through the browser itself: Playwright's own request client cannot resolve iris.localhost.)
         api = await page.goto(url + "api/status")
         assert api is not None and api.status == 403 and "running" not in await api.text(), api and api.status
-        # Nor can his browser open carol's desktop websocket.
+        # Nor can his browser open iris's desktop websocket.
         outcome = await page.evaluate(
             """url => new Promise(resolve => {
                  const ws = new WebSocket(url, 'binary');
@@ -284,22 +287,22 @@ async def test_someone_else_cannot_open_carols_desktop(carol: HubUser, hub: HubB
         assert outcome == "refused", outcome
 
 
-async def test_named_server_tile_and_walltime_warnings(carol: HubUser, hub: HubBed, artifacts: Path) -> None:
+async def test_named_server_tile_and_walltime_warnings(iris: HubUser, hub: HubBed, artifacts: Path) -> None:
     server = "viz"
     async with chromium() as browser:
         context = await browser.new_context(viewport=VIEWPORT)
         page = await log_in(context, hub, USER)
         await spawn_with_form(page, hub, server, artifacts, "")
-        carol.wait_ready(server)
-        assert carol.open_server(server, "lab").status_code == 200  # her own client's login to it
+        iris.wait_ready(server)
+        assert iris.open_server(server, "lab").status_code == 200  # her own client's login to it
 
         # The status poll answers with the end of the job near: the lab warns 10, then 2 minutes ahead.
         left = {"seconds": 590, "answered": 0}
 
         async def near_the_end(route) -> None:
-            # The server's real answer, asked by carol's own client: route.fetch() would ask from
-            # Playwright's driver, which cannot resolve carol.localhost (Chromium can).
-            response = await asyncio.to_thread(carol.server_api, "vnc/api/status", server)
+            # The server's real answer, asked by iris's own client: route.fetch() would ask from
+            # Playwright's driver, which cannot resolve iris.localhost (Chromium can).
+            response = await asyncio.to_thread(iris.server_api, "vnc/api/status", server)
             body = response.json()
             body["seconds_left"] = left["seconds"]
             await route.fulfill(status=response.status_code, json=body)

@@ -21,6 +21,9 @@ from conftest import STATE, _managed_service, devstack
 from hubclient import HubUser, server_path, spawn_watching_progress
 from test_spawner import job_processes, squeue
 
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("olga")
+
 USER = "olga"
 URL = f"http://localhost:{os.environ.get('JVNC_OFFSITE_PORT', '8300')}"  # olga's server: olga.localhost
 LOG = STATE / "logs" / "offsite-hub.log"

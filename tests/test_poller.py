@@ -16,6 +16,9 @@ from jupyter_vnc.registry import MemoryRegistry, ResilientRegistry
 from jupyter_vnc.registry.redis import RedisRegistry
 from jupyter_vnc.slurm import JobInfo, Phase, SlurmClient
 
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("alice")
+
 
 @pytest.fixture
 async def jobs(slurm, test_user):

@@ -7,26 +7,33 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hubclient import HubUser, ProgressReader, spawn_watching_progress
 from test_spawner import alice, bob, job_processes, squeue  # noqa: F401 - fixtures
 
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("alice", "bob")
+
 # devstack/jupyterhub_desktops.py: a job has this long from running to its server answering; JupyterHub's
 # own default start_timeout is 60 s. The held desktop waits longer than both.
 JOB_START_TIMEOUT = 60
+PARTITION = "maint"
 
 
 @pytest.fixture
-def partition_down() -> Iterator[None]:
-    """The desktops' partition down (as an admin does for maintenance): new jobs wait with reason
-    PartitionDown, running ones (a demo desktop) go on."""
-    subprocess.run(["scontrol", "update", "PartitionName=vnc", "State=DOWN"], check=True)
+def partition_down(spawner_settings: Callable[[str, dict], None]) -> Iterator[None]:
+    """alice's and bob's desktops sent to a partition of their own (devstack/slurm's "maint"), down as
+    an admin sets it for maintenance: new jobs wait with reason PartitionDown. Other tests' desktops,
+    in the desktops' usual partition, go on beside."""
+    for user in ("alice", "bob"):
+        spawner_settings(user, {"req_partition": PARTITION})
+    subprocess.run(["scontrol", "update", f"PartitionName={PARTITION}", "State=DOWN"], check=True)
     try:
         yield
     finally:
-        subprocess.run(["scontrol", "update", "PartitionName=vnc", "State=UP"], check=True)
+        subprocess.run(["scontrol", "update", f"PartitionName={PARTITION}", "State=UP"], check=True)
 
 
 def wait_for_message(progress: ProgressReader, text: str, timeout: float) -> str:
@@ -75,7 +82,7 @@ async def test_a_queued_desktop_outlasts_the_hubs_timeouts_and_a_users_own_limit
     while time.monotonic() - submitted < JOB_START_TIMEOUT + 5:
         await asyncio.sleep(1)
     assert squeue("alice") == [alice_job], "a hub timeout cancelled the queued desktop"
-    subprocess.run(["scontrol", "update", "PartitionName=vnc", "State=UP"], check=True)
+    subprocess.run(["scontrol", "update", f"PartitionName={PARTITION}", "State=UP"], check=True)
     alice.wait_ready(timeout=60)
     assert squeue("alice") == [alice_job]
     # The page she left open all along followed it to the end.

@@ -27,6 +27,9 @@ from jupyter_vnc.registry import (
 from jupyter_vnc.registry.base import parse_session
 from jupyter_vnc.registry.redis import RedisRegistry, _redact
 
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("gina", "hugo", "iris")
+
 
 class FakeClock:
     """Wall time that moves only when a test says so: expiry is logic, tested without waiting."""
@@ -68,29 +71,29 @@ async def registry(request: pytest.FixtureRequest) -> AsyncIterator[Registry]:
     await backend.close()
 
 
-def session(user: str = "alice", server: str = "", **kw: object) -> Session:
+def session(user: str = "gina", server: str = "", **kw: object) -> Session:
     return Session(user=user, server=server, job_id=kw.pop("job_id", "101"), state="running", **kw)  # type: ignore[arg-type]
 
 
 async def test_put_get_list_delete(registry: Registry) -> None:
     a = session(node="node1", gpus=1, memory_gb=16, resolution="1920x1080", ends_at=time.time() + 3600)
-    b = session("bob", "viz", job_id="102")
+    b = session("hugo", "viz", job_id="102")
     await registry.put(a)
     await registry.put(b)
-    assert await registry.get("alice") == a
-    assert [s.key for s in await registry.sessions()] == ["alice/", "bob/viz"]
-    await registry.delete("alice")
-    assert await registry.get("alice") is None
-    assert [s.key for s in await registry.sessions()] == ["bob/viz"]
+    assert await registry.get("gina") == a
+    assert [s.key for s in await registry.sessions()] == ["gina/", "hugo/viz"]
+    await registry.delete("gina")
+    assert await registry.get("gina") is None
+    assert [s.key for s in await registry.sessions()] == ["hugo/viz"]
 
 
 async def test_records_expire_with_the_walltime(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("jupyter_vnc.registry.base.TTL_MARGIN", 0.3)
     await registry.put(session(ends_at=time.time() + 0.2))  # kept until 0.5 s from now
-    assert await registry.get("alice") is not None
+    assert await registry.get("gina") is not None
 
     async def gone() -> bool:
-        return await registry.get("alice") is None and await registry.sessions() == []
+        return await registry.get("gina") is None and await registry.sessions() == []
 
     if isinstance(registry, MemoryRegistry):
         await elapse(registry, 0.4)
@@ -128,9 +131,9 @@ async def test_no_secret_in_what_is_stored(redis_bed) -> None:
         await backend.put(session(message="walltime reached"))
         keys = redis_bed.cli("--scan", "--pattern", "jvnc-secret-test:*").split()
         dump = "".join(redis_bed.cli("GET", k) for k in keys if k.endswith("/"))
-        assert "alice" in dump and "token" not in dump.lower() and "password" not in dump.lower()
+        assert "gina" in dump and "token" not in dump.lower() and "password" not in dump.lower()
     finally:
-        await backend.delete("alice")
+        await backend.delete("gina")
         await backend.close()
 
 
@@ -158,7 +161,7 @@ import jupyter_vnc.cli.doctor, jupyter_vnc.cli.sessions, jupyter_vnc.extension
 from jupyter_vnc.registry import MemoryRegistry, open_registry
 from jupyter_vnc.spawner import VNCSlurmSpawner
 assert isinstance(open_registry(""), MemoryRegistry)
-owner = SimpleNamespace(name="alice", escaped_name="alice", url="/user/alice/", server=None, spawners={})
+owner = SimpleNamespace(name="gina", escaped_name="gina", url="/user/gina/", server=None, spawners={})
 config = Config()
 VNCSlurmSpawner(config=config, user=owner, hub=Hub())  # no registry_url: in the hub process
 config.VNCSlurmSpawner.registry_url = "redis://127.0.0.1:6379/0"
@@ -189,16 +192,16 @@ async def test_redis_down_then_back_loses_nothing(tmp_path: Path) -> None:
     password = (tmp_path / "redis" / "password").read_text().strip()
     registry = ResilientRegistry(RedisRegistry("redis://127.0.0.1:16392/0", timeout=0.5, password=password))
     try:
-        await registry.put(session("alice", job_id="1"))
-        await registry.put(session("bob", job_id="2"))
+        await registry.put(session("gina", job_id="1"))
+        await registry.put(session("hugo", job_id="2"))
         redis("stop")
-        await registry.put(session("carol", job_id="3"))  # no exception: the spawn goes on
-        await registry.delete("alice")  # nor for a stop
+        await registry.put(session("iris", job_id="3"))  # no exception: the spawn goes on
+        await registry.delete("gina")  # nor for a stop
         with pytest.raises(RegistryUnavailable, match="not reachable"):
             await registry.sessions()
-        assert set(registry.pending) == {"carol/", "alice/"}
-        redis("start")  # RDB snapshot: bob's record survived the restart
-        assert [s.key for s in await registry.sessions()] == ["bob/", "carol/"]
+        assert set(registry.pending) == {"iris/", "gina/"}
+        redis("start")  # RDB snapshot: hugo's record survived the restart
+        assert [s.key for s in await registry.sessions()] == ["hugo/", "iris/"]
         assert not registry.pending
     finally:
         await registry.close()
@@ -208,12 +211,12 @@ async def test_redis_down_then_back_loses_nothing(tmp_path: Path) -> None:
 @pytest.mark.unit
 def test_entries_that_are_not_sessions_are_refused() -> None:
     now = time.time()
-    good = json.loads(session("bob", "viz", node="node1", started=now - 60, ends_at=now + 3600).to_json())
-    assert parse_session("bob/viz", json.dumps(good), now) == Session(**good)
+    good = json.loads(session("hugo", "viz", node="node1", started=now - 60, ends_at=now + 3600).to_json())
+    assert parse_session("hugo/viz", json.dumps(good), now) == Session(**good)
     forged = [
         "not json",
         "[1, 2]",
-        json.dumps({**good, "user": "alice"}),  # does not agree with its key
+        json.dumps({**good, "user": "gina"}),  # does not agree with its key
         json.dumps({**good, "state": "owned"}),
         json.dumps({**good, "job_id": "12; scancel -u root"}),
         json.dumps({**good, "job_id": "\u0661\u0662"}),
@@ -225,7 +228,7 @@ def test_entries_that_are_not_sessions_are_refused() -> None:
         json.dumps({**good, "node": ["node1"]}),
     ]
     for text in forged:
-        assert parse_session("bob/viz", text, now) is None, text[:80]
+        assert parse_session("hugo/viz", text, now) is None, text[:80]
 
 
 async def test_a_second_client_cannot_crash_or_hide_the_listing(redis_url: str) -> None:
@@ -234,20 +237,20 @@ async def test_a_second_client_cannot_crash_or_hide_the_listing(redis_url: str) 
     backend = RedisRegistry(redis_url, prefix=prefix)
     raw = aioredis.from_url(redis_url, decode_responses=True)
     try:
-        await backend.put(session("bob", job_id="5", ends_at=time.time() + 3600))
+        await backend.put(session("hugo", job_id="5", ends_at=time.time() + 3600))
         forged = {
             "mallory/": "not json",
-            "alice/": json.dumps({**json.loads(session("bob", job_id="6").to_json())}),
-            "carol/": json.dumps({**json.loads(session("carol", job_id="7").to_json()), "ends_at": 1e15}),
+            "gina/": json.dumps({**json.loads(session("hugo", job_id="6").to_json())}),
+            "iris/": json.dumps({**json.loads(session("iris", job_id="7").to_json()), "ends_at": 1e15}),
         }
         for key, value in forged.items():
             await raw.set(f"{prefix}session:{key}", value)
             await raw.sadd(f"{prefix}sessions", key)
         sessions, skipped = await backend.read_sessions()
-        assert [s.key for s in sessions] == ["bob/"]
-        assert skipped == ["'alice/'", "'carol/'", "'mallory/'"]
-        assert await backend.get("mallory") is None and await backend.get("alice") is None
-        assert (await backend.get("bob")).job_id == "5"  # type: ignore[union-attr]
+        assert [s.key for s in sessions] == ["hugo/"]
+        assert skipped == ["'gina/'", "'iris/'", "'mallory/'"]
+        assert await backend.get("mallory") is None and await backend.get("gina") is None
+        assert (await backend.get("hugo")).job_id == "5"  # type: ignore[union-attr]
     finally:
         await raw.aclose()
         await backend.close()

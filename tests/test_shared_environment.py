@@ -24,6 +24,9 @@ from jupyter_vnc import vncserver
 from jupyter_vnc.extension import PAGE_CONFIG_KEY, VNCExtension
 from jupyter_vnc.jobinfo import DESKTOP_JOB_VAR
 
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("jack", "kate")
+
 # Set in the test's server only: everything the server starts inherits its environment, so the tag
 # tells this server's processes from those of any other server of the same user.
 TAG_VAR = "JVNC_TEST_SERVER"
@@ -106,7 +109,7 @@ def test_a_plain_jupyter_server_starts_no_desktop_until_its_user_opens_it(
     server_factory: Callable[..., UserServer],
 ) -> None:
     tag = secrets.token_hex(8)
-    server = server_factory("bob", desktop_job=False, env={TAG_VAR: tag})
+    server = server_factory("kate", desktop_job=False, env={TAG_VAR: tag})
     assert watch(server, tag, 5) == {}
     # The Lab page offers the desktop (an Xvnc is installed here) and loading it starts nothing.
     assert page_config(server)[PAGE_CONFIG_KEY] == "available"
@@ -126,7 +129,7 @@ def test_a_plain_jupyter_server_starts_no_desktop_until_its_user_opens_it(
 def test_the_desktop_job_mark_stays_with_its_server(server_factory: Callable[..., UserServer]) -> None:
     """The server's terminals, kernels and desktop programs inherit its environment: a `jupyter lab` that
     the user starts from one of them is no desktop job, and starts no second desktop by itself."""
-    server = server_factory("bob")
+    server = server_factory("kate")
     wait_until(lambda: server.status()["state"] == "running", 30, "the desktop job's desktop to prestart")
     pids = server.desktop_pids()
     assert len(pids) >= 3, pids
@@ -149,13 +152,13 @@ def test_without_an_xvnc_the_desktop_is_not_offered(server_factory: Callable[...
         pytest.skip("TurboVNC is installed at its own prefix: an Xvnc is found whatever PATH holds")
     tag = secrets.token_hex(8)
     # PATH without /usr/bin and /bin (where Debian's TigerVNC is); the server itself runs from the venv.
-    server = server_factory("bob", desktop_job=False, env={"PATH": str(VENV_BIN), TAG_VAR: tag})
+    server = server_factory("kate", desktop_job=False, env={"PATH": str(VENV_BIN), TAG_VAR: tag})
     assert page_config(server)[PAGE_CONFIG_KEY] == "unavailable"
     assert "jupyter-vnc: no desktop offered in this server: no usable VNC server" in server.log.read_text()
     assert watch(server, tag, 3) == {}
     # In a desktop job it is offered all the same: its user asked for a desktop, and the desktop's
     # page is where they read why it does not start.
-    job = server_factory("bob", env={"PATH": str(VENV_BIN)})
+    job = server_factory("kate", env={"PATH": str(VENV_BIN)})
     assert page_config(job)[PAGE_CONFIG_KEY] == "available"
     wait_until(lambda: job.status()["state"] == "failed", 30, "the prestart to fail")
     assert "no usable VNC server" in job.status()["message"]
@@ -183,7 +186,7 @@ def test_the_admin_turns_the_extension_off(
     for path in config_dir.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     tag = secrets.token_hex(8)
-    server = server_factory("bob", env={"JUPYTER_CONFIG_PATH": str(config_dir), TAG_VAR: tag})
+    server = server_factory("kate", env={"JUPYTER_CONFIG_PATH": str(config_dir), TAG_VAR: tag})
     for route in ("/vnc", "/vnc/api/status", "/vnc/api/config", "/vnc/static/viewer.js"):
         assert server.request(route)[0] == 404, route
     assert PAGE_CONFIG_KEY not in page_config(server)
@@ -200,10 +203,10 @@ def test_a_shared_environment_keeps_the_desktop_to_desktop_jobs(
     (config_dir / "jupyter_server_config.py").write_text(line + "\n")
     (config_dir / "jupyter_server_config.py").chmod(0o644)
     env = {"JUPYTER_CONFIG_PATH": str(config_dir)}
-    plain = server_factory("bob", desktop_job=False, env=env)
+    plain = server_factory("kate", desktop_job=False, env=env)
     assert plain.request("/vnc/api/status")[0] == 404
     assert PAGE_CONFIG_KEY not in page_config(plain)
-    job = server_factory("bob", env=env)
+    job = server_factory("kate", env=env)
     wait_until(lambda: job.status()["state"] == "running", 30, "the desktop job's desktop to prestart")
 
 
@@ -218,7 +221,7 @@ def test_the_job_script_marks_its_server_as_a_desktop_job_on_the_host_and_in_ima
     image = tmp_path / "desktop.sif"
     image.write_bytes(b"")
     for overrides in ((), (f"c.VNCSlurmSpawner.image = {str(image)!r}",)):
-        result = cli("render-job", "--user", "alice", config=broken(tmp_path, *overrides))
+        result = cli("render-job", "--user", "jack", config=broken(tmp_path, *overrides))
         assert result.returncode == 0, result.stderr
         assert f"\nexport {DESKTOP_JOB_VAR}=1\n" in result.stdout
     crossing = re.search(r"^for var in (.*); do$", result.stdout, re.M)

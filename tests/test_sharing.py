@@ -1,7 +1,7 @@
 """Sharing a desktop through JupyterHub's shares, with the rights enforced by the server, on real parts.
 
-alice's desktop runs in a Slurm job through the demo hub. bob gets a share; carol gets none. What bob's
-viewer sends is checked where it would land: on alice's X display (the pointer's position, key presses
+dave's desktop runs in a Slurm job through the demo hub. erin gets a share; fred gets none. What erin's
+viewer sends is checked where it would land: on dave's X display (the pointer's position, key presses
 seen by a window that has the focus, the X clipboard), never only in the page or the API.
 """
 
@@ -27,32 +27,35 @@ from test_spawner import _logged_in, job_processes, squeue
 
 from testkit.rfb import RFBClient
 
-CONTROL = "custom:jupyter-vnc:control!server=alice/"
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("dave", "erin", "fred")
+
+CONTROL = "custom:jupyter-vnc:control!server=dave/"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture
-def alice(hub: HubBed) -> Iterator[HubUser]:
-    for user in _logged_in(hub, "alice"):
+def dave(hub: HubBed) -> Iterator[HubUser]:
+    for user in _logged_in(hub, "dave"):
         yield user
-        user.api("DELETE", "/shares/alice/")  # every share of her default server
+        user.api("DELETE", "/shares/dave/")  # every share of her default server
 
 
 @pytest.fixture
-def bob(hub: HubBed) -> HubUser:
-    return HubUser(hub.url, "bob", hub.password)
+def erin(hub: HubBed) -> HubUser:
+    return HubUser(hub.url, "erin", hub.password)
 
 
 @pytest.fixture
-def carol(hub: HubBed) -> HubUser:
-    return HubUser(hub.url, "carol", hub.password)
+def fred(hub: HubBed) -> HubUser:
+    return HubUser(hub.url, "fred", hub.password)
 
 
 class AliceX:
-    """alice's X display, seen by programs she runs on it (as a terminal in her desktop would)."""
+    """dave's X display, seen by programs she runs on it (as a terminal in her desktop would)."""
 
     def __init__(self, job_id: str, display: int) -> None:
-        self.user = pwd.getpwnam("alice")
+        self.user = pwd.getpwnam("dave")
         for pid in job_processes(job_id):
             argv = procs.argv(pid)
             if procs.program(pid) in {"Xvnc", "Xtigervnc"} and "-auth" in argv:
@@ -68,7 +71,7 @@ class AliceX:
         self._trap_log = Path(tempfile.mkstemp(prefix="jvnc-keytrap-")[1])
 
     def run(self, *argv: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-        """A tool on alice's display; one that fails (xdotool, xclip) fails the test (check=True)."""
+        """A tool on dave's display; one that fails (xdotool, xclip) fails the test (check=True)."""
         kwargs.setdefault("check", True)
         return subprocess.run(
             list(argv), env=self.env, capture_output=True, text=True, timeout=20,
@@ -76,7 +79,7 @@ class AliceX:
         )  # fmt: skip
 
     def pasted(self) -> str:
-        """What a program on alice's display pastes from CLIPBOARD ("" when nothing was copied); an
+        """What a program on dave's display pastes from CLIPBOARD ("" when nothing was copied); an
         xclip that fails otherwise fails the test, so a broken xclip cannot pass for "not pasted"."""
         out = self.run("xclip", "-selection", "clipboard", "-o", check=False)
         if out.returncode != 0:
@@ -85,7 +88,7 @@ class AliceX:
         return out.stdout
 
     def copy(self, selection: str, text: str) -> None:
-        """alice copies (``clipboard``) or merely selects (``primary``) ``text`` on her display."""
+        """dave copies (``clipboard``) or merely selects (``primary``) ``text`` on her display."""
         # xclip forks and owns the selection from the background: no pipes for it to hold open
         subprocess.run(
             ["xclip", "-selection", selection, "-i"], input=text.encode(), env=self.env, timeout=20,
@@ -135,20 +138,20 @@ class AliceX:
         self._trap_log.unlink(missing_ok=True)
 
 
-def _up(alice: HubUser) -> tuple[str, AliceX]:
-    assert alice.api("POST", server_path("alice", ""), json={}).status_code in (201, 202)
-    alice.wait_ready("", 120)
-    assert alice.open_server("", "lab").status_code == 200
-    (job_id,) = squeue("alice")
+def _up(dave: HubUser) -> tuple[str, AliceX]:
+    assert dave.api("POST", server_path("dave", ""), json={}).status_code in (201, 202)
+    dave.wait_ready("", 120)
+    assert dave.open_server("", "lab").status_code == 200
+    (job_id,) = squeue("dave")
     deadline = time.monotonic() + 60
-    while (status := alice.server_api("vnc/api/status").json())["state"] != "running":
+    while (status := dave.server_api("vnc/api/status").json())["state"] != "running":
         assert time.monotonic() < deadline, status
         time.sleep(0.3)
     return job_id, AliceX(job_id, status["display"])
 
 
 async def _rfb(user: HubUser, token: str) -> tuple[RFBClient, object]:
-    url = user.server_url(owner="alice").replace("http://", "ws://") + f"vnc/websockify?token={token}"
+    url = user.server_url(owner="dave").replace("http://", "ws://") + f"vnc/websockify?token={token}"
     stream, conn = await websocket_stream(url, None, headers={"Sec-Fetch-Mode": "websocket"})
     client = RFBClient(stream)
     await client.handshake()
@@ -193,32 +196,32 @@ async def _until(check, timeout: float, what: str) -> None:  # type: ignore[no-u
 
 
 def _status(user: HubUser, token: str) -> tuple[int, dict]:
-    url = user.server_url(owner="alice") + "vnc/api/status"
+    url = user.server_url(owner="dave") + "vnc/api/status"
     r = user.http.get(url, headers={"Authorization": f"token {token}"})
     return r.status_code, r.json()
 
 
 async def test_a_recipient_watches_types_only_when_granted_and_is_cut_off_when_revoked(
-    alice: HubUser, bob: HubUser, carol: HubUser
+    dave: HubUser, erin: HubUser, fred: HubUser
 ) -> None:
-    _, x = _up(alice)
+    _, x = _up(dave)
     try:
-        # carol has no share: the hub itself keeps her out of alice's server.
-        assert carol.open_shared("alice", "vnc/").status_code == 403
+        # fred has no share: the hub itself keeps her out of dave's server.
+        assert fred.open_shared("dave", "vnc/").status_code == 403
 
-        assert alice.api("POST", "/shares/alice/", json={"user": "bob"}).status_code == 200
-        token = bob.shared_config("alice")["token"]
-        code, status = _status(bob, token)
-        assert code == 200 and status["you"] == {"user": "bob", "role": "view"} and status["owner"] == "alice"
+        assert dave.api("POST", "/shares/dave/", json={"user": "erin"}).status_code == 200
+        token = erin.shared_config("dave")["token"]
+        code, status = _status(erin, token)
+        assert code == 200 and status["you"] == {"user": "erin", "role": "view"} and status["owner"] == "dave"
 
-        client, conn = await _rfb(bob, token)
-        assert await _colours_seen(client) > 4  # bob sees alice's desktop, not a blank screen
+        client, conn = await _rfb(erin, token)
+        assert await _colours_seen(client) > 4  # erin sees dave's desktop, not a blank screen
         x.open_key_trap()
         x.run("xdotool", "mousemove", "10", "10")
-        _, alice_view = _status(alice, alice.viewer_config()["token"])
-        assert alice_view["watchers"] == [{"user": "bob", "role": "view", "connections": 1}]
+        _, alice_view = _status(dave, dave.viewer_config()["token"])
+        assert alice_view["watchers"] == [{"user": "erin", "role": "view", "connections": 1}]
 
-        # What bob's viewer sends to change the desktop never reaches X...
+        # What erin's viewer sends to change the desktop never reaches X...
         await client.stream.send(_pointer(700, 500) + _key(ord("q")))
         # ...while his update requests still pass: the connection keeps working after it.
         assert await _colours_seen(client) > 4
@@ -226,150 +229,150 @@ async def test_a_recipient_watches_types_only_when_granted_and_is_cut_off_when_r
         assert x.pointer() == (10, 10)
         assert x.key_presses() == []
         # A clipboard from a watcher is refused at its header: that connection ends (1008), X keeps its own.
-        _, refused = await _rfb(bob, token)
-        await refused.write_message(_cut("from bob"), binary=True)  # type: ignore[attr-defined]
+        _, refused = await _rfb(erin, token)
+        await refused.write_message(_cut("from erin"), binary=True)  # type: ignore[attr-defined]
         while await asyncio.wait_for(refused.read_message(), 10) is not None:  # type: ignore[attr-defined]
             pass
         assert refused.close_code == 1008  # type: ignore[attr-defined]
-        assert x.pasted() != "from bob"
-        # What alice copies, or merely selects (PRIMARY), never reaches bob's viewer.
-        x.copy("clipboard", "alice copied this")
-        x.copy("primary", "alice selected this")
+        assert x.pasted() != "from erin"
+        # What dave copies, or merely selects (PRIMARY), never reaches erin's viewer.
+        x.copy("clipboard", "dave copied this")
+        x.copy("primary", "dave selected this")
         await asyncio.sleep(1.5)  # Xvnc announces a new selection to every viewer at once
         assert await _colours_seen(client) > 4
         assert client.cut_texts == []
-        # Nor may he resize alice's screen.
+        # Nor may he resize dave's screen.
         size = x.run("xdpyinfo").stdout.split("dimensions:", 1)[1].split()[0]
         await client.stream.send(struct.pack(">BxHHBx", 251, 800, 600, 1) + bytes(16))  # SetDesktopSize
         assert await _colours_seen(client) > 4
         assert x.run("xdpyinfo").stdout.split("dimensions:", 1)[1].split()[0] == size != "800x600"
 
-        # Nor may he reach the rest of alice's server: a terminal there would run as alice, on her display.
+        # Nor may he reach the rest of dave's server: a terminal there would run as dave, on her display.
         auth = {"Authorization": f"token {token}"}
         for method, path in (("POST", "api/terminals"), ("GET", "api/contents"), ("POST", "api/kernels")):
-            r = bob.http.request(method, bob.server_url(owner="alice") + path, headers=auth, json={})
+            r = erin.http.request(method, erin.server_url(owner="dave") + path, headers=auth, json={})
             assert r.status_code == 403, (path, r.status_code, r.text[:200])
-        assert alice.server_api("api/contents").status_code == 200
+        assert dave.server_api("api/contents").status_code == 200
 
-        # Restart and stop are alice's.
+        # Restart and stop are dave's.
         for method, path in (("POST", "vnc/api/desktop?restart=1"), ("DELETE", "vnc/api/desktop")):
-            r = bob.http.request(method, bob.server_url(owner="alice") + path, headers=auth, data="{}")
-            assert r.status_code == 403 and "only alice can restart or stop" in r.json()["message"], r.text
+            r = erin.http.request(method, erin.server_url(owner="dave") + path, headers=auth, data="{}")
+            assert r.status_code == 403 and "only dave can restart or stop" in r.json()["message"], r.text
 
-        # The same messages from alice do arrive (the check above can see them).
-        owner, owner_conn = await _rfb(alice, alice.viewer_config()["token"])
+        # The same messages from dave do arrive (the check above can see them).
+        owner, owner_conn = await _rfb(dave, dave.viewer_config()["token"])
         await owner.stream.send(_pointer(700, 500) + _key(ord("q")))
-        await _until(lambda: x.pointer() == (700, 500) and x.key_presses() == ["q"], 10, "alice's input on X")
+        await _until(lambda: x.pointer() == (700, 500) and x.key_presses() == ["q"], 10, "dave's input on X")
 
-        # alice lets bob type: the share gets the control scope; his open connection follows.
+        # dave lets erin type: the share gets the control scope; his open connection follows.
         assert (
-            alice.api("POST", "/shares/alice/", json={"user": "bob", "scopes": [CONTROL]}).status_code == 200
+            dave.api("POST", "/shares/dave/", json={"user": "erin", "scopes": [CONTROL]}).status_code == 200
         )
-        await _until(lambda: _status(bob, token)[1]["you"]["role"] == "control", 10, "bob's control")
-        # The owner's list of watchers shows the role the bridge now applies to bob's open connection.
-        alice_token = alice.viewer_config()["token"]
+        await _until(lambda: _status(erin, token)[1]["you"]["role"] == "control", 10, "erin's control")
+        # The owner's list of watchers shows the role the bridge now applies to erin's open connection.
+        alice_token = dave.viewer_config()["token"]
         await _until(
-            lambda: _status(alice, alice_token)[1]["watchers"][0]["role"] == "control",
+            lambda: _status(dave, alice_token)[1]["watchers"][0]["role"] == "control",
             10,
             "the bridge's look",
         )
         await client.stream.send(_pointer(300, 200) + _key(ord("w")))
         await _until(
-            lambda: x.pointer() == (300, 200) and x.key_presses() == ["q", "w"], 10, "bob's input on X"
+            lambda: x.pointer() == (300, 200) and x.key_presses() == ["q", "w"], 10, "erin's input on X"
         )
-        # Given control, bob gets alice's clipboard too (the check above could see it).
-        x.copy("clipboard", "for bob now")
+        # Given control, erin gets dave's clipboard too (the check above could see it).
+        x.copy("clipboard", "for erin now")
         deadline = time.monotonic() + 10
-        while b"for bob now" not in client.cut_texts:
+        while b"for erin now" not in client.cut_texts:
             assert time.monotonic() < deadline, client.cut_texts
             await client.request_update(incremental=False, w=16, h=16)
             await asyncio.wait_for(client.read_update(), 10)
 
-        # alice takes the keyboard back (the share narrows to watching): bob's input stops reaching X.
-        narrow = alice.api("PATCH", "/shares/alice/", json={"user": "bob", "scopes": [CONTROL]})
+        # dave takes the keyboard back (the share narrows to watching): erin's input stops reaching X.
+        narrow = dave.api("PATCH", "/shares/dave/", json={"user": "erin", "scopes": [CONTROL]})
         assert narrow.status_code == 200 and CONTROL not in narrow.json()["scopes"], narrow.text
         await _until(
-            lambda: _status(alice, alice_token)[1]["watchers"][0]["role"] == "view", 10, "bob watching again"
+            lambda: _status(dave, alice_token)[1]["watchers"][0]["role"] == "view", 10, "erin watching again"
         )
         await client.stream.send(_pointer(50, 50) + _key(ord("e")))
         assert await _colours_seen(client) > 4  # the request after them was answered: they were read
         assert x.pointer() == (300, 200) and x.key_presses() == ["q", "w"]
 
-        # alice revokes the share: bob's live connection ends within seconds, and he cannot come back.
-        assert alice.api("DELETE", "/shares/alice/").status_code == 204
+        # dave revokes the share: erin's live connection ends within seconds, and he cannot come back.
+        assert dave.api("DELETE", "/shares/dave/").status_code == 204
         started = time.monotonic()
         while (await asyncio.wait_for(conn.read_message(), 10)) is not None:  # type: ignore[attr-defined]
-            assert time.monotonic() - started < 10, "bob's connection still open 10 s after the revocation"
+            assert time.monotonic() - started < 10, "erin's connection still open 10 s after the revocation"
         assert conn.close_code == 4403  # type: ignore[attr-defined]
-        assert _status(bob, token)[0] == 403
+        assert _status(erin, token)[0] == 403
         with pytest.raises(Exception, match="403"):
-            await _rfb(bob, token)
+            await _rfb(erin, token)
         owner_conn.close()  # type: ignore[attr-defined]
     finally:
         x.close()
 
 
-async def test_a_shared_view_only_desktop_in_chromium(hub: HubBed, alice: HubUser) -> None:
-    """bob opens alice's shared desktop in the browser: he sees it, his clicks and keys stay in his
-    browser, and alice's viewer says who is watching."""
+async def test_a_shared_view_only_desktop_in_chromium(hub: HubBed, dave: HubUser) -> None:
+    """erin opens dave's shared desktop in the browser: he sees it, his clicks and keys stay in his
+    browser, and dave's viewer says who is watching."""
     ARTIFACTS.mkdir(exist_ok=True)
-    _, x = _up(alice)
+    _, x = _up(dave)
     try:
-        assert alice.api("POST", "/shares/alice/", json={"user": "bob"}).status_code == 200
+        assert dave.api("POST", "/shares/dave/", json={"user": "erin"}).status_code == 200
         x.open_key_trap()
         x.run("xdotool", "mousemove", "10", "10")
         async with chromium() as browser:
             bobs = await browser.new_context(viewport={"width": 1280, "height": 800})
-            page = await log_in(bobs, hub, "bob")
-            await page.goto(user_url(hub.url, "alice") + "vnc/")  # on alice's origin
-            if "oauth2/authorize" in page.url:  # the hub asks bob to let alice's server identify him
+            page = await log_in(bobs, hub, "erin")
+            await page.goto(user_url(hub.url, "dave") + "vnc/")  # on dave's origin
+            if "oauth2/authorize" in page.url:  # the hub asks erin to let dave's server identify him
                 await page.click("form [type=submit]")
-            await page.wait_for_url(user_url(hub.url, "alice") + "vnc/**")
+            await page.wait_for_url(user_url(hub.url, "dave") + "vnc/**")
             share = page.locator("#jvnc-share")
             await share.wait_for(state="visible", timeout=30_000)
-            assert await share.inner_text() == "View only — shared by alice"
+            assert await share.inner_text() == "View only — shared by dave"
             assert await page.locator("#jvnc-restart").is_hidden()
-            assert await xfce_panel_colours(page) >= 4, "bob's canvas shows no desktop"
+            assert await xfce_panel_colours(page) >= 4, "erin's canvas shows no desktop"
 
-            # The page does not offer bob any input (noVNC's view-only mode); the server must hold even
+            # The page does not offer erin any input (noVNC's view-only mode); the server must hold even
             # for a page that was changed to send it anyway, so the test turns that mode off again.
             assert await page.evaluate("window.jvncRfb.viewOnly") is True
             await page.evaluate("window.jvncRfb.viewOnly = false")
             canvas = page.locator("#jvnc-screen canvas")
             await canvas.click(position={"x": 400, "y": 300})
-            await page.keyboard.type("bob")
+            await page.keyboard.type("erin")
             await asyncio.sleep(1)
             assert x.pointer() == (10, 10)
             assert x.key_presses() == []
 
             alices = await browser.new_context(viewport={"width": 1280, "height": 800})
-            own = await log_in(alices, hub, "alice")
-            await own.goto(user_url(hub.url, "alice") + "vnc/")
+            own = await log_in(alices, hub, "dave")
+            await own.goto(user_url(hub.url, "dave") + "vnc/")
             watching = own.locator("#jvnc-share")
             await watching.wait_for(state="visible", timeout=30_000)
-            assert await watching.inner_text() == "Watching: bob (view only)"
+            assert await watching.inner_text() == "Watching: erin (view only)"
             await page.screenshot(path=str(ARTIFACTS / "shared-view-only.png"))
     finally:
         x.close()
 
 
-async def test_a_hub_admin_may_restart_and_stop_a_users_desktop(hub: HubBed, alice: HubUser) -> None:
+async def test_a_hub_admin_may_restart_and_stop_a_users_desktop(hub: HubBed, dave: HubUser) -> None:
     """Whoever may start and stop the server in JupyterHub (here a hub admin, no share needed) may
     restart and stop the desktop in it, and types like the owner."""
-    _, x = _up(alice)
+    _, x = _up(dave)
     try:
         admin = HubUser(hub.url, "hubadmin", hub.password)
-        token = admin.shared_config("alice")["token"]
+        token = admin.shared_config("dave")["token"]
         code, status = _status(admin, token)
         assert code == 200 and status["you"] == {"user": "hubadmin", "role": "admin"}, status
         auth = {"Authorization": f"token {token}"}
         before = x.run("xdpyinfo").returncode
-        alices = admin.server_url(owner="alice")
+        alices = admin.server_url(owner="dave")
         r = admin.http.post(alices + "vnc/api/desktop?restart=1", headers=auth, data="{}")
         assert r.status_code == 200 and r.json()["state"] == "running", r.text
         assert admin.http.get(alices + "api/contents", headers=auth).status_code == 200
         r = admin.http.delete(alices + "vnc/api/desktop", headers=auth)
         assert r.status_code == 204, r.text
-        assert before == 0 and alice.server_api("vnc/api/status").json()["state"] == "stopped"
+        assert before == 0 and dave.server_api("vnc/api/status").json()["state"] == "stopped"
     finally:
         x.close()

@@ -22,6 +22,10 @@ from test_spawner import _logged_in, squeue
 
 from jupyter_vnc.resources import template_path
 
+# Whose servers, jobs and homes these tests use; the whole bed to itself: it restarts the hub with a
+# site's settings (tests/isolation.py).
+pytestmark = [pytest.mark.users("gina"), pytest.mark.alone]
+
 MARK = "jvnc-site-template"
 
 
@@ -76,36 +80,36 @@ def site_hub(hub: HubBed, tmp_path: Path) -> Iterator[HubBed]:
 
 
 @pytest.fixture
-def alice(site_hub: HubBed) -> Iterator[HubUser]:
-    yield from _logged_in(site_hub, "alice")
+def gina(site_hub: HubBed) -> Iterator[HubUser]:
+    yield from _logged_in(site_hub, "gina")
 
 
 def job_detail(job_id: str) -> str:
     return subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
 
 
-async def test_a_sites_template_partitions_and_fixed_options_reach_slurm(alice: HubUser) -> None:
-    form = alice.http.get(f"{alice.url}/hub/spawn/alice").text
+async def test_a_sites_template_partitions_and_fixed_options_reach_slurm(gina: HubUser) -> None:
+    form = gina.http.get(f"{gina.url}/hub/spawn/gina").text
     partitions = re.findall(
         r'<option value="([^"]+)"', form.split('name="partition"', 1)[1].split("</select>")[0]
     )
     assert partitions == ["vnc", "debug"], partitions
     assert 'name="memory_gb"' not in form  # fixed: not offered
 
-    refused = alice.api("POST", "/users/alice/server", json={"memory_gb": 4})
+    refused = gina.api("POST", "/users/gina/server", json={"memory_gb": 4})
     assert refused.status_code == 400, refused.text
     assert "memory_gb is set by the site to 2 and cannot be changed" in refused.json()["message"]
-    assert squeue("alice") == []
+    assert squeue("gina") == []
 
-    asked = alice.api("POST", "/users/alice/server", json={"partition": "debug", "gpus": 1, "hours": 1})
+    asked = gina.api("POST", "/users/gina/server", json={"partition": "debug", "gpus": 1, "hours": 1})
     assert asked.status_code in (201, 202), asked.text
-    alice.wait_ready(timeout=120)
-    (job_id,) = squeue("alice")
+    gina.wait_ready(timeout=120)
+    (job_id,) = squeue("gina")
     detail = job_detail(job_id)
     assert "Partition=debug" in detail and f"Comment={MARK}" in detail, detail
     assert "mem=2G" in detail and "TimeLimit=01:00:00" in detail, detail
-    assert alice.open_server("", "lab").status_code == 200
-    status = alice.server_api("vnc/api/status").json()
+    assert gina.open_server("", "lab").status_code == 200
+    status = gina.server_api("vnc/api/status").json()
     assert status["job_id"] == job_id
 
 
@@ -118,7 +122,7 @@ def hub_without_redis(hub: HubBed, tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def alice_without_redis(hub: HubBed, hub_without_redis: Path) -> Iterator[HubUser]:
-    yield from _logged_in(hub, "alice")
+    yield from _logged_in(hub, "gina")
 
 
 # Every state the viewer's connection passes through, recorded in the page as it happens: a hub restart
@@ -137,15 +141,15 @@ async def test_a_hub_without_redis_serves_desktops_and_the_viewer_reconnects_aft
     """No Redis configured: the desktop works, nothing goes to Redis, and a hub restart loses no
     session. The open viewer notices the dropped connection and comes back by itself, to the same
     desktop (the same Xvnc process), without anyone clicking."""
-    alice = alice_without_redis
-    assert alice.api("POST", "/users/alice/server", json={"gpus": 0}).status_code in (201, 202)
-    alice.wait_ready(timeout=120)
-    (job_id,) = squeue("alice")
+    gina = alice_without_redis
+    assert gina.api("POST", "/users/gina/server", json={"gpus": 0}).status_code in (201, 202)
+    gina.wait_ready(timeout=120)
+    (job_id,) = squeue("gina")
     async with chromium() as browser:
-        page = await open_desktop_page(browser, hub, "alice", "/user/alice/vnc/")
+        page = await open_desktop_page(browser, hub, "gina", "/user/gina/vnc/")
         state = "document.querySelector('.jvnc-viewer').dataset.vncState"
         await page.wait_for_function(f"{state} === 'connected'", timeout=60_000)
-        xvnc = xvnc_pids("alice")
+        xvnc = xvnc_pids("gina")
         assert len(xvnc) == 1, xvnc
         await page.evaluate(RECORD_STATES)
 
@@ -155,10 +159,10 @@ async def test_a_hub_without_redis_serves_desktops_and_the_viewer_reconnects_aft
             timeout=90_000,
         )
         assert await xfce_panel_colours(page) >= 4, "the viewer came back to a blank canvas"
-        assert xvnc_pids("alice") == xvnc  # the same desktop, not a new one
-    assert squeue("alice") == [job_id]
-    assert alice.api("GET", "/users/alice").json()["servers"][""]["ready"]
-    assert redis_bed.cli("--scan", "--pattern", "jupyter-vnc:session:alice*").split() == []
+        assert xvnc_pids("gina") == xvnc  # the same desktop, not a new one
+    assert squeue("gina") == [job_id]
+    assert gina.api("GET", "/users/gina").json()["servers"][""]["ready"]
+    assert redis_bed.cli("--scan", "--pattern", "jupyter-vnc:session:gina*").split() == []
 
 
 @pytest.fixture
@@ -166,7 +170,7 @@ def alice_on_an_unresolvable_node(hub: HubBed, tmp_path: Path) -> Iterator[HubUs
     """The hub records each node under a name it cannot resolve (a site's state_exechost_exp, or Slurm
     node names that are not in the hub's DNS)."""
     with hub_with(tmp_path, 'c.VNCSlurmSpawner.state_exechost_exp = "node-x.invalid"'):
-        yield from _logged_in(hub, "alice")
+        yield from _logged_in(hub, "gina")
 
 
 def test_a_node_the_hub_cannot_resolve_fails_the_spawn_at_once_and_says_why(
@@ -178,16 +182,16 @@ def test_a_node_the_hub_cannot_resolve_fails_the_spawn_at_once_and_says_why(
 
     from hubclient import spawn_watching_progress
 
-    alice = alice_on_an_unresolvable_node
-    progress = spawn_watching_progress(alice, options={"gpus": 0, "memory_gb": 1})
+    gina = alice_on_an_unresolvable_node
+    progress = spawn_watching_progress(gina, options={"gpus": 0, "memory_gb": 1})
     started = time.monotonic()
-    alice.wait_stopped(timeout=90)
+    gina.wait_stopped(timeout=90)
     assert time.monotonic() - started < 45  # the server starts in seconds; http_timeout is 60 s
     final = progress.messages(timeout=10)
     said = next(m for m in final if "cannot resolve" in m)
     assert "The hub cannot resolve 'node-x.invalid', the address of node" in said
     assert "must reach the nodes by name" in said and "the job was cancelled" in said
     deadline = time.monotonic() + 30
-    while squeue("alice"):
+    while squeue("gina"):
         assert time.monotonic() < deadline, "the job outlived its failed spawn"
         time.sleep(0.5)

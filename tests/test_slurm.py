@@ -24,6 +24,9 @@ from jupyter_vnc.slurm import (
     parse_squeue,
 )
 
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("alice", "bob")
+
 # --- parsing: squeue output exactly as Slurm 22.05 printed it on the test bed -------------------
 
 

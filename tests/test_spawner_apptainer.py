@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import DEVSTACK, HubBed
+from conftest import HubBed
 from hubclient import HubUser
-from test_site_settings import hub_readable_dir
 from test_spawner import job_processes, rfb_through_hub, squeue
+
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("alice")
 
 
 @pytest.fixture
@@ -30,25 +31,26 @@ def site_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def apptainer_hub(hub: HubBed, desktop_image: Path, site_data: Path, tmp_path: Path) -> Iterator[HubBed]:
-    """The demo hub restarted with c.VNCSlurmSpawner.image set and a site's bind; restored to host
-    mode afterwards."""
-
-    def restart(image: str, config: str) -> None:
-        env = {**os.environ, "JVNC_DESKTOP_IMAGE": image, "JVNC_EXTRA_CONFIG": config}
-        subprocess.run([DEVSTACK / "hub", "stop"], env=env, check=True, capture_output=True)
-        subprocess.run([DEVSTACK / "hub", "start"], env=env, check=True, capture_output=True)
-
-    with hub_readable_dir() as folder:  # the hub runs as jvnc-hub: not in root's tmp_path
-        extra = folder / "binds.py"
-        extra.write_text(
-            f"get_config().VNCSlurmSpawner.apptainer_binds = [{f'{site_data}:/site-data:ro'!r}]\n"
+def apptainer_hub(
+    hub: HubBed,
+    desktop_image: Path,
+    site_data: Path,
+    spawner_settings: Callable[[str, dict], None],
+    request: pytest.FixtureRequest,
+) -> HubBed:
+    """The demo hub's desktops of the module's users (its pytest.mark.users) in Apptainer mode: the
+    desktop image and a site's bind, as c.VNCSlurmSpawner.image and apptainer_binds set them. Other
+    users' desktops, of the tests running beside, stay in host mode."""
+    for user in {name for mark in request.node.iter_markers("users") for name in mark.args}:
+        spawner_settings(
+            user,
+            {
+                "image": str(desktop_image),
+                "apptainer": "/usr/local/bin/apptainer",
+                "apptainer_binds": [f"{site_data}:/site-data:ro"],
+            },
         )
-        restart(str(desktop_image), str(extra))
-        try:
-            yield hub
-        finally:
-            restart("", "")
+    return hub
 
 
 async def test_desktop_in_the_image_through_the_hub(

@@ -133,3 +133,61 @@ def test_a_test_that_hangs_fails_with_its_stack(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 1, run.stdout
     assert "Timeout" in run.stdout and "time.sleep(60)" in run.stdout, run.stdout
+
+
+# Fixtures that reach a user's servers, jobs or processes on the shared test bed.
+BED_FIXTURES = {"hub", "slurm", "server_factory", "desktop_server", "users", "test_user", "kate_home"}
+
+
+def _undeclared(path: Path) -> set[str]:
+    """Test users that a module using the bed names without declaring them."""
+    from isolation import TEST_USERS, declared
+
+    tree = ast.parse(path.read_text())
+    used = {a.arg for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+            for a in n.args.args}  # fmt: skip
+    named = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value in TEST_USERS}
+    return named - declared(tree)[0] if used & BED_FIXTURES else set()
+
+
+def test_the_rule_finds_a_user_a_module_does_not_declare(tmp_path: Path) -> None:
+    module = tmp_path / "test_x.py"
+    module.write_text('import pytest\npytestmark = pytest.mark.users("dave")\n'
+                      'def test_a(hub):\n    spawn("dave")\n    spawn("erin")\n')  # fmt: skip
+    assert _undeclared(module) == {"erin"}
+    module.write_text('def test_a(hub):\n    spawn("dave")\n')
+    assert _undeclared(module) == {"dave"}
+    module.write_text('def test_a():\n    parse("dave")\n')  # no bed: a name in a unit test
+    assert _undeclared(module) == set()
+
+
+def test_every_module_on_the_bed_declares_the_users_it_uses() -> None:
+    """tests/isolation.py runs modules side by side unless they declare the same user: a module that
+    uses the test bed and names a user it does not declare could disturb another worker's test."""
+    wrong = [f"{p.name}: {sorted(_undeclared(p))}" for p in sorted(TESTS.glob("test_*.py")) if _undeclared(p)]
+    assert not wrong, "undeclared users (add them to the module's pytest.mark.users):\n" + "\n".join(wrong)
+
+
+def test_the_test_users_are_the_test_beds() -> None:
+    from isolation import TEST_USERS
+
+    lib = (TESTS.parent / "devstack" / "lib.sh").read_text()
+    default = lib.split('JVNC_TEST_USERS=${JVNC_TEST_USERS:-"', 1)[1].split('"', 1)[0]
+    assert tuple(default.split()) == TEST_USERS
+
+
+def test_modules_that_share_a_user_share_a_queue(tmp_path: Path) -> None:
+    from isolation import module_groups
+
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    for name, mark in {
+        "a": 'pytest.mark.users("dave", "erin")', "b": 'pytest.mark.users("erin")',
+        "c": '[pytest.mark.users("fred", "dave"), pytest.mark.alone]', "d": 'pytest.mark.users("gina")',
+        "e": "pytest.mark.unit", "f": "pytest.mark.alone",
+    }.items():  # fmt: skip
+        (tests / f"test_{name}.py").write_text(f"import pytest\npytestmark = {mark}\n")
+    groups = module_groups(sorted(tests.glob("test_*.py")))
+    assert groups["tests/test_a.py"] == groups["tests/test_b.py"] == groups["tests/test_c.py"]
+    assert len({groups["tests/test_a.py"], groups["tests/test_d.py"], groups["tests/test_e.py"]}) == 3
+    assert groups["tests/test_f.py"] == "alone"

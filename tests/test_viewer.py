@@ -15,14 +15,17 @@ from fixtures_jupyter import UserServer
 from playwright.async_api import Browser, Page
 from test_desktop import xvnc_argv
 
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("jack", "kate")
+
 
 async def test_browser_reaches_connected_and_shows_the_xfce_panel(
-    alice_server: UserServer, artifacts: Path
+    desktop_server: UserServer, artifacts: Path
 ) -> None:
     async with chromium() as browser:
         page = await browser.new_page(viewport={"width": 1280, "height": 800})
         started = time.monotonic()
-        await page.goto(f"{alice_server.url}/vnc/?token={alice_server.token}")
+        await page.goto(f"{desktop_server.url}/vnc/?token={desktop_server.token}")
         await page.wait_for_selector("body[data-vnc-state=connected]", timeout=30_000)
         connected = time.monotonic() - started
         # XFCE's panel is a band of several colours at the top of the screen; a blank or black
@@ -39,7 +42,7 @@ async def test_browser_reaches_connected_and_shows_the_xfce_panel(
         # The page asked the desktop to take the browser window's size (remote resize).
         size = None
         for _ in range(50):
-            status = alice_server.status()
+            status = desktop_server.status()
             size = (status["width"], status["height"])
             if size[0] == 1280 and size[1] < 800:
                 break
@@ -47,10 +50,10 @@ async def test_browser_reaches_connected_and_shows_the_xfce_panel(
         assert size and size[0] == 1280 and 600 <= size[1] < 800, size
 
 
-async def test_viewer_page_needs_a_login(alice_server: UserServer) -> None:
+async def test_viewer_page_needs_a_login(desktop_server: UserServer) -> None:
     async with chromium() as browser:
         page = await browser.new_page()
-        response = await page.goto(f"{alice_server.url}/vnc/")
+        response = await page.goto(f"{desktop_server.url}/vnc/")
         assert response is not None
         assert "/login" in page.url
         assert await page.locator("canvas").count() == 0
@@ -141,7 +144,7 @@ TO_BROWSER = "from the desktop: ½ µm → 3 Å\nand a second line"
 async def test_clipboard_panel_crosses_both_ways(server_factory, need_xclip: None, artifacts: Path) -> None:
     """Text typed or pasted into the viewer's clipboard panel becomes the desktop's clipboard (what a
     program there pastes), and text copied on the desktop shows up in the panel."""
-    server = server_factory("bob")
+    server = server_factory("kate")
     async with chromium() as browser:
         page = await open_viewer(browser, server)
         await page.click("#jvnc-clipboard-toggle")
@@ -168,7 +171,7 @@ async def test_no_clipboard_panel_and_nothing_crosses_when_the_clipboard_is_off(
     """c.VNCDesktop.clipboard = False: the viewer has no clipboard panel, and the desktop itself refuses
     the clipboard both ways, so even a page that pushes text through noVNC directly (a modified page, a
     browser extension) gets nothing in and nothing out."""
-    server = server_factory("bob", "--VNCDesktop.clipboard=False")
+    server = server_factory("kate", "--VNCDesktop.clipboard=False")
     async with chromium() as browser:
         page = await open_viewer(browser, server)
         assert await page.locator("#jvnc-clipboard-toggle").count() == 0

@@ -30,6 +30,9 @@ from jupyter_vnc import gpu
 from jupyter_vnc.jobinfo import DESKTOP_JOB_VAR
 from testkit.rfb import RAW, RFBClient
 
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("jack")
+
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "scripts" / "build-virtualgl"
 
@@ -140,7 +143,7 @@ async def test_a_gl_program_in_the_desktop_renders_through_virtualgl(
     script, gl_log = gl_session
     # "session": the whole desktop under vglrun, as "auto" does on a GPU node; here VirtualGL's EGL back
     # end renders on Mesa's software EGL device.
-    server = server_factory("alice", "--VNCDesktop.virtualgl=session", f"--VNCDesktop.xstartup={script}")
+    server = server_factory("jack", "--VNCDesktop.virtualgl=session", f"--VNCDesktop.xstartup={script}")
     wait_until(lambda: server.status()["state"] == "running", 30, "the desktop running")
     share = await logo_share(server, 40)
     log = gl_log.read_text() if gl_log.exists() else "(no log)"
@@ -168,7 +171,7 @@ async def test_without_virtualgl_the_same_program_carries_no_logo(
 ) -> None:
     """The control: the logo finder does not fire on a GL window drawn straight by the X server."""
     script, gl_log = gl_session
-    server = server_factory("alice", "--VNCDesktop.virtualgl=off", f"--VNCDesktop.xstartup={script}")
+    server = server_factory("jack", "--VNCDesktop.virtualgl=off", f"--VNCDesktop.xstartup={script}")
     wait_until(lambda: server.status()["state"] == "running", 30, "the desktop running")
     wait_until(
         lambda: "OpenGL Renderer" in (gl_log.read_text() if gl_log.exists() else ""), 30, "glxspheres64"
@@ -186,12 +189,12 @@ async def test_in_the_image_a_gl_program_renders_through_the_images_virtualgl(
 ) -> None:
     """Apptainer mode: the image's own VirtualGL (built in its build stage), run as a Slurm job runs
     the image (--cleanenv --writable-tmpfs, the job directory bound at /run/jvnc)."""
-    alice = users["alice"]
+    jack = users["jack"]
     job_dir = Path(tempfile.mkdtemp(prefix="jvnc-job-", dir="/tmp"))
     try:
         script, gl_log = vglcheck.gl_session_script(folder=job_dir)
         for path in (job_dir, script):
-            os.chown(path, alice.pw_uid, alice.pw_gid)
+            os.chown(path, jack.pw_uid, jack.pw_gid)
         job_dir.chmod(0o700)
         port, token = free_port(), secrets.token_hex(16)
         log = server_logs / f"image-vgl-{port}.log"
@@ -203,8 +206,8 @@ async def test_in_the_image_a_gl_program_renders_through_the_images_virtualgl(
             "--VNCDesktop.xstartup=/run/jvnc/xstartup",
         ]  # fmt: skip
         env = {
-            "HOME": alice.pw_dir,
-            "USER": alice.pw_name,
+            "HOME": jack.pw_dir,
+            "USER": jack.pw_name,
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             # Into the image as the job script passes it: a desktop job starts its desktop by itself.
@@ -212,10 +215,10 @@ async def test_in_the_image_a_gl_program_renders_through_the_images_virtualgl(
         }
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                command, env=env, cwd=alice.pw_dir, stdout=out, stderr=subprocess.STDOUT,
-                user=alice.pw_uid, group=alice.pw_gid, extra_groups=[], start_new_session=True,
+                command, env=env, cwd=jack.pw_dir, stdout=out, stderr=subprocess.STDOUT,
+                user=jack.pw_uid, group=jack.pw_gid, extra_groups=[], start_new_session=True,
             )  # fmt: skip
-        server = UserServer(alice, port, token, proc, log)
+        server = UserServer(jack, port, token, proc, log)
         try:
 
             def running() -> bool:

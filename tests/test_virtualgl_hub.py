@@ -22,19 +22,27 @@ import pytest
 import vglcheck
 from conftest import HubBed
 from hubclient import HubUser
-from test_spawner import alice, rfb_through_hub, squeue  # noqa: F401 (alice: a fixture)
+from test_spawner import _logged_in, rfb_through_hub, squeue
 from test_spawner_apptainer import apptainer_hub, site_data  # noqa: F401 (fixtures)
 
 from testkit.rfb import RAW
 
+# Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
+pytestmark = pytest.mark.users("gina")
+
+
+@pytest.fixture
+def gina(hub: HubBed) -> Iterator[HubUser]:
+    yield from _logged_in(hub, "gina")
+
 
 @pytest.fixture
 def gl_session_of_alice() -> Iterator[Path]:
-    """alice's ~/.vnc/xstartup starting glxspheres64, and her Jupyter config asking for VirtualGL;
+    """gina's ~/.vnc/xstartup starting glxspheres64, and her Jupyter config asking for VirtualGL;
     what she had there before is put back afterwards. Yields the GL program's log."""
     if vglcheck.have_virtualgl():
         pytest.skip(vglcheck.have_virtualgl())
-    user = pwd.getpwnam("alice")
+    user = pwd.getpwnam("gina")
     home = Path(user.pw_dir)
     vnc, jupyter = home / ".vnc", home / ".jupyter"
     saved = {}
@@ -97,26 +105,26 @@ async def check_gl_through_virtualgl(user: HubUser, log: Path) -> None:
 
 
 async def spawn_and_check_gl(user: HubUser, log: Path) -> None:
-    """A 1-GPU desktop for alice, the GL check through the hub, then stopped with no job left."""
-    user.api("POST", "/users/alice/server", json={"gpus": 1, "memory_gb": 2, "resolution": "1280x720"})
+    """A 1-GPU desktop for gina, the GL check through the hub, then stopped with no job left."""
+    user.api("POST", "/users/gina/server", json={"gpus": 1, "memory_gb": 2, "resolution": "1280x720"})
     try:
         user.wait_ready(timeout=120)
         await check_gl_through_virtualgl(user, log)
     finally:
-        user.api("DELETE", "/users/alice/server")
+        user.api("DELETE", "/users/gina/server")
         user.wait_stopped(timeout=60)
-    assert not squeue("alice")
+    assert not squeue("gina")
 
 
 async def test_host_mode_a_gl_program_renders_through_virtualgl(
-    alice: HubUser,  # noqa: F811
+    gina: HubUser,
     gl_session_of_alice: Path,
 ) -> None:
-    await spawn_and_check_gl(alice, gl_session_of_alice)
+    await spawn_and_check_gl(gina, gl_session_of_alice)
 
 
 async def test_apptainer_mode_a_gl_program_renders_through_the_images_virtualgl(
     apptainer_hub: HubBed,  # noqa: F811
     gl_session_of_alice: Path,
 ) -> None:
-    await spawn_and_check_gl(HubUser(apptainer_hub.url, "alice", apptainer_hub.password), gl_session_of_alice)
+    await spawn_and_check_gl(HubUser(apptainer_hub.url, "gina", apptainer_hub.password), gl_session_of_alice)

@@ -13,9 +13,11 @@ Used by tests/test_gate_xvnc.py (thousands of cases in CI) and benchmarks/gate_d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -24,6 +26,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import procs
 
 from jupyter_vnc.rfb_input import WATCHING, Gate, Kind, ProtocolError
 from jupyter_vnc.rfb_output import ServerStream
@@ -139,8 +143,11 @@ class OwnersDisplay:
         for helper in self._helpers:
             helper.kill()
             helper.wait()
-        # the sentinels' owners (xclip forks away; it ends when its display does, but not at once)
-        subprocess.run(["pkill", "-f", "xclip -i -selection"], check=False)
+        # The sentinels' owners (xclip forks away; it ends when its display does, but not at once):
+        # this display's only, not those of another test's X server running beside.
+        for pid in procs.on_display("xclip", self.env["DISPLAY"]):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
         self.xvnc.terminate()
         try:
             self.xvnc.wait(10)
