@@ -450,24 +450,34 @@ class VNCDesktop(LoggingConfigurable):
 
     async def _watch_session(self) -> None:
         """A session that fails within its first seconds (XFCE that cannot set itself up) is started
-        again, twice at most, on the same display: the viewer would show a black screen otherwise. A
-        session that ends later (the user logged out) or exits 0 (an xstartup that backgrounds its
-        programs) is only logged."""
+        again, twice at most, on the same display. One that ends later (the user logged out) or keeps
+        failing ends the desktop, with its last words: the viewer says so and a reconnect starts a new
+        desktop, where a running X server with no session would show a black screen for ever. One
+        that exits 0 at once (an xstartup that puts its programs in the background) is left be."""
         while self._session is not None:
             code = await self._session.wait()
             lived = time.monotonic() - self._session_began
+            if code == 0 and lived < SESSION_EARLY_EXIT_S:
+                return
+            await asyncio.sleep(0.5)  # an X server that died took the session with it: its watcher says so
             if self.state != "running" or not self.running:
                 return
-            last = self._log_tail("session.log", 1).splitlines()[-1:] or [""]
+            lines = self._log_tail("session.log", 1).splitlines()
+            last = lines[-1].strip() if len(lines) > 1 else ""
             if code != 0 and lived < SESSION_EARLY_EXIT_S and self._session_restarts < SESSION_RESTARTS:
                 self._session_restarts += 1
                 self.log.warning(
                     "jupyter-vnc: the session exited with code %s after %.1f s (%s); starting it again",
-                    code, lived, last[0].strip(),
+                    code, lived, last,
                 )  # fmt: skip
                 await self._start_session()
                 continue
-            self.log.warning("jupyter-vnc: the desktop session ended with code %s after %.0f s", code, lived)
+            ended = f"the desktop session ended (exit code {code}{', ' + last if last else ''})"
+            self.log.warning("jupyter-vnc: %s after %.0f s; stopping the desktop", ended, lived)
+            async with self._lock:
+                self._session_watcher = None  # this task: the cleanup must not cancel it
+                await self._cleanup(keep_message=True)
+                self.state, self.message = "failed", f"{ended}; reconnect to start a new desktop"
             return
 
     async def _screen_size(self) -> tuple[int, int] | None:

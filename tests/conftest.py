@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import isolation
 import pytest
@@ -111,15 +112,40 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
             module = nodeid.split("::", 1)[0]
             return groups.get(module, module)
 
+        def _assign_work_unit(self, node: Any) -> None:
+            # The modules that need the whole bed first, while nothing else has started: later, each
+            # would hold every other worker up until the longest module then running ended.
+            if "alone" in self.workqueue:
+                self.workqueue.move_to_end("alone", last=False)
+            super()._assign_work_unit(node)
+
     return ByModuleGroup(config, log)
+
+
+# The modules of this run that need the whole bed (their node ids' files), as a worker collected them.
+ALONE_MODULES: set[str] = set()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    ALONE_MODULES.update(item.nodeid.split("::", 1)[0] for item in session.items if _declared(item)[1])
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _beside_other_modules(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Wait until no other worker runs a module this one must not run beside (tests/isolation.py)."""
+    """Wait until no other worker runs a module this one must not run beside (tests/isolation.py).
+    With several workers, the other modules also wait until every module that needs the whole bed
+    is done: those run first, one after another (see pytest_xdist_make_scheduler), and another
+    module started between two of them would hold the second up."""
     users, alone = _declared(request.node)
-    with isolation.running_beside_others(users, alone):
-        yield
+    module = request.node.nodeid.split("::", 1)[0]
+    if not alone and _is_worker(request.config):
+        isolation.wait_for_done(Path(os.environ["JVNC_TEST_RUN"]), ALONE_MODULES)
+    try:
+        with isolation.running_beside_others(users, alone):
+            yield
+    finally:
+        if alone:
+            isolation.mark_done(Path(os.environ["JVNC_TEST_RUN"]), module)
 
 
 def _is_worker(config: pytest.Config) -> bool:

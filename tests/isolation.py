@@ -22,6 +22,7 @@ import ast
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,3 +102,19 @@ def service_lock(name: str) -> Iterator[None]:
 # The test bed's users for the tests, three to a set of modules that run beside the others' (the
 # same list as devstack/lib.sh's JVNC_TEST_USERS; tests/test_suite_rules.py checks).
 TEST_USERS = ("alice", "bob", "carol", "dave", "erin", "fred", "gina", "hugo", "iris", "jack", "kate", "liam")
+
+
+def _done_file(run: Path, module: str) -> Path:
+    return run / ("done-" + module.replace("/", "-"))
+
+
+def mark_done(run: Path, module: str) -> None:
+    _done_file(run, module).touch()
+
+
+def wait_for_done(run: Path, modules: set[str], timeout: float = 1800) -> None:
+    """Until each of ``modules`` has run (mark_done), or ``timeout`` seconds: a worker that died
+    with one must not stop the rest of the run for good."""
+    deadline = time.monotonic() + timeout
+    while not all(_done_file(run, m).exists() for m in modules) and time.monotonic() < deadline:
+        time.sleep(0.5)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from fixtures_jupyter import UserServer, owned_by_kate, wait_until
 from test_desktop import connect, screen_colours
 
+from jupyter_vnc.desktop import SESSION_EARLY_EXIT_S
 from jupyter_vnc.resources import template_path
 from jupyter_vnc.xfiles import ICE_DIR, remove_dead_ice_sockets
 
@@ -118,13 +118,28 @@ async def test_a_session_that_fails_as_it_starts_is_started_again(server_factory
     assert "exited with code 1" in server.log.read_text() and "starting it again" in server.log.read_text()
 
 
-async def test_a_session_that_always_fails_is_tried_three_times_then_left(
+async def test_a_session_that_always_fails_is_tried_three_times_then_the_viewer_says_why(
     server_factory, kate_home: Path
 ) -> None:
-    vnc = _kates_xstartup(kate_home, 'echo x >> "$HOME/.vnc/tries"\nexit 3\n')
+    vnc = _kates_xstartup(kate_home, 'echo x >> "$HOME/.vnc/tries"\necho no window manager >&2\nexit 3\n')
     server = server_factory("kate")
     await connect(server)
-    wait_until(lambda: "session ended with code 3" in server.log.read_text(), 30, "the last try's end")
+    wait_until(lambda: server.status()["state"] == "failed", 30, "the desktop to give up")
     assert (vnc / "tries").read_text().count("x") == 3
-    assert server.status()["state"] == "running"  # the X server stays: a reconnect sees the same display
-    shutil.rmtree(vnc)
+    message = server.status()["message"]
+    assert "the desktop session ended (exit code 3, no window manager)" in message, message
+    assert "reconnect" in message
+    wait_until(lambda: not server.desktop_pids(), 10, "no process of the failed desktop")
+
+
+async def test_logging_out_ends_the_desktop_and_a_reconnect_gets_a_new_one(server_factory) -> None:
+    """The user logs out of XFCE (its session ends after its first seconds): no black screen for ever;
+    the desktop stops and says so, and the viewer's reconnect brings a fresh desktop up."""
+    server = server_factory("kate")
+    assert await drawn(server) > 20
+    (session,) = [p for p in server.desktop_pids() if procs.program(p) == "xfce4-session"]
+    wait_until(lambda: server.status()["uptime"] > SESSION_EARLY_EXIT_S, 40, "the session's first seconds")
+    os.kill(session, signal.SIGTERM)  # what "Log Out" ends with
+    wait_until(lambda: server.status()["state"] == "failed", 20, "the desktop to stop")
+    assert "the desktop session ended" in server.status()["message"]
+    assert await drawn(server) > 20  # connecting starts a new desktop

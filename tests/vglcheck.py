@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -58,9 +59,10 @@ def gl_session_script(
 ) -> tuple[Path, Path]:
     """(script, log): a desktop session (c.VNCDesktop.xstartup) that starts a GL program the way a
     user's menu, panel or terminal would: as a child of the session, without vglrun on its command
-    line; then jupyter-vnc's own XFCE session (found through the Python first on PATH: the venv's, on
-    the host as in the image). The program's output (VirtualGL's log included) goes to the log. In
-    ``folder``, else a fresh one the test users can use (the servers run as them): remove it when done.
+    line; then jupyter-vnc's own XFCE session (found by the venv's Python, which has the same path on
+    the host and in the image; a job's PATH has no ``python``). The program's output (VirtualGL's log
+    included) goes to the log. In ``folder``, else a fresh one the test users can use (the servers run
+    as them): remove it when done.
     """
     if folder is None:
         folder = Path(tempfile.mkdtemp(prefix="jvnc-vgl-"))
@@ -71,7 +73,7 @@ def gl_session_script(
         "#!/bin/sh\n"
         f"PATH=$PATH:{VIRTUALGL}/bin\n"
         f'VGL_LOGO=1 VGL_VERBOSE=1 {gl_argv} >"$(dirname "$0")/{log.name}" 2>&1 &\n'
-        f'exec /bin/sh "$(python -c "{find_xstartup}")"\n'
+        f'exec /bin/sh "$({sys.executable} -c "{find_xstartup}")"\n'
     )
     script.chmod(0o755)
     return script, log
