@@ -106,6 +106,19 @@ def slurm_jobs() -> list[str]:
     ).stdout.split()
 
 
+def keep_desktop_logs() -> Path:
+    """The X server's and the session's logs of the user's running desktops, copied before the stop
+    removes them (their folders, jupyter-vnc-USER-job*, go with the desktop): what an undrawn desktop
+    said is the only way to its cause."""
+    dest = REPO / "test-artifacts" / f"undrawn-{time.strftime('%Y%m%d-%H%M%S')}"
+    for folder in Path(tempfile.gettempdir()).glob(f"jupyter-vnc-{USER}-job*"):
+        for name in ("session.log", "xvnc.log"):
+            if (folder / name).exists():
+                (dest / folder.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy(folder / name, dest / folder.name / name)
+    return dest
+
+
 def one_spawn(hub: Hub, token: str) -> tuple[float, float]:
     t0 = time.monotonic()
     response = hub.api("POST", f"/users/{USER}/server", json={})
@@ -120,7 +133,7 @@ def one_spawn(hub: Hub, token: str) -> tuple[float, float]:
         asyncio.run(desktop_pixels(hub, token, t0 + 90))
         pixels = time.monotonic() - t0
     except RuntimeError as e:  # counted and shown, not hidden: a desktop that never drew
-        log(f"  no desktop pixels: {e}")
+        log(f"  no desktop pixels: {e}; its logs kept in {keep_desktop_logs()}")
         pixels = float("nan")
     hub.api("DELETE", f"/users/{USER}/server")
     while hub.api("GET", f"/users/{USER}").json()["servers"] or slurm_jobs():

@@ -105,7 +105,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     work with pytest 9, whose node ids xdist can no longer rename.)"""
     from xdist.scheduler import LoadScopeScheduling
 
-    groups = isolation.module_groups(sorted((ROOT / "tests").glob("test_*.py")))
+    modules = sorted((ROOT / "tests").glob("test_*.py"))
+    groups = isolation.module_groups(modules)
+    bed_free = {f"tests/{m.name}" for m in modules if not isolation.needs_bed(m)}
 
     class ByModuleGroup(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
@@ -113,10 +115,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
             return groups.get(module, module)
 
         def _assign_work_unit(self, node: Any) -> None:
-            # The modules that need the whole bed first, while nothing else has started: later, each
-            # would hold every other worker up until the longest module then running ended.
-            if "alone" in self.workqueue:
-                self.workqueue.move_to_end("alone", last=False)
+            # The modules that need the whole bed first, while nothing else has started (later, each
+            # would hold every other worker up until the longest module then running ended); beside
+            # them, the modules that do not use the bed at all; then the rest.
+            for scope in [s for s in self.workqueue if s in bed_free] + ["alone"]:
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
             super()._assign_work_unit(node)
 
     return ByModuleGroup(config, log)
@@ -138,6 +142,9 @@ def _beside_other_modules(request: pytest.FixtureRequest) -> Iterator[None]:
     module started between two of them would hold the second up."""
     users, alone = _declared(request.node)
     module = request.node.nodeid.split("::", 1)[0]
+    if not isolation.needs_bed(request.node.path):
+        yield  # no Slurm, Redis, hub or test user of the bed's: beside anything
+        return
     if not alone and _is_worker(request.config):
         isolation.wait_for_done(Path(os.environ["JVNC_TEST_RUN"]), ALONE_MODULES)
     try:
@@ -156,6 +163,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _is_worker(config):  # the workers, started after this, inherit it
         isolation.LOCKS.mkdir(parents=True, exist_ok=True)
         os.environ["JVNC_TEST_RUN"] = tempfile.mkdtemp(prefix="run-", dir=isolation.LOCKS)
+        # Settings a run that was killed left for its users' spawns (spawner_settings) go first.
+        for left in (STATE / "hub" / "per-user").glob("*.json"):
+            left.unlink()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

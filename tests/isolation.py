@@ -70,6 +70,31 @@ def declared(tree: ast.Module) -> tuple[set[str], bool]:
     return users, alone
 
 
+# Fixtures that reach the shared test bed (its Slurm, Redis or hub) or a test user's servers.
+BED_FIXTURES = {
+    "hub", "slurm", "redis_bed", "redis_url", "server_factory", "desktop_server", "users", "test_user",
+    "kate_home", "spawner_settings", "dead_controller_conf",
+}  # fmt: skip
+
+
+def fixtures_used(tree: ast.Module) -> set[str]:
+    """Every parameter name of the module's functions: the fixtures its tests and fixtures ask for."""
+    return {
+        a.arg
+        for n in ast.walk(tree)
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        for a in n.args.args
+    }
+
+
+def needs_bed(path: Path) -> bool:
+    """Whether a test module uses the shared test bed: a module that does not (unit tests, its own
+    throwaway X server) runs beside anything, even a module that has the bed to itself."""
+    tree = ast.parse(path.read_text())
+    users, alone = declared(tree)
+    return bool(users or alone or fixtures_used(tree) & BED_FIXTURES)
+
+
 def module_groups(modules: list[Path]) -> dict[str, str]:
     """Which worker queue each test module joins: modules that share a user, joined over every such
     chain, one queue (so that no worker waits for another's user lock); the others one each.
@@ -82,12 +107,12 @@ def module_groups(modules: list[Path]) -> dict[str, str]:
         return name
 
     marks = {f"{m.parent.name}/{m.name}": declared(ast.parse(m.read_text())) for m in modules}
-    for users, _ in marks.values():
+    for users, alone in marks.values():
         first, *others = sorted(users) or [""]
-        for other in others:
+        for other in [] if alone else others:  # the bed to itself: its users wait anyway
             parent[root(other)] = root(first)
     return {
-        module: f"users of {root(min(users))}" if users else "alone" if alone else module
+        module: "alone" if alone else f"users of {root(min(users))}" if users else module
         for module, (users, alone) in marks.items()
     }
 

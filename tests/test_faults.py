@@ -223,14 +223,20 @@ def a_node_of_her_own() -> Iterator[None]:
             subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], check=False)
 
 
+def registry_entry(redis_bed: RedisBed, user: str, server: str = "") -> str:
+    """The hub's registry entry of a desktop (what `jupyter-vnc sessions` lists), "" when none."""
+    return redis_bed.cli("GET", f"jupyter-vnc:session:{user}/{server}").strip()
+
+
 async def test_a_desktop_on_a_failed_node_is_noticed_and_the_user_told_why(
-    alice: HubUser, a_node_of_her_own: None
+    alice: HubUser, a_node_of_her_own: None, redis_bed: RedisBed
 ) -> None:
     """The node's slurmd dies (the node is lost): Slurm declares it DOWN after SlurmdTimeout and the
     job NODE_FAIL; the hub stops waiting for the server and tells alice the node failed."""
     alice.api("POST", "/users/alice/server", json={"gpus": 0, "memory_gb": 1, "hours": 1})
     alice.wait_ready(timeout=150)
     (job_id,) = squeue("alice")
+    assert job_id in registry_entry(redis_bed, "alice")
     node = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%N"], capture_output=True, text=True).stdout
     log_start = (STATE / "logs" / "jupyterhub.log").stat().st_size
     os.kill(int((STATE / "slurm" / f"slurmd.{node.strip()}.pid").read_text()), signal.SIGKILL)
@@ -242,6 +248,7 @@ async def test_a_desktop_on_a_failed_node_is_noticed_and_the_user_told_why(
     assert said in hub_log_since(log_start)
     page = alice.http.get(f"{alice.url}/hub/user/alice/")  # the hub's "not running" page
     assert f"Slurm job {job_id} ended because its node failed (NODE_FAIL" in page.text, page.text[-2000:]
+    assert registry_entry(redis_bed, "alice") == "", "the registry still lists the lost desktop"
     deadline = time.monotonic() + 60
     while job_processes(job_id):
         assert time.monotonic() < deadline, f"processes of job {job_id} left: {job_processes(job_id)}"

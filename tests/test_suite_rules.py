@@ -135,19 +135,13 @@ def test_a_test_that_hangs_fails_with_its_stack(tmp_path: Path) -> None:
     assert "Timeout" in run.stdout and "time.sleep(60)" in run.stdout, run.stdout
 
 
-# Fixtures that reach a user's servers, jobs or processes on the shared test bed.
-BED_FIXTURES = {"hub", "slurm", "server_factory", "desktop_server", "users", "test_user", "kate_home"}
-
-
 def _undeclared(path: Path) -> set[str]:
     """Test users that a module using the bed names without declaring them."""
-    from isolation import TEST_USERS, declared
+    from isolation import BED_FIXTURES, TEST_USERS, declared, fixtures_used
 
     tree = ast.parse(path.read_text())
-    used = {a.arg for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
-            for a in n.args.args}  # fmt: skip
     named = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value in TEST_USERS}
-    return named - declared(tree)[0] if used & BED_FIXTURES else set()
+    return named - declared(tree)[0] if fixtures_used(tree) & BED_FIXTURES else set()
 
 
 def test_the_rule_finds_a_user_a_module_does_not_declare(tmp_path: Path) -> None:
@@ -188,6 +182,6 @@ def test_modules_that_share_a_user_share_a_queue(tmp_path: Path) -> None:
     }.items():  # fmt: skip
         (tests / f"test_{name}.py").write_text(f"import pytest\npytestmark = {mark}\n")
     groups = module_groups(sorted(tests.glob("test_*.py")))
-    assert groups["tests/test_a.py"] == groups["tests/test_b.py"] == groups["tests/test_c.py"]
+    assert groups["tests/test_a.py"] == groups["tests/test_b.py"]
     assert len({groups["tests/test_a.py"], groups["tests/test_d.py"], groups["tests/test_e.py"]}) == 3
-    assert groups["tests/test_f.py"] == "alone"
+    assert groups["tests/test_c.py"] == groups["tests/test_f.py"] == "alone"  # whatever their users
