@@ -141,9 +141,14 @@ def test_the_desktop_job_mark_stays_with_its_server(server_factory: Callable[...
         return [p for p in children(server.proc.pid) if procs.program(p) == "bash"]
 
     wait_until(shells, 10, "the terminal's shell")
+    checked = 0
     for pid in pids | set(shells()):
         env = environ(pid)
+        if not env and not procs.alive(pid):
+            continue  # a short-lived helper of XFCE's that has ended since it was listed
+        checked += 1
         assert env and DESKTOP_JOB_VAR not in env, (procs.argv(pid), sorted(env))
+    assert checked >= 3
     server.request(f"/api/terminals/{terminal}", method="DELETE")
 
 
