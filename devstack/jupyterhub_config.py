@@ -11,7 +11,7 @@ c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 
 state = Path(os.environ.get("JVNC_STATE", "/var/lib/jupyter-vnc-dev")) / "hub"
 # The tests' users (devstack/lib.sh's JVNC_TEST_USERS passes them; the same default).
-TEST_USERS = "alice bob carol dave erin fred gina hugo iris jack kate liam"
+TEST_USERS = "alice bob carol dave erin fred gina hugo iris jack kate liam mona nick omar"
 IDLE_TEST_USER = "dave"
 port = int(os.environ.get("JVNC_HUB_PORT", "8000"))
 

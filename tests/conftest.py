@@ -107,7 +107,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
     modules = sorted((ROOT / "tests").glob("test_*.py"))
     groups = isolation.module_groups(modules)
-    bed_free = {f"tests/{m.name}" for m in modules if not isolation.needs_bed(m)}
+    bed_free = {g for g in groups.values()} - {
+        groups[f"tests/{m.name}"] for m in modules if isolation.needs_services(m)
+    }
 
     class ByModuleGroup(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
@@ -142,13 +144,11 @@ def _beside_other_modules(request: pytest.FixtureRequest) -> Iterator[None]:
     module started between two of them would hold the second up."""
     users, alone = _declared(request.node)
     module = request.node.nodeid.split("::", 1)[0]
-    if not isolation.needs_bed(request.node.path):
-        yield  # no Slurm, Redis, hub or test user of the bed's: beside anything
-        return
-    if not alone and _is_worker(request.config):
+    services = isolation.needs_services(request.node.path)
+    if services and not alone and _is_worker(request.config):
         isolation.wait_for_done(Path(os.environ["JVNC_TEST_RUN"]), ALONE_MODULES)
     try:
-        with isolation.running_beside_others(users, alone):
+        with isolation.running_beside_others(users, alone, services):
             yield
     finally:
         if alone:

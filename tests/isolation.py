@@ -11,6 +11,9 @@ disturbing each other is declared in the module:
   the partition DOWN): it runs while no other module runs.
 - neither: the module touches no user's state (unit tests, its own throwaway Xvnc) and runs beside any.
 
+A module that needs none of the bed's services (Slurm, Redis, the hub: see ``needs_services``) runs
+even while an ``alone`` module has them stopped; the others wait until every ``alone`` module is done.
+
 The locks are flock(2) locks on files, so they hold across the workers' processes and are let go when
 a worker dies. A module waiting for the whole bed closes a turnstile first, so that others cannot keep
 it waiting for ever.
@@ -41,13 +44,14 @@ def _flock(name: str, mode: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def running_beside_others(users: set[str], alone: bool) -> Iterator[None]:
-    """Hold what a module needs to itself while it runs (see the module's docstring)."""
+def running_beside_others(users: set[str], alone: bool, services: bool = True) -> Iterator[None]:
+    """Hold what a module needs to itself while it runs (see the module's docstring); ``services``:
+    it uses the bed's services, which no ``alone`` module may stop meanwhile."""
     with contextlib.ExitStack() as held:
         if alone:
             held.enter_context(_flock("turnstile", fcntl.LOCK_EX))
             held.enter_context(_flock("bed", fcntl.LOCK_EX))
-        else:
+        elif services:
             with _flock("turnstile", fcntl.LOCK_EX):
                 held.enter_context(_flock("bed", fcntl.LOCK_SH))
         for user in sorted(users):  # one order everywhere: no two modules wait for each other
@@ -70,11 +74,19 @@ def declared(tree: ast.Module) -> tuple[set[str], bool]:
     return users, alone
 
 
-# Fixtures that reach the shared test bed (its Slurm, Redis or hub) or a test user's servers.
-BED_FIXTURES = {
-    "hub", "slurm", "redis_bed", "redis_url", "server_factory", "desktop_server", "users", "test_user",
-    "kate_home", "spawner_settings", "dead_controller_conf",
-}  # fmt: skip
+# Fixtures that reach the shared test bed's services (Slurm, Redis, the hub), which a module that has
+# the bed to itself may stop; and those that reach only a test user's own servers, home and processes.
+SERVICE_FIXTURES = {
+    "hub",
+    "slurm",
+    "redis_bed",
+    "redis_url",
+    "spawner_settings",
+    "dead_controller_conf",
+    "test_user",
+}
+USER_FIXTURES = {"server_factory", "desktop_server", "users", "kate_home"}
+BED_FIXTURES = SERVICE_FIXTURES | USER_FIXTURES
 
 
 def fixtures_used(tree: ast.Module) -> set[str]:
@@ -87,12 +99,24 @@ def fixtures_used(tree: ast.Module) -> set[str]:
     }
 
 
-def needs_bed(path: Path) -> bool:
-    """Whether a test module uses the shared test bed: a module that does not (unit tests, its own
-    throwaway X server) runs beside anything, even a module that has the bed to itself."""
+def needs_services(path: Path) -> bool:
+    """Whether a test module uses the bed's services (Slurm, Redis, the hub), which a module that has
+    the bed to itself may stop: one that does not (unit tests, its own X server, a test user's own
+    Jupyter servers) runs beside anything but a module of the same users."""
     tree = ast.parse(path.read_text())
-    users, alone = declared(tree)
-    return bool(users or alone or fixtures_used(tree) & BED_FIXTURES)
+    used = fixtures_used(tree)
+    # Fixtures taken from another test module (test_guests's dave, from test_sharing) count as that
+    # module's use of the services.
+    borrowed = [
+        node.module for node in tree.body
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("test_")
+        and any(alias.name in used for alias in node.names)
+    ]  # fmt: skip
+    return (
+        declared(tree)[1]
+        or bool(used & SERVICE_FIXTURES)
+        or any(needs_services(path.with_name(f"{module}.py")) for module in borrowed)
+    )
 
 
 def module_groups(modules: list[Path]) -> dict[str, str]:
@@ -124,9 +148,12 @@ def service_lock(name: str) -> Iterator[None]:
         yield
 
 
-# The test bed's users for the tests, three to a set of modules that run beside the others' (the
+# The test bed's users for the tests, up to three to a set of modules that run beside the others' (the
 # same list as devstack/lib.sh's JVNC_TEST_USERS; tests/test_suite_rules.py checks).
-TEST_USERS = ("alice", "bob", "carol", "dave", "erin", "fred", "gina", "hugo", "iris", "jack", "kate", "liam")
+TEST_USERS = (
+    "alice", "bob", "carol", "dave", "erin", "fred", "gina", "hugo", "iris", "jack", "kate", "liam",
+    "mona", "nick", "omar",
+)  # fmt: skip
 
 
 def _done_file(run: Path, module: str) -> Path:

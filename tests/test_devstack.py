@@ -13,7 +13,7 @@ from hubclient import HubUser
 from jupyter_vnc.slurm import Phase, SlurmClient
 
 # Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
-pytestmark = pytest.mark.users("alice", "bob")
+pytestmark = pytest.mark.users("mona", "nick")
 
 
 def _pids(pattern: str) -> set[str]:
@@ -61,39 +61,39 @@ def test_a_redis_of_its_own_stops_without_leftovers(tmp_path: Path) -> None:
 
 
 async def test_hub_spawns_a_slurm_job_as_the_user_and_stops_it(hub: HubBed) -> None:
-    alice = HubUser(hub.url, "alice", hub.password)
-    version = alice.api("GET", "/").json()["version"]
+    mona = HubUser(hub.url, "mona", hub.password)
+    version = mona.api("GET", "/").json()["version"]
     assert version.split(".")[0] in {"5", "6"}
-    assert alice.api("POST", "/users/alice/server").status_code in {201, 202}
+    assert mona.api("POST", "/users/mona/server").status_code in {201, 202}
     try:
-        alice.wait_ready()
+        mona.wait_ready()
         jobs = subprocess.run(
-            ["squeue", "-h", "-u", "alice", "-o", "%i %T"], capture_output=True, text=True, check=True
+            ["squeue", "-h", "-u", "mona", "-o", "%i %T"], capture_output=True, text=True, check=True
         ).stdout.split("\n")
         running = [line.split()[0] for line in jobs if line.endswith("RUNNING")]
         assert len(running) == 1, jobs
         # Through the proxy, with the hub's OAuth: the single-user server in the job answers.
-        assert alice.open_server(path="lab").status_code == 200
-        lab = alice.server_api("api/status")
+        assert mona.open_server(path="lab").status_code == 200
+        lab = mona.server_api("api/status")
         assert lab.status_code == 200 and "last_activity" in lab.json()
-        # Another user gets no access to alice's server.
-        bob = HubUser(hub.url, "bob", hub.password)
-        url = bob.server_url(owner="alice") + "api/status"
-        assert url.startswith("http://alice.localhost:")  # her own origin, not the hub's (subdomain_host)
-        other = bob.http.get(url, allow_redirects=True)
-        # Refused where it stands: no redirect that could end on some page of bob's own.
+        # Another user gets no access to mona's server.
+        nick = HubUser(hub.url, "nick", hub.password)
+        url = nick.server_url(owner="mona") + "api/status"
+        assert url.startswith("http://mona.localhost:")  # her own origin, not the hub's (subdomain_host)
+        other = nick.http.get(url, allow_redirects=True)
+        # Refused where it stands: no redirect that could end on some page of nick's own.
         assert (other.status_code, other.url, other.history) == (403, url, [])
         assert "last_activity" not in other.text
     finally:
-        alice.api("DELETE", "/users/alice/server")
-        alice.wait_stopped()
+        mona.api("DELETE", "/users/mona/server")
+        mona.wait_stopped()
     info = (await SlurmClient().query(running))[running[0]]
     assert info.phase is Phase.ENDED, info
 
 
 def test_wrong_password_is_refused(hub: HubBed) -> None:
-    with pytest.raises(AssertionError, match="login as alice failed"):
-        HubUser(hub.url, "alice", hub.password + "x")
+    with pytest.raises(AssertionError, match="login as mona failed"):
+        HubUser(hub.url, "mona", hub.password + "x")
 
 
 def test_the_hub_runs_as_an_unprivileged_account_under_a_sites_sudo_rule(hub: HubBed) -> None:

@@ -15,12 +15,12 @@ from hubclient import HubUser
 from test_spawner import job_processes, rfb_through_hub, squeue
 
 # Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
-pytestmark = pytest.mark.users("alice")
+pytestmark = pytest.mark.users("omar")
 
 
 @pytest.fixture
 def site_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A host directory a site binds into every desktop (c.VNCSlurmSpawner.apptainer_binds); alice
+    """A host directory a site binds into every desktop (c.VNCSlurmSpawner.apptainer_binds); omar
     must be able to reach it, or Apptainer refuses the bind."""
     directory = tmp_path_factory.mktemp("site-data")
     for path in (directory, *directory.parents):
@@ -56,11 +56,11 @@ def apptainer_hub(
 async def test_desktop_in_the_image_through_the_hub(
     apptainer_hub: HubBed, desktop_image: Path, site_data: Path
 ) -> None:
-    alice = HubUser(apptainer_hub.url, "alice", apptainer_hub.password)
-    alice.api("POST", "/users/alice/server", json={"gpus": 1, "memory_gb": 2, "resolution": "1280x720"})
+    omar = HubUser(apptainer_hub.url, "omar", apptainer_hub.password)
+    omar.api("POST", "/users/omar/server", json={"gpus": 1, "memory_gb": 2, "resolution": "1280x720"})
     try:
-        alice.wait_ready(timeout=120)
-        (job_id,) = squeue("alice")
+        omar.wait_ready(timeout=120)
+        (job_id,) = squeue("omar")
         script = subprocess.run(
             ["scontrol", "write", "batch_script", job_id, "-"], capture_output=True, text=True, check=True
         ).stdout
@@ -92,14 +92,14 @@ async def test_desktop_in_the_image_through_the_hub(
             pid for pid in job_processes(job_id)
             if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         )  # fmt: skip
-        # (Its file cannot be read from outside: the image is a FUSE mount only alice may enter, and
+        # (Its file cannot be read from outside: the image is a FUSE mount only omar may enter, and
         # her processes in it are not open to her ptrace-like /proc access either.)
         mounts = [m.split() for m in Path(f"/proc/{inside}/mountinfo").read_text().splitlines()]
         bound = [m for m in mounts if m[4] == "/site-data"]
         assert bound and bound[0][3] == str(site_data) and bound[0][5].split(",")[0] == "ro", bound
-        client = await rfb_through_hub(alice)
+        client = await rfb_through_hub(omar)
         assert client.init is not None and (client.init.width, client.init.height) == (1280, 720)
-        status = alice.server_api("vnc/api/status").json()
+        status = omar.server_api("vnc/api/status").json()
         assert status["state"] == "running" and status["vnc_server"] == "tigervnc"
         assert status["job_id"] == job_id and status["gpus"] in (
             ["GPU 0"],
@@ -107,7 +107,7 @@ async def test_desktop_in_the_image_through_the_hub(
         )  # CUDA_VISIBLE_DEVICES got in
         assert status["seconds_left"] is not None  # the end time crossed --cleanenv too
     finally:
-        alice.api("DELETE", "/users/alice/server")
-        alice.wait_stopped(timeout=60)
-    assert not squeue("alice")
+        omar.api("DELETE", "/users/omar/server")
+        omar.wait_stopped(timeout=60)
+    assert not squeue("omar")
     assert not job_processes(job_id), "processes of the job outlived it (FUSE helpers, desktop)"
