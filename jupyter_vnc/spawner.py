@@ -46,6 +46,8 @@ _SHARED: dict[tuple[str, str], tuple[Registry, JobPoller]] = {}
 # One lock per user around "count the user's jobs, then submit": 20 spawns at once must not all
 # count the same jobs before any of them has submitted.
 _SUBMIT_LOCKS: dict[str, asyncio.Lock] = {}
+# Cancellations of interrupted spawns' jobs still running (asyncio keeps only weak references to tasks).
+_ABANDONING: set[asyncio.Future[None]] = set()
 
 
 def shared(
@@ -314,6 +316,13 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             await self._record("running", started=self.started, ends_at=self.ends_at)
             self._event(f"Running on {info.node}; starting the desktop server", 60)
             await self._wait_for_server(info.node)
+        except asyncio.CancelledError:
+            # The hub interrupts a pending spawn its user stopped, and stops the server one second
+            # later if the spawn has ended by then (else the user's stop fails, HTTP 500): the job
+            # is cancelled beside the interruption, not before it.
+            _ABANDONING.add(task := asyncio.ensure_future(self._abandon(job_id)))
+            task.add_done_callback(_ABANDONING.discard)
+            raise
         except BaseException:
             # Whatever failed (a Slurm answer, the registry, a bug, the hub giving up), the job this
             # spawn submitted must not outlive it with no hub entry pointing at it.

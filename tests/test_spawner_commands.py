@@ -7,7 +7,9 @@ Slurm behind such commands (ssh to a login node, PrivateData=jobs) is tested in 
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -56,14 +58,16 @@ class ScriptedSpawner(VNCSlurmSpawner):
         return str(answer)
 
 
-def site_spawner(config: str = SITE_CONFIG, **traits: object) -> ScriptedSpawner:
+def site_spawner(
+    config: str = SITE_CONFIG, cls: type[ScriptedSpawner] = ScriptedSpawner, **traits: object
+) -> ScriptedSpawner:
     from jupyterhub.objects import Hub
 
     c = Config()
     exec(config, {"c": c})
     user = SimpleNamespace(name="alice", escaped_name="alice", url="/user/alice/", server=None, spawners={})
     traits.setdefault("poll_interval", 0)  # every poll asks anew
-    spawner = ScriptedSpawner(user=user, hub=Hub(), cmd=["singleuser_command"], config=c, **traits)
+    spawner = cls(user=user, hub=Hub(), cmd=["singleuser_command"], config=c, **traits)
     spawner.script, spawner.ran = [], []
     return spawner
 
@@ -197,3 +201,35 @@ async def test_a_sites_options_from_form_is_not_hidden() -> None:
     assert ours.run_options_from_form({"gpus": ["2"]})["gpus"] == 2
     theirs = site_spawner(SITE_CONFIG + 'c.Spawner.options_from_form = "simple"\n')
     assert theirs.run_options_from_form({"gpus": ["9"]}) == {"gpus": "9"}  # theirs, checked at spawn
+
+
+class SlowCancel(ScriptedSpawner):
+    """A job that stays queued, and a scancel that takes two seconds (a busy login node)."""
+
+    async def run_command(self, cmd: str, input: str | None = None, env: dict | None = None) -> str:
+        self.ran.append(cmd)
+        if "sbatch" in cmd:
+            return "4242"
+        if "scancel" in cmd:
+            await asyncio.sleep(2)
+            return ""
+        return "PENDING " if "squeue" in cmd and "4242" in cmd else ""
+
+
+async def test_a_spawn_stopped_while_queued_ends_at_once_and_its_job_is_cancelled_beside() -> None:
+    """JupyterHub interrupts a pending spawn that its user stops and gives it one second to end before
+    it stops the server; a spawn still busy cancelling its job then makes the user's stop an HTTP 500."""
+    spawner = site_spawner(cls=SlowCancel, start_timeout=60)
+    spawn = asyncio.ensure_future(spawner.start())
+    while not any("squeue" in cmd and "4242" in cmd for cmd in spawner.ran):
+        await asyncio.sleep(0.01)  # queued, as Slurm says
+    interrupted = time.monotonic()
+    spawn.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await spawn
+    assert time.monotonic() - interrupted < 0.5
+    while not any("scancel" in cmd for cmd in spawner.ran):
+        await asyncio.sleep(0.01)
+    while spawner_module._ABANDONING:
+        await asyncio.sleep(0.05)  # the cancellation runs to its end beside
+    assert spawner.get_state() == {}  # and the job is forgotten once cancelled
