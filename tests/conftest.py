@@ -99,6 +99,7 @@ def _declared(module: pytest.Module | pytest.Item) -> tuple[set[str], bool]:
     return users, any(True for _ in module.iter_markers("alone"))
 
 
+@pytest.hookimpl(optionalhook=True)  # devstack/floors runs without pytest-xdist
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """pytest-xdist's queues, one per group of modules (tests/isolation.py's module_groups): a worker
     takes a whole group and runs its modules one after another. (xdist's own ``loadgroup`` does not

@@ -92,10 +92,15 @@ def ask(method: str, url: str, headers: dict[str, str], body: str | None) -> tup
     websocket attempt, and one the server left unanswered must not stall the next); None: no answer."""
     if method == "WEBSOCKET":
         method, headers = "GET", {**headers, **WEBSOCKET}
-    try:
-        got = requests.request(method, url, headers=headers, data=body, allow_redirects=False, timeout=10)
-    except requests.Timeout:
-        return None, b"", ""
+    for _ in range(3):
+        try:
+            got = requests.request(method, url, headers=headers, data=body, allow_redirects=False, timeout=10)
+        except requests.Timeout:
+            return None, b"", ""
+        # The proxy's own 503 ("socket hang up": it reused a connection the server had just closed)
+        # is no answer of the server's; asked again, the server answers.
+        if not (got.status_code == 503 and b"/hub/static/" in got.content):
+            break
     return got.status_code, got.content, got.headers.get("Location", "")
 
 

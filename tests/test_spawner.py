@@ -480,8 +480,16 @@ async def test_a_hundred_spawn_and_stop_requests_in_a_row_stay_within_the_limit(
             (method, names[k % 3]) for k in range(49) for method in ("DELETE", "POST")
         ]
         started = time.monotonic()
+        interrupted = 0
         for method, name in plan[:100]:
             answer = alice.api(method, server_path("alice", name), json=body if method == "POST" else None)
+            while method == "DELETE" and answer.status_code == 500 and interrupted < 10:
+                # JupyterHub's own window: a stop interrupts a pending spawn, waits one second, and
+                # answers 500 if the spawn is still winding down then (jupyterhub#2975; a loaded
+                # machine's sudo/sbatch takes that long). The user stops again, as here.
+                interrupted += 1
+                time.sleep(1)
+                answer = alice.api(method, server_path("alice", name))
             assert answer.status_code in {201, 202, 204, 400, 429}, (method, answer.status_code, answer.text)
             if answer.status_code >= 400:
                 assert refusal(answer), answer.text  # never a bare error
@@ -502,7 +510,8 @@ async def test_a_hundred_spawn_and_stop_requests_in_a_row_stay_within_the_limit(
         time.sleep(0.5)
     assert not [j for j in jobs if job_processes(j)], "processes of her jobs left behind"
     took = time.monotonic() - started
-    print(f"100 requests in {took:.0f} s; {len(jobs)} jobs, most at once: {most}, refusals: {seen}")
+    print(f"100 requests in {took:.0f} s; {len(jobs)} jobs, most at once: {most}, refusals: {seen},"
+          f" stops JupyterHub answered 500 while a spawn wound down: {interrupted}")  # fmt: skip
 
 
 async def test_a_registry_that_lost_its_data_gets_the_desktop_back(
