@@ -34,14 +34,6 @@ VENV_BIN = Path(sys.executable).parent
 XVNC = {"Xvnc", "Xtigervnc"}
 
 
-def environ(pid: int) -> dict[str, str]:
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return {}
-    return dict(v.split("=", 1) for v in raw.decode(errors="replace").split("\0") if "=" in v)
-
-
 def desktop_processes(server: UserServer, tag: str) -> dict[int, list[str]]:
     """This server's desktop processes, by what they are: anything with a desktop's marker, XFCE, and
     an Xvnc that serves (not `Xvnc -version`, which asks what the installed Xvnc is)."""
@@ -55,7 +47,7 @@ def desktop_processes(server: UserServer, tag: str) -> dict[int, list[str]]:
         except OSError:
             continue
         pid = int(entry.name)
-        env = environ(pid)
+        env = procs.environ(pid)
         if env.get(TAG_VAR) != tag:
             continue
         args = procs.argv(pid)
@@ -143,7 +135,7 @@ def test_the_desktop_job_mark_stays_with_its_server(server_factory: Callable[...
     wait_until(shells, 10, "the terminal's shell")
     checked = 0
     for pid in pids | set(shells()):
-        env = environ(pid)
+        env = procs.environ(pid)
         if not env and not procs.alive(pid):
             continue  # a short-lived helper of XFCE's that has ended since it was listed
         checked += 1
