@@ -137,17 +137,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     ALONE_MODULES.update(item.nodeid.split("::", 1)[0] for item in session.items if _declared(item)[1])
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """With several workers, a test that uses the bed's services waits, before any of its fixtures
+    (the session's hub, Slurm and Redis among them), until every module that needs the whole bed is
+    done: those run first, one after another (see pytest_xdist_make_scheduler), and stop and restart
+    the services a fixture here would find half-way."""
+    alone = _declared(item)[1]
+    if _is_worker(item.config) and ALONE_MODULES and not alone and isolation.needs_services(item.path):
+        isolation.wait_for_done(Path(os.environ["JVNC_TEST_RUN"]), ALONE_MODULES)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _beside_other_modules(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Wait until no other worker runs a module this one must not run beside (tests/isolation.py).
-    With several workers, the other modules also wait until every module that needs the whole bed
-    is done: those run first, one after another (see pytest_xdist_make_scheduler), and another
-    module started between two of them would hold the second up."""
+    """Wait until no other worker runs a module this one must not run beside (tests/isolation.py)."""
     users, alone = _declared(request.node)
     module = request.node.nodeid.split("::", 1)[0]
     services = isolation.needs_services(request.node.path)
-    if services and not alone and _is_worker(request.config):
-        isolation.wait_for_done(Path(os.environ["JVNC_TEST_RUN"]), ALONE_MODULES)
     try:
         with isolation.running_beside_others(users, alone, services):
             yield

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import fcntl
+import functools
 import os
 import time
 from collections.abc import Iterator
@@ -99,6 +100,7 @@ def fixtures_used(tree: ast.Module) -> set[str]:
     }
 
 
+@functools.cache
 def needs_services(path: Path) -> bool:
     """Whether a test module uses the bed's services (Slurm, Redis, the hub), which a module that has
     the bed to itself may stop: one that does not (unit tests, its own X server, a test user's own
