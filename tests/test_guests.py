@@ -92,15 +92,16 @@ def ask(method: str, url: str, headers: dict[str, str], body: str | None) -> tup
     websocket attempt, and one the server left unanswered must not stall the next); None: no answer."""
     if method == "WEBSOCKET":
         method, headers = "GET", {**headers, **WEBSOCKET}
-    for _ in range(3):
+    for attempt in range(6):
         try:
             got = requests.request(method, url, headers=headers, data=body, allow_redirects=False, timeout=10)
         except requests.Timeout:
             return None, b"", ""
         # The proxy's own 503 ("socket hang up": it reused a connection the server had just closed)
-        # is no answer of the server's; asked again, the server answers.
+        # is no answer of the server's; asked again a moment later, the server answers.
         if not (got.status_code == 503 and b"/hub/static/" in got.content):
             break
+        time.sleep(0.2 * (attempt + 1))
     return got.status_code, got.content, got.headers.get("Location", "")
 
 
