@@ -154,7 +154,7 @@ async def test_a_guest_gets_403_on_every_route_but_the_desktops(dave: HubUser, e
     before = sorted(str(p) for p in settings_dir.rglob("*")) if settings_dir.exists() else []
 
     routes = server_routes(job_id)
-    walked, unfilled, leaks = 0, [], []
+    walked, unfilled, leaks, hung_up = 0, [], [], []
     for pattern, handler, desktop in routes:
         path = concrete(pattern)
         path = prefix if path == prefix.rstrip("/") else path
@@ -172,12 +172,19 @@ async def test_a_guest_gets_403_on_every_route_but_the_desktops(dave: HubUser, e
                 continue
             if path == prefix and method == "GET" and got[2].endswith("vnc/"):
                 continue  # the link a share gives: on to the desktop
+            if got[0] == 503 and b"/hub/static/" in got[1]:
+                # The proxy's own page: the server hung up and the guest got none of its content
+                # (seen for robots.txt under the parallel suite; counted and shown, not hidden).
+                hung_up.append(f"{method} {path}")
+                continue
             # Else only what anyone gets (public static files): no more than no login at all.
             if ask(method, url, {}, body)[:2] != got[:2] or got[0] is None:
                 leaks.append(f"{method} {path} ({handler}): {got[0] or 'no answer in 10 s'} {got[1][:80]!r}")
     print(
-        f"walked {walked} requests over {len(routes)} routes; no sample path for {len(unfilled)}: {unfilled}"
+        f"walked {walked} requests over {len(routes)} routes; no sample path for {len(unfilled)}: {unfilled};"
+        f" the server hung up on {len(hung_up)}: {hung_up}"
     )
+    assert len(hung_up) <= len(METHODS), hung_up  # one route at most, not the server gone
     assert leaks == [], "\n".join(leaks)
     assert walked > 200  # the walk reached the server's routes, Lab's included
     assert any("jupyterlab" in handler or "jupyterlab_server" in handler for _, handler, _ in routes)
