@@ -119,7 +119,14 @@ class AliceX:
                 break
             assert time.monotonic() < deadline, f"the key trap never appeared: {found.stderr.strip()}"
             time.sleep(0.2)
-        self.run("xdotool", "windowfocus", "--sync", found.stdout.split()[0])
+        # A window just mapped may refuse the focus for a moment on a loaded machine: asked again, it
+        # takes it; a trap that never does still fails the test.
+        for attempt in range(10):
+            focus = self.run("xdotool", "windowfocus", "--sync", found.stdout.split()[0], check=False)
+            if focus.returncode == 0:
+                break
+            assert attempt < 9, f"the key trap never took the focus: {focus.stderr.strip()}"
+            time.sleep(0.3)
 
     def key_presses(self) -> list[str]:
         """The keysym names of the key presses the trap saw: ``["q", "w"]``."""
