@@ -1,0 +1,241 @@
+"""The server's door for share recipients (jupyter_vnc.guests), without a hub: who counts as a
+recipient, what the door answers them on a route that is not the desktop's, and how long a
+recipient's token stays cached.
+
+tests/test_guests.py walks every route of a real single-user server as a recipient; these tests hold
+each rule on its own, on a small tornado application whose handlers ask the identity provider who is
+calling, as every Jupyter handler does (``JupyterHandler.prepare``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import pytest
+from jupyter_server.auth import Authorizer, IdentityProvider
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from jupyter_vnc.guests import GuestAwareCache, GuestsAtTheDesktopOnly, hold_guests_at_the_desktop, is_guest
+
+# No service: also run against the lowest declared dependency versions (devstack/floors).
+pytestmark = pytest.mark.unit
+
+# JupyterHub's scope to start and stop alice's default server (``servers`` with a ``server=`` filter):
+# hub admins hold it, a share that grants only access does not.
+MANAGE = "servers!server=alice/"
+ACCESS = "access:servers!server=alice/"
+PEOPLE = {
+    "alice": {"name": "alice", "scopes": [ACCESS]},  # the owner
+    "root": {"name": "root", "scopes": [ACCESS, MANAGE]},  # a hub admin
+    "bob": {"name": "bob", "scopes": [ACCESS]},  # a share recipient
+}
+
+
+@pytest.fixture(autouse=True)
+def owner(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUPYTERHUB_USER", "alice")
+    monkeypatch.setenv("JUPYTERHUB_SERVER_NAME", "")
+
+
+class HubAuth:
+    """What the door asks of JupyterHub's HubAuth."""
+
+    cache_max_age = 300
+
+    def __init__(self) -> None:
+        self.cache: Any = {}
+
+    def check_scopes(self, required: set[str], model: dict[str, Any]) -> set[str]:
+        return set(required) & set(model.get("scopes", []))
+
+
+@pytest.mark.parametrize(
+    ("who", "guest"), [("alice", False), ("root", False), ("bob", True), (None, False)]
+)  # fmt: skip
+def test_a_guest_is_anyone_but_the_owner_who_may_not_start_and_stop_the_server(
+    who: str | None, guest: bool
+) -> None:
+    assert is_guest(PEOPLE[who] if who else None, HubAuth()) is guest
+
+
+# --- the door --------------------------------------------------------------------------------------
+
+
+class User:
+    def __init__(self, name: str) -> None:
+        self.username = name
+        self.hub_user = PEOPLE[name]
+
+
+class Door:
+    """An identity provider as JupyterHub's: who calls, from the request (here a test header)."""
+
+    def __init__(self, asynchronous: bool) -> None:
+        self.hub_auth = HubAuth()
+        self.asynchronous = asynchronous
+
+    def get_user(self, handler: web.RequestHandler) -> Any:
+        user = User(handler.request.headers["X-Test-User"])
+        if not self.asynchronous:
+            return user
+
+        async def later() -> User:
+            return user
+
+        return later()
+
+
+class Page(web.RequestHandler):
+    """Any route of the server: it asks who is calling first, as JupyterHandler.prepare does."""
+
+    async def prepare(self) -> None:
+        self.set_header("X-Page", "1")  # what the handler had set before the door answered
+        self.user = await self.settings["door"].get_user(self)
+
+    def get(self, *args: Any) -> None:
+        self.finish({"page": type(self).__name__, "user": self.user.username})
+
+    post = put = delete = get
+
+
+class Desktop(Page):
+    jupyter_vnc_desktop_route = True
+
+
+@pytest.fixture(params=[False, True], ids=["sync", "async"])
+async def server(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Any]:
+    door = Door(asynchronous=request.param)
+    hold_guests_at_the_desktop(door, "/user/alice/", logging.getLogger("test-door"))
+    app = web.Application(
+        [(r"/user/alice/vnc/(.*)", Desktop), (r"/user/alice/(.*)", Page), (r"/user/alice", Page)], door=door
+    )
+    sockets = bind_sockets(0, "127.0.0.1")
+    http = HTTPServer(app)
+    http.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+
+    async def fetch(who: str, path: str, method: str = "GET") -> HTTPResponse:
+        return await AsyncHTTPClient().fetch(
+            f"http://127.0.0.1:{port}{path}", method=method, headers={"X-Test-User": who},
+            body=b"" if method in ("POST", "PUT") else None, follow_redirects=False, raise_error=False,
+        )  # fmt: skip
+
+    fetch.door = door  # type: ignore[attr-defined]
+    with caplog.at_level(logging.INFO, logger="test-door"):
+        yield fetch
+    http.stop()
+
+
+async def test_the_owner_and_an_admin_pass_the_door_everywhere(server: Any) -> None:
+    for who in ("alice", "root"):
+        for path in ("/user/alice/lab", "/user/alice/api/contents/x", "/user/alice/", "/user/alice/vnc/"):
+            reply = await server(who, path, "POST")
+            assert reply.code == 200 and json.loads(reply.body)["user"] == who, (who, path)
+
+
+async def test_a_guest_reaches_the_desktops_routes(server: Any) -> None:
+    for path in ("/user/alice/vnc/", "/user/alice/vnc/api/status", "/user/alice/vnc/websockify"):
+        reply = await server("bob", path)
+        assert reply.code == 200 and json.loads(reply.body) == {"page": "Desktop", "user": "bob"}
+
+
+async def test_the_link_a_share_gives_leads_a_guest_to_the_desktop(server: Any) -> None:
+    for path in ("/user/alice/", "/user/alice"):
+        reply = await server("bob", path)
+        assert reply.code == 302, path
+        assert reply.headers["Location"] == "/user/alice/vnc/"
+        assert reply.headers["Cache-Control"] == "no-store"
+        assert "X-Page" not in reply.headers  # the handler's own answer was cleared
+        assert reply.headers.get("Content-Type") != "application/json"  # an empty body claims no JSON
+        assert reply.body == b""
+
+
+async def test_a_guest_is_refused_everywhere_else_with_a_reason(server: Any, caplog: Any) -> None:
+    for path, method in [
+        ("/user/alice/", "POST"),  # only a GET of the server's root leads to the desktop
+        ("/user/alice/lab", "GET"),
+        ("/user/alice/lab/", "GET"),
+        ("/user/alice/terminals/1", "GET"),
+        ("/user/alice/api/contents/notes.txt", "PUT"),
+        ("/user/alice/lab/api/settings/x", "PUT"),
+        ("/user/alice/vn", "GET"),
+    ]:
+        reply = await server("bob", path, method)
+        assert reply.code == 403, (path, method)
+        assert json.loads(reply.body) == {
+            "message": "alice shares only the desktop of this server with you",
+            "reason": "shared desktop only",
+        }
+        assert reply.headers["Content-Type"] == "application/json"
+        assert reply.headers["Cache-Control"] == "no-store"  # no cache keeps a refusal or an answer
+        assert "X-Page" not in reply.headers  # the handler's own answer was cleared, not sent along
+    assert "bob may reach only the desktop here, not /user/alice/lab" in caplog.text
+
+
+async def test_the_door_looks_a_guests_token_up_again_within_a_second(server: Any) -> None:
+    cache = server.door.hub_auth.cache
+    assert isinstance(cache, GuestAwareCache)
+    assert cache.max_age == HubAuth.cache_max_age  # the owner's tokens: the usual cache age
+
+
+# --- the token cache ------------------------------------------------------------------------------
+
+
+def test_a_guests_token_and_a_refusal_are_cached_for_guest_age_the_owners_for_max_age() -> None:
+    cache = GuestAwareCache(max_age=0.6, guest_age=0.15)
+    cache["owner"] = {"name": "alice"}
+    cache["guest"] = {"name": "bob"}
+    cache["refused"] = None  # JupyterHub caches "no access" too
+    assert {"owner", "guest", "refused"} <= set(cache.values) and "guest" in cache
+    time.sleep(0.25)
+    assert "owner" in cache and cache.get("owner") == {"name": "alice"}
+    assert "guest" not in cache and cache.get("guest") is None
+    assert "refused" not in cache
+    time.sleep(0.45)
+    assert "owner" not in cache  # JupyterHub's own expiry still holds for the owner
+
+
+def test_the_default_guest_age_is_a_second() -> None:
+    cache = GuestAwareCache(max_age=300)
+    cache["guest"] = {"name": "bob"}
+    time.sleep(0.5)
+    assert "guest" in cache
+    time.sleep(0.7)
+    assert "guest" not in cache
+
+
+# --- the authorizer ---------------------------------------------------------------------------------
+
+
+class Answers(Authorizer):
+    """The server's own authorizer: allows everything, and records that it was asked."""
+
+    asked: ClassVar[list[str]] = []
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        self.asked.append(resource)
+        return True
+
+
+@pytest.mark.parametrize(
+    ("who", "route", "allowed"),
+    [("alice", Page, True), ("root", Page, True), ("bob", Page, False), ("bob", Desktop, True),
+     ("alice", Desktop, True)],
+)  # fmt: skip
+def test_the_authorizer_says_no_to_a_guest_but_on_the_desktop(who: str, route: type, allowed: bool) -> None:
+    identity = IdentityProvider()
+    identity.hub_auth = HubAuth()  # type: ignore[attr-defined]
+    inner = Answers(identity_provider=identity)
+    inner.asked = []
+    outer = GuestsAtTheDesktopOnly(inner)
+    assert outer.identity_provider is identity
+    handler = object.__new__(route)  # only its class's attributes are read
+    assert outer.is_authorized(handler, User(who), "read", "contents") is allowed
+    assert inner.asked == (["contents"] if allowed else [])  # the server's own answer where it counts
