@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from jupyter_vnc.audience import REVOKED, Audience
-from jupyter_vnc.sharing import Role, Visitor
+from jupyter_vnc.audience import GUEST_LIMIT, PAUSED, REVOKED, Audience
+from jupyter_vnc.sharing import Role, ShareList, Visitor
 
 # No service: also run against the lowest declared dependency versions (devstack/floors).
 pytestmark = pytest.mark.unit
@@ -65,6 +65,15 @@ async def test_a_guest_holds_at_most_the_limit_and_the_owner_any() -> None:
     assert audience.join(bob[3], Visitor("bob", Role.VIEW, token="t"))
 
 
+async def test_a_recipient_watches_while_the_server_cannot_read_its_share_list(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    audience = Audience(CountingHub(), logging.getLogger("test"))  # its hub's API does not answer
+    with caplog.at_level(logging.WARNING):
+        assert await audience.role_for({"name": "bob", "groups": [], "scopes": [ACCESS]}) is Role.VIEW
+    assert "cannot reach the hub for the share list" in caplog.text
+
+
 async def test_access_is_checked_once_per_token_a_round_and_a_revocation_closes_every_seat() -> None:
     hub = CountingHub()
     audience = Audience(hub, logging.getLogger("test"), guest_limit=10)
@@ -79,3 +88,163 @@ async def test_access_is_checked_once_per_token_a_round_and_a_revocation_closes_
     await asyncio.sleep(1.2)
     assert [s.closed for s in same] == [REVOKED] * 6
     assert other.closed is None
+
+
+# --- a role that changes while connected -------------------------------------------------------------
+
+
+class Shares:
+    """The server's share list (ShareBook.current), as the owner changes it during a test."""
+
+    def __init__(self, control: set[str]) -> None:
+        self.control = control
+
+    async def current(self) -> ShareList:
+        return ShareList(frozenset(self.control))
+
+
+class Hub(CountingHub):
+    """Tokens of several users; one of them may start and stop alice's server (a hub admin)."""
+
+    def __init__(self, owners: dict[str, str], admins: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self.owners = owners  # token -> user
+        self.admins = admins
+        self.down = False
+
+    async def user_for_token(self, token: str, use_cache: bool = True, sync: bool = True) -> dict[str, Any]:
+        assert use_cache is False, "a recipient's access is asked afresh, never from the token cache"
+        self.lookups.append(token)
+        if self.down:
+            raise ConnectionError("the hub is restarting")
+        name = self.owners[token]
+        scopes = [] if token in self.revoked else [ACCESS]
+        if name in self.admins:
+            scopes.append("servers!server=alice/")  # JupyterHub's scope to start and stop alice's server
+        return {"name": name, "groups": [], "scopes": scopes}
+
+
+@pytest.fixture
+def quick(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Rounds of the re-check 20 times a second, so that a test waits a few of them."""
+    monkeypatch.setattr("jupyter_vnc.audience.RECHECK", 0.05)
+    return 0.05
+
+
+async def test_control_taken_back_mid_session_leaves_a_watcher_and_given_again_lets_them_type(
+    quick: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    audience = Audience(Hub({"t": "bob"}), logging.getLogger("test"))
+    shares = Shares({"bob"})
+    audience.book = shares  # type: ignore[assignment]
+    bob = Visitor("bob", Role.CONTROL, token="t")
+    seat = Seat()
+    assert audience.join(seat, bob)
+    with caplog.at_level(logging.INFO):
+        shares.control.clear()  # the owner narrowed the share to watching
+        await asyncio.sleep(quick * 5)
+        assert bob.role is Role.VIEW and seat.closed is None
+        shares.control.add("bob")
+        await asyncio.sleep(quick * 5)
+        assert bob.role is Role.CONTROL
+    assert "bob's role changed: view" in caplog.text and "bob's role changed: control" in caplog.text
+    watching = Visitor("bob", Role.VIEW, token="t", view_only=True)  # asked to watch only (?view_only=1)
+    audience.join(Seat(), watching)
+    await asyncio.sleep(quick * 5)
+    assert watching.role is Role.VIEW and bob.role is Role.CONTROL
+    audience.close_all(1000, "done")
+
+
+async def test_a_hub_that_is_briefly_away_closes_nobody_and_a_token_of_someone_else_is_refused(
+    quick: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = Hub({"t": "bob", "stolen": "mallory"})
+    audience = Audience(hub, logging.getLogger("test"))
+    bob, other = Seat(), Seat()
+    audience.join(bob, Visitor("bob", Role.VIEW, token="t"))
+    hub.down = True
+    with caplog.at_level(logging.WARNING):
+        await asyncio.sleep(quick * 5)
+    assert bob.closed is None and "cannot check bob's access: the hub is restarting" in caplog.text
+    hub.down = False
+    audience.join(other, Visitor("bob", Role.VIEW, token="stolen"))  # the token is mallory's, not bob's
+    await asyncio.sleep(quick * 5)
+    assert other.closed == REVOKED and bob.closed is None
+    assert [w["connections"] for w in audience.watchers()] == [1]
+
+
+async def test_the_owner_alone_is_never_asked_about_and_a_recipient_who_leaves_ends_the_watch(
+    quick: float,
+) -> None:
+    hub = Hub({"t": "bob", "a": "alice"})
+    audience = Audience(hub, logging.getLogger("test"))
+    audience.join(Seat(), Visitor("alice", Role.OWNER, token="a"))
+    await asyncio.sleep(quick * 4)
+    assert hub.lookups == []
+    seat = Seat()
+    audience.join(seat, Visitor("bob", Role.VIEW, token="t"))
+    await asyncio.sleep(quick * 4)
+    assert hub.lookups and set(hub.lookups) == {"t"}
+    audience.leave(seat)
+    await asyncio.sleep(quick * 3)
+    asked = len(hub.lookups)
+    await asyncio.sleep(quick * 4)
+    assert len(hub.lookups) == asked  # nobody but the owner: no more questions to the hub
+
+
+# --- who is here, and what they may do now --------------------------------------------------------------
+
+
+async def test_the_owner_sees_everyone_else_with_their_role_and_connections() -> None:
+    audience = Audience(Hub({}), logging.getLogger("test"))
+    for _ in range(3):
+        audience.join(Seat(), Visitor("alice", Role.OWNER))
+    audience.join(Seat(), Visitor("alice", Role.VIEW, view_only=True))  # the owner watching: not listed
+    for _ in range(2):
+        audience.join(Seat(), Visitor("carol", Role.VIEW, token="c"))
+    audience.join(Seat(), Visitor("bob", Role.CONTROL, token="b"))
+    audience.join(Seat(), Visitor("root", Role.ADMIN, token="r"))
+    assert audience.watchers() == [
+        {"user": "bob", "role": "control", "connections": 1},
+        {"user": "carol", "role": "view", "connections": 2},
+        {"user": "root", "role": "admin", "connections": 1},
+    ]
+    assert audience.close_all(1000, "bye") == 8
+
+
+async def test_closing_everyone_goes_on_past_a_connection_that_fails_to_close() -> None:
+    class Broken(Seat):
+        def close(self, code: int | None = None, reason: str | None = None) -> None:
+            raise RuntimeError("already gone")
+
+    audience = Audience(None, logging.getLogger("test"))
+    seats = [Seat(), Broken(), Seat()]
+    for seat in seats:
+        audience.join(seat, Visitor("alice", Role.OWNER))
+    assert audience.close_all(PAUSED, "paused") == 3
+    assert [seats[0].closed, seats[2].closed] == [PAUSED, PAUSED]
+
+
+async def test_without_a_hub_there_is_only_the_owner() -> None:
+    audience = Audience(None, logging.getLogger("test"))
+    assert await audience.role_for({"name": "bob"}) is Role.OWNER
+    assert await audience.current_role(Visitor("bob", Role.VIEW)) is Role.VIEW
+
+
+async def test_a_role_asked_afresh_of_the_hub() -> None:
+    hub = Hub({"t": "bob", "r": "root", "a": "alice"}, admins=frozenset({"root"}))
+    audience = Audience(hub, logging.getLogger("test"))
+    audience.book = Shares({"bob"})  # type: ignore[assignment]
+    assert await audience.role_for(None) is Role.OWNER  # a server outside JupyterHub
+    assert await audience.current_role(Visitor("bob", Role.VIEW, token="t")) is Role.CONTROL
+    assert await audience.current_role(Visitor("bob", Role.CONTROL, token="t", view_only=True)) is Role.VIEW
+    assert await audience.current_role(Visitor("root", Role.VIEW, token="r")) is Role.ADMIN
+    assert await audience.current_role(Visitor("bob", Role.VIEW, token="r")) is None  # root's token
+    assert await audience.current_role(Visitor("alice", Role.OWNER, token="a")) is Role.OWNER
+    assert hub.lookups == ["t", "t", "r", "r"]  # the owner's own token is never asked about
+    hub.revoked.add("t")
+    assert await audience.current_role(Visitor("bob", Role.CONTROL, token="t")) is None
+
+
+def test_the_default_limit_is_four_connections_a_recipient() -> None:
+    assert Audience(Hub({}), logging.getLogger("test")).guest_limit == 4 == GUEST_LIMIT
