@@ -16,6 +16,7 @@ from jupyter_vnc.rfb_input import (
     Gate,
     Kind,
     ProtocolError,
+    pixel_sizes,
 )
 from jupyter_vnc.sharing import Role
 
@@ -300,6 +301,7 @@ def test_a_ten_megabyte_frame_is_framed_in_linear_time() -> None:
     assert __import__("time").perf_counter() - t0 < 30  # quadratic takes hours
 
 
+@pytest.mark.unit
 def test_an_owners_stream_the_gate_cannot_read_goes_on_and_counts_as_activity() -> None:
     """A viewer that speaks a message type the gate does not know (a newer noVNC's): the owner's bytes
     pass unread from there, and every one counts as activity, so a desktop in use is never culled as
@@ -313,3 +315,45 @@ def test_an_owners_stream_the_gate_cannot_read_goes_on_and_counts_as_activity() 
     update_request = bytes([3, 1]) + struct.pack(">HHHH", 0, 0, 64, 64)  # no input, if it were read
     later = gate.admit(update_request, EVERYTHING)
     assert later.data == update_request and later.input
+
+
+# RFC 6143 section 7.4, PIXEL_FORMAT: bits-per-pixel, depth, big-endian, true-colour, red/green/blue-max
+# (U16), red/green/blue-shift, 3 bytes of padding. Only true colour at 8, 16 or 32 bits is framed; Tight
+# (RFC 6143's registry, TigerVNC's PixelFormat::is888) then sends 3 bytes a pixel for 32-bit 888.
+def pixel_format(
+    bpp: int, depth: int, true_colour: int, maxes: tuple[int, int, int], shifts: tuple[int, int, int]
+) -> bytes:
+    return struct.pack(">BBBBHHHBBBxxx", bpp, depth, 0, true_colour, *maxes, *shifts)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("pf", "sizes"),
+    [
+        (pixel_format(8, 8, 1, (7, 7, 3), (0, 3, 6)), (1, 1)),  # BGR233
+        (pixel_format(16, 16, 1, (31, 63, 31), (11, 5, 0)), (2, 2)),  # RGB565
+        (pixel_format(32, 24, 1, (255, 255, 255), (16, 8, 0)), (4, 3)),  # noVNC's: 888, Tight sends 3
+        (pixel_format(32, 24, 1, (255, 255, 255), (0, 8, 16)), (4, 3)),
+        (pixel_format(32, 32, 1, (255, 255, 255), (16, 8, 0)), (4, 4)),  # depth 32: not 888
+        (pixel_format(32, 24, 1, (255, 255, 127), (16, 8, 0)), (4, 4)),
+        (pixel_format(32, 24, 1, (255, 255, 255), (20, 12, 4)), (4, 4)),  # not on byte boundaries
+    ],
+)
+def test_the_pixel_formats_a_viewer_may_ask_for(pf: bytes, sizes: tuple[int, int]) -> None:
+    assert pixel_sizes(pf) == sizes
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("pf", "message"),
+    [
+        (pixel_format(8, 8, 0, (0, 0, 0), (0, 0, 0)), "pixel format of 8 bits with a colour map"),
+        (pixel_format(24, 24, 1, (255, 255, 255), (16, 8, 0)), "pixel format of 24 bits"),
+        (pixel_format(9, 8, 1, (7, 7, 3), (0, 3, 6)), "pixel format of 9 bits"),
+        (pixel_format(17, 16, 1, (31, 63, 31), (11, 5, 0)), "pixel format of 17 bits"),
+    ],
+)
+def test_any_other_pixel_format_is_refused_saying_why(pf: bytes, message: str) -> None:
+    with pytest.raises(ProtocolError) as raised:
+        pixel_sizes(pf)
+    assert str(raised.value) == message
