@@ -21,6 +21,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
+from traitlets.config import LoggingConfigurable
 
 from jupyter_vnc.guests import GuestAwareCache, GuestsAtTheDesktopOnly, hold_guests_at_the_desktop, is_guest
 
@@ -82,7 +83,8 @@ class Door:
         self.asynchronous = asynchronous
 
     def get_user(self, handler: web.RequestHandler) -> Any:
-        user = User(handler.request.headers["X-Test-User"])
+        who = handler.request.headers.get("X-Test-User")
+        user = User(who) if who else None  # no login: JupyterHub's provider answers None
         if not self.asynchronous:
             return user
 
@@ -100,7 +102,7 @@ class Page(web.RequestHandler):
         self.user = await self.settings["door"].get_user(self)
 
     def get(self, *args: Any) -> None:
-        self.finish({"page": type(self).__name__, "user": self.user.username})
+        self.finish({"page": type(self).__name__, "user": self.user.username if self.user else None})
 
     post = put = delete = get
 
@@ -111,11 +113,17 @@ class Desktop(Page):
 
 @pytest.fixture(params=[False, True], ids=["sync", "async"])
 async def server(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Any]:
-    door = Door(asynchronous=request.param)
-    hold_guests_at_the_desktop(door, "/user/alice/", logging.getLogger("test-door"))
-    app = web.Application(
-        [(r"/user/alice/vnc/(.*)", Desktop), (r"/user/alice/(.*)", Page), (r"/user/alice", Page)], door=door
-    )
+    fetch = await serve(request.param, "/user/alice/", caplog)
+    yield fetch
+    fetch.http.stop()
+
+
+async def serve(asynchronous: bool, base_url: str, caplog: pytest.LogCaptureFixture) -> Any:
+    """A server at ``base_url`` behind the door; the function that requests a path of it."""
+    door = Door(asynchronous)
+    hold_guests_at_the_desktop(door, base_url, logging.getLogger("test-door"))
+    root = base_url.rstrip("/")
+    app = web.Application([(rf"{root}/vnc/(.*)", Desktop), (rf"{root}/(.*)", Page), (root, Page)], door=door)
     sockets = bind_sockets(0, "127.0.0.1")
     http = HTTPServer(app)
     http.add_sockets(sockets)
@@ -123,14 +131,13 @@ async def server(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixtur
 
     async def fetch(who: str, path: str, method: str = "GET") -> HTTPResponse:
         return await AsyncHTTPClient().fetch(
-            f"http://127.0.0.1:{port}{path}", method=method, headers={"X-Test-User": who},
+            f"http://127.0.0.1:{port}{path}", method=method, headers={"X-Test-User": who} if who else {},
             body=b"" if method in ("POST", "PUT") else None, follow_redirects=False, raise_error=False,
         )  # fmt: skip
 
-    fetch.door = door  # type: ignore[attr-defined]
-    with caplog.at_level(logging.INFO, logger="test-door"):
-        yield fetch
-    http.stop()
+    fetch.door, fetch.http = door, http  # type: ignore[attr-defined]
+    caplog.set_level(logging.INFO, logger="test-door")
+    return fetch
 
 
 async def test_the_owner_and_an_admin_pass_the_door_everywhere(server: Any) -> None:
@@ -173,10 +180,27 @@ async def test_a_guest_is_refused_everywhere_else_with_a_reason(server: Any, cap
             "message": "alice shares only the desktop of this server with you",
             "reason": "shared desktop only",
         }
-        assert reply.headers["Content-Type"] == "application/json"
+        assert reply.headers["Content-Type"] == "application/json" and "Location" not in reply.headers
         assert reply.headers["Cache-Control"] == "no-store"  # no cache keeps a refusal or an answer
         assert "X-Page" not in reply.headers  # the handler's own answer was cleared, not sent along
-    assert "bob may reach only the desktop here, not /user/alice/lab" in caplog.text
+    said = [r.getMessage() for r in caplog.records if r.name == "test-door"]
+    assert "jupyter-vnc: bob may reach only the desktop here, not /user/alice/lab" in said
+
+
+async def test_the_door_leaves_a_request_without_a_login_to_the_server(server: Any) -> None:
+    reply = await server("", "/user/alice/lab")  # the server's own login redirect or 403 follows
+    assert reply.code == 200 and json.loads(reply.body) == {"page": "Page", "user": None}
+
+
+async def test_a_named_servers_root_leads_a_guest_to_its_desktop(caplog: pytest.LogCaptureFixture) -> None:
+    fetch = await serve(False, "/user/alice/deskX/", caplog)
+    try:
+        for path in ("/user/alice/deskX/", "/user/alice/deskX"):
+            reply = await fetch("bob", path)
+            assert (reply.code, reply.headers.get("Location")) == (302, "/user/alice/deskX/vnc/"), path
+        assert (await fetch("bob", "/user/alice/deskX/lab")).code == 403
+    finally:
+        fetch.http.stop()  # type: ignore[attr-defined]
 
 
 async def test_the_door_looks_a_guests_token_up_again_within_a_second(server: Any) -> None:
@@ -215,13 +239,17 @@ def test_the_default_guest_age_is_a_second() -> None:
 
 
 class Answers(Authorizer):
-    """The server's own authorizer: allows everything, and records that it was asked."""
+    """The server's own authorizer: allows everything, and records what it was asked."""
 
-    asked: ClassVar[list[str]] = []
+    asked: ClassVar[list[tuple[Any, ...]]] = []
 
     def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
-        self.asked.append(resource)
+        self.asked.append((handler, user, action, resource))
         return True
+
+
+class ServerApp(LoggingConfigurable):
+    """The authorizer's parent, whose log is the server's."""
 
 
 @pytest.mark.parametrize(
@@ -229,13 +257,21 @@ class Answers(Authorizer):
     [("alice", Page, True), ("root", Page, True), ("bob", Page, False), ("bob", Desktop, True),
      ("alice", Desktop, True)],
 )  # fmt: skip
-def test_the_authorizer_says_no_to_a_guest_but_on_the_desktop(who: str, route: type, allowed: bool) -> None:
+def test_the_authorizer_says_no_to_a_guest_but_on_the_desktop(
+    who: str, route: type, allowed: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     identity = IdentityProvider()
     identity.hub_auth = HubAuth()  # type: ignore[attr-defined]
     inner = Answers(identity_provider=identity)
     inner.asked = []
-    outer = GuestsAtTheDesktopOnly(inner)
+    server = ServerApp(log=logging.getLogger("test-server"))
+    outer = GuestsAtTheDesktopOnly(inner, parent=server)
     assert outer.identity_provider is identity
     handler = object.__new__(route)  # only its class's attributes are read
-    assert outer.is_authorized(handler, User(who), "read", "contents") is allowed
-    assert inner.asked == (["contents"] if allowed else [])  # the server's own answer where it counts
+    user = User(who)
+    with caplog.at_level(logging.INFO, logger="test-server"):
+        assert outer.is_authorized(handler, user, "write", "contents") is allowed
+    # The server's own authorizer decides where it counts, on the same request.
+    assert inner.asked == ([(handler, user, "write", "contents")] if allowed else [])
+    said = [r.getMessage() for r in caplog.records if r.name == "test-server"]
+    assert said == ([] if allowed else [f"jupyter-vnc: {who} may reach only the desktop here, not contents"])

@@ -319,9 +319,11 @@ def test_what_a_valid_entry_may_hold_at_its_bounds() -> None:
     assert ok(memory_gb=1 << 20) and not ok(memory_gb=(1 << 20) + 1)
     # Text fields: strings up to 4 KiB; missing ones take their default.
     assert ok(message="x" * 4096) and not ok(message="x" * 4097) and not ok(resolution=None)
-    assert parse_session("bob/viz", json.dumps({k: v for k, v in good.items() if k != "node"}), now)
+    for missing in ("node", "gpus", "memory_gb", "message"):  # an entry from an older hub: the defaults
+        assert parse_session("bob/viz", json.dumps({k: v for k, v in good.items() if k != missing}), now)
     # Times: from 2001 to ten years ahead; started and ends_at may be unknown, submitted may not.
     assert ok(started=None, ends_at=None) and not ok(submitted=None) and not ok(started="yesterday")
+    assert not ok(started=None, ends_at=1e15)  # an unknown start does not excuse a wrong end
     assert ok(submitted=1e9) and not ok(submitted=1e9 - 1) and not ok(ends_at=True)
     assert ok(ends_at=now + 10 * 365 * 86400) and not ok(ends_at=now + 10 * 365 * 86400 + 1)
     # Names: JupyterHub's user and server names; the user is never empty.
@@ -423,7 +425,13 @@ async def test_writes_made_while_the_backend_is_down_reach_it_in_order_when_it_r
 ) -> None:
     backend = Flaky()
     registry = ResilientRegistry(backend)
-    await registry.put(session("alice", job_id="1"))
+    with caplog.at_level(logging.WARNING, logger="jupyter_vnc.registry"):
+        await registry.put(session("alice", job_id="1"))
+        await registry.put(session("alice", "viz", job_id="9"))
+        await registry.delete("alice", "viz")
+    assert caplog.records == []  # nothing was ever down: nothing to catch up on
+    assert await registry.get("alice", "viz") is None
+    assert (await registry.get("alice")).job_id == "1"  # type: ignore[union-attr]
     backend.down = True
     with caplog.at_level(logging.WARNING, logger="jupyter_vnc.registry"):
         await registry.put(session("bob", job_id="2"))  # no exception: the spawn goes on
@@ -445,17 +453,19 @@ async def test_writes_made_while_the_backend_is_down_reach_it_in_order_when_it_r
         assert [s.key for s in await registry.sessions()] == ["alice/viz", "bob/", "carol/"]
     assert backend.writes == [
         "put alice/ running",
+        "put alice/viz running",
+        "delete alice/viz",
         "put bob/ running",
         "put carol/ stopped",
         "delete alice/",
         "put alice/viz running",
     ]
     assert not registry.pending and (await registry.get("carol")).state == "stopped"  # type: ignore[union-attr]
-    unavailable = [r for r in caplog.records if "unavailable" in r.getMessage()]
-    assert (
-        len(unavailable) == 1 and "not reachable" in unavailable[0].getMessage()
-    )  # said once, not per write
-    assert "reachable again; caught up" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == [  # said once, not per write
+        "jupyter-vnc registry unavailable (Redis at redis://db is not reachable: connection refused); "
+        "will catch up when it returns",
+        "jupyter-vnc registry reachable again; caught up",
+    ]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="jupyter_vnc.registry"):
         await registry.put(session("dave", job_id="5"))
@@ -463,11 +473,15 @@ async def test_writes_made_while_the_backend_is_down_reach_it_in_order_when_it_r
 
 
 @pytest.mark.unit
-async def test_a_write_after_a_delete_while_down_is_replayed_after_it() -> None:
+async def test_a_write_after_a_delete_while_down_is_replayed_after_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     backend = Flaky()
     registry = ResilientRegistry(backend)
     backend.down = True
-    await registry.delete("bob")
+    with caplog.at_level(logging.WARNING, logger="jupyter_vnc.registry"):
+        await registry.delete("bob")
+    assert "unavailable (Redis at redis://db is not reachable: connection refused)" in caplog.text
     await registry.put(session("alice", job_id="1"))
     await registry.put(session("bob", job_id="2"))  # bob's delete is superseded by his new session
     backend.down = False
@@ -477,6 +491,7 @@ async def test_a_write_after_a_delete_while_down_is_replayed_after_it() -> None:
     await registry.put_job_states({"7": {"phase": "running"}}, ttl=5)
     assert list(await registry.get_job_states(["7"])) == ["7"]
     assert await registry.try_lock("poll", ttl=5) and not await registry.try_lock("poll", ttl=5)
+    assert await registry.try_lock("other", ttl=5)  # each lock by its own name
     await registry.close()
     assert backend.closed
 

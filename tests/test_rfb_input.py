@@ -357,3 +357,43 @@ def test_any_other_pixel_format_is_refused_saying_why(pf: bytes, message: str) -
     with pytest.raises(ProtocolError) as raised:
         pixel_sizes(pf)
     assert str(raised.value) == message
+
+
+@pytest.mark.unit
+def test_the_gate_records_what_the_viewer_negotiated_for_the_desktops_side() -> None:
+    """rfb_output frames the desktop's replies to a share recipient by the version and pixel format
+    their viewer asked for: the gate keeps both in ``session``, the one the bridge hands to it."""
+    gate = Gate(guest=True)
+    gate.admit(b"".join(GUEST_HANDSHAKE), WATCHING)
+    assert (gate.session.minor, gate.session.bytes_per_pixel, gate.session.tight_pixel) == (8, 4, 3)
+    old = Gate()
+    old.admit(b"RFB 003.003\n\x01", EVERYTHING)
+    assert old.session.minor == 3
+
+
+@pytest.mark.unit
+def test_an_owners_large_clipboard_is_framed_and_her_viewer_still_read() -> None:
+    """The owner's limits are not a guest's: a 300 KiB paste (a guest's limit is 256 KiB) and a viewer
+    with VNC authentication are framed, so her update requests still count as no input."""
+    paste = struct.pack(">BxxxI", 6, 300 * 1024) + b"p" * (300 * 1024)
+    update = struct.pack(">BBHHHH", 3, 1, 0, 0, 10, 10)
+    for handshake in (b"".join(HANDSHAKE), b"RFB 003.008\n\x02" + b"r" * 16 + b"\x01"):
+        gate = Gate()
+        gate.admit(handshake, EVERYTHING)
+        assert gate.admit(paste, EVERYTHING) == Admitted(paste, True)
+        assert gate.admit(update, EVERYTHING) == Admitted(update, False)
+        assert gate.following
+
+
+@pytest.mark.unit
+def test_a_stream_that_went_unread_is_refused_once_its_viewer_may_no_longer_do_everything() -> None:
+    """An admin's stream passed on unread, then their role narrowed (the hub took the right back):
+    nothing more of it reaches the desktop, and the connection is to end."""
+    gate = Gate()
+    gate.admit(b"".join(HANDSHAKE) + bytes([200, 1, 2, 3]), EVERYTHING)
+    assert not gate.following
+    refused = gate.admit(struct.pack(">BBHH", 5, 1, 10, 10), WATCHING)
+    assert refused.data == b"" and not refused.input and refused.refusal
+    empty = Gate()
+    empty.admit(b"".join(HANDSHAKE) + bytes([200]), EVERYTHING)
+    assert empty.admit(b"", EVERYTHING) == Admitted(b"", False)  # nothing sent: no activity

@@ -22,7 +22,7 @@ def test_memory_in_slurms_units(value: str, gib: int | None) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("8:00:00", 8.0), ("90", 1.5), ("30:00", 0.5), ("1-00:00:00", 24.0), ("1-12", 36.0), ("2-06:30", 54.5),
-     ("1:30:36", 1.51), ("1-00:00:36", 24.01), ("10:30", 0.175),
+     ("1:30:36", 1.51), ("1:30:10", 1.5028), ("1-00:00:36", 24.01), ("10:30", 0.175),
      ("0", None), ("", None), ("UNLIMITED", None), ("8h", None)],
 )  # fmt: skip
 def test_walltime_in_slurms_spellings(value: str, expected: float | None) -> None:
