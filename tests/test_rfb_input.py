@@ -18,6 +18,7 @@ from jupyter_vnc.rfb_input import (
     ProtocolError,
     pixel_sizes,
 )
+from jupyter_vnc.rfb_output import ServerStream
 from jupyter_vnc.sharing import Role
 
 # What each role's viewer may get through to the desktop, written here from what the roles promise (a
@@ -311,7 +312,7 @@ def test_an_owners_stream_the_gate_cannot_read_goes_on_and_counts_as_activity() 
     assert gate.admit(handshake, EVERYTHING).data == handshake
     unknown = bytes([200, 0, 0, 0, 7, 7])
     first = gate.admit(unknown, EVERYTHING)
-    assert first.data == unknown and first.input and not first.refusal and not gate.following
+    assert first == Admitted(unknown, True) and not gate.following
     update_request = bytes([3, 1]) + struct.pack(">HHHH", 0, 0, 64, 64)  # no input, if it were read
     later = gate.admit(update_request, EVERYTHING)
     assert later.data == update_request and later.input
@@ -337,6 +338,8 @@ def pixel_format(
         (pixel_format(32, 32, 1, (255, 255, 255), (16, 8, 0)), (4, 4)),  # depth 32: not 888
         (pixel_format(32, 24, 1, (255, 255, 127), (16, 8, 0)), (4, 4)),
         (pixel_format(32, 24, 1, (255, 255, 255), (20, 12, 4)), (4, 4)),  # not on byte boundaries
+        (pixel_format(32, 24, 1, (255, 255, 255), (16, 12, 0)), (4, 4)),
+        (pixel_format(32, 24, 1, (255, 255, 255), (20, 8, 0)), (4, 4)),
     ],
 )
 def test_the_pixel_formats_a_viewer_may_ask_for(pf: bytes, sizes: tuple[int, int]) -> None:
@@ -393,7 +396,46 @@ def test_a_stream_that_went_unread_is_refused_once_its_viewer_may_no_longer_do_e
     gate.admit(b"".join(HANDSHAKE) + bytes([200, 1, 2, 3]), EVERYTHING)
     assert not gate.following
     refused = gate.admit(struct.pack(">BBHH", 5, 1, 10, 10), WATCHING)
-    assert refused.data == b"" and not refused.input and refused.refusal
+    assert refused == Admitted(b"", False, "the stream is no longer framed; only its owner may go on")
     empty = Gate()
     empty.admit(b"".join(HANDSHAKE) + bytes([200]), EVERYTHING)
     assert empty.admit(b"", EVERYTHING) == Admitted(b"", False)  # nothing sent: no activity
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("pf", "bpp"), [(PIXEL_16, 2), (PIXEL_32, 4)])
+def test_a_watchers_view_is_framed_in_the_desktops_own_format_when_the_viewer_sets_none(
+    pf: bytes, bpp: int
+) -> None:
+    """A viewer that never sends SetPixelFormat gets the desktop's format (RFC 6143 7.3.2, ServerInit):
+    the session takes it from there, and rfb_output frames the watcher's updates by it, leaving out
+    only the owner's clipboard."""
+    gate = Gate(guest=True)
+    gate.admit(b"".join(HANDSHAKE), WATCHING)  # no SetPixelFormat
+    watcher = ServerStream(gate.session)
+    init = (
+        b"RFB 003.008\n"
+        + b"\x01\x01"
+        + bytes(4)
+        + struct.pack(">HH", 2, 2)
+        + pf
+        + struct.pack(">I", 4)
+        + b"desk"
+    )
+    update = b"\x00\x00" + struct.pack(">H", 1) + struct.pack(">HHHHi", 0, 0, 2, 2, 0) + b"p" * (4 * bpp)
+    clipboard = b"\x03\x00\x00\x00" + struct.pack(">I", 6) + b"secret"
+    bell = b"\x02"
+    assert watcher.feed(init + update + clipboard + bell) == init + update + bell
+    assert (gate.session.bytes_per_pixel, watcher.left_out) == (bpp, 1)
+
+
+@pytest.mark.unit
+def test_what_passed_before_an_unframeable_byte_still_counts_and_the_refusal_says_why() -> None:
+    start = b"".join(GUEST_HANDSHAKE)
+    key = struct.pack(">BBxxI", 4, 1, ord("a"))
+    typed = Gate(guest=True).admit(start + key + bytes([200, 0, 0]), TYPING)
+    assert typed == Admitted(start + key, True, "unknown RFB client message type 200")
+    gate = Gate(guest=True)
+    gate.admit(start, WATCHING)
+    assert gate.admit(key[:5], TYPING) == Admitted(b"", False)  # half a message: held back, no input yet
+    assert gate.admit(key[5:], TYPING) == Admitted(key, True)
