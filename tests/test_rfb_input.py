@@ -439,3 +439,14 @@ def test_what_passed_before_an_unframeable_byte_still_counts_and_the_refusal_say
     gate.admit(start, WATCHING)
     assert gate.admit(key[:5], TYPING) == Admitted(b"", False)  # half a message: held back, no input yet
     assert gate.admit(key[5:], TYPING) == Admitted(key, True)
+
+
+@pytest.mark.unit
+def test_a_guests_limits_are_inclusive_and_a_refused_message_is_named() -> None:
+    start = b"".join(GUEST_HANDSHAKE)
+    most = struct.pack(">BxH", 2, 256) + struct.pack(">i", 0) * 256  # Raw, 256 times: at the limit
+    assert not Gate(guest=True).admit(start + most, WATCHING).refusal
+    over = struct.pack(">BxH", 2, 257) + struct.pack(">i", 0) * 257
+    assert Gate(guest=True).admit(start + over, WATCHING).refusal == "257 encodings is over the 256 limit"
+    paste = Gate(guest=True).admit(start + struct.pack(">BxxxI", 6, 5) + b"hello", WATCHING)
+    assert paste == Admitted(start, False, "a ClientCutText message, which this connection may not send")
