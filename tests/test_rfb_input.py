@@ -442,7 +442,7 @@ def test_what_passed_before_an_unframeable_byte_still_counts_and_the_refusal_say
 
 
 @pytest.mark.unit
-def test_a_guests_limits_are_inclusive_and_a_refused_message_is_named() -> None:
+def test_a_guests_limits_are_inclusive_and_each_refusal_says_why() -> None:
     start = b"".join(GUEST_HANDSHAKE)
     most = struct.pack(">BxH", 2, 256) + struct.pack(">i", 0) * 256  # Raw, 256 times: at the limit
     assert not Gate(guest=True).admit(start + most, WATCHING).refusal
@@ -450,3 +450,13 @@ def test_a_guests_limits_are_inclusive_and_a_refused_message_is_named() -> None:
     assert Gate(guest=True).admit(start + over, WATCHING).refusal == "257 encodings is over the 256 limit"
     paste = Gate(guest=True).admit(start + struct.pack(">BxxxI", 6, 5) + b"hello", WATCHING)
     assert paste == Admitted(start, False, "a ClientCutText message, which this connection may not send")
+    # A clipboard of someone given control: up to Xvnc's 256 KiB, that included.
+    limit = GUEST_LIMITS.cut_text
+    paste = struct.pack(">BxxxI", 6, limit) + b"c" * limit
+    assert Gate(guest=True).admit(start + paste, TYPING) == Admitted(start + paste, True)
+    # A fence: up to the 64 bytes TigerVNC reads.
+    fence = struct.pack(">BxxxIB", 248, 0, 64) + b"f" * 64
+    assert Gate(guest=True).admit(start + fence, WATCHING) == Admitted(start + fence, False)
+    longer = struct.pack(">BxxxIB", 248, 0, 65) + b"f" * 65
+    refused = Gate(guest=True).admit(start + longer, WATCHING).refusal
+    assert refused == "fence payload of 65 bytes (the desktop reads 64)"
