@@ -138,8 +138,10 @@ def test_vnc_auth_and_protocol_3_3_handshakes_are_framed() -> None:
         b"RFB 003.008\n\x02" + b"r" * 16 + b"\x01" + struct.pack(">BBHH", 5, 1, 10, 10)
     )
     assert [m.kind for m in auth] == [Kind.HANDSHAKE] * 4 + [Kind.INPUT]
+    assert [m.type for m in auth] == [-1] * 4 + [5]  # the handshake has no RFB message type
     old = ClientStream().feed(b"RFB 003.003\n\x01" + struct.pack(">BBHHHH", 3, 1, 0, 0, 640, 480))
     assert [m.kind for m in old] == [Kind.HANDSHAKE] * 2 + [Kind.CONTROL]
+    assert [m.type for m in old] == [-1, -1, 3]
     with pytest.raises(ProtocolError, match="security type 19"):
         ClientStream().feed(b"RFB 003.008\n\x13")
 
@@ -460,3 +462,13 @@ def test_a_guests_limits_are_inclusive_and_each_refusal_says_why() -> None:
     longer = struct.pack(">BxxxIB", 248, 0, 65) + b"f" * 65
     refused = Gate(guest=True).admit(start + longer, WATCHING).refusal
     assert refused == "fence payload of 65 bytes (the desktop reads 64)"
+
+
+@pytest.mark.unit
+def test_an_unknown_qemu_subtype_is_refused_as_soon_as_it_is_seen() -> None:
+    stream = ClientStream()
+    stream.feed(b"".join(HANDSHAKE))
+    assert stream.feed(b"\xff") == []  # the subtype is still to come
+    with pytest.raises(ProtocolError) as raised:
+        stream.feed(b"\x05")
+    assert str(raised.value) == "unknown QEMU client message subtype 5"
