@@ -142,6 +142,10 @@ def test_vnc_auth_and_protocol_3_3_handshakes_are_framed() -> None:
     old = ClientStream().feed(b"RFB 003.003\n\x01" + struct.pack(">BBHHHH", 3, 1, 0, 0, 640, 480))
     assert [m.kind for m in old] == [Kind.HANDSHAKE] * 2 + [Kind.CONTROL]
     assert [m.type for m in old] == [-1, -1, 3]
+    changes = ClientStream().feed(
+        b"".join(HANDSHAKE) + struct.pack(">BxBB", 250, 1, 2) + struct.pack(">BxHHBx", 251, 800, 600, 0)
+    )
+    assert [(m.kind, m.type) for m in changes[3:]] == [(Kind.CHANGE, 250), (Kind.CHANGE, 251)]
     with pytest.raises(ProtocolError, match="security type 19"):
         ClientStream().feed(b"RFB 003.008\n\x13")
 
@@ -268,6 +272,13 @@ def test_what_a_guest_may_not_make_the_server_hold_or_misread() -> None:
     ]
     for data in refused:
         assert Gate(guest=True).admit(data, WATCHING).refusal, data
+    late = start + struct.pack(">BBHHHH", 3, 1, 0, 0, 10, 10) + b"\x00\x00\x00\x00" + PIXEL_16
+    assert (
+        Gate(guest=True).admit(late, WATCHING).refusal
+        == "a pixel format of another size after updates were requested"
+    )
+    continuous = start + struct.pack(">BBHHHH", 150, 1, 0, 0, 10, 10) + b"\x00\x00\x00\x00" + PIXEL_16
+    assert Gate(guest=True).admit(continuous, WATCHING).refusal  # continuous updates were asked for too
     # The same format again, after updates were asked for, frames alike and passes.
     again = start + struct.pack(">BBHHHH", 3, 1, 0, 0, 10, 10) + b"\x00\x00\x00\x00" + PIXEL_32
     assert Gate(guest=True).admit(again, WATCHING) == Admitted(again, False)
@@ -405,9 +416,9 @@ def test_a_stream_that_went_unread_is_refused_once_its_viewer_may_no_longer_do_e
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize(("pf", "bpp"), [(PIXEL_16, 2), (PIXEL_32, 4)])
+@pytest.mark.parametrize(("pf", "bpp", "tight"), [(PIXEL_16, 2, 2), (PIXEL_32, 4, 3)])
 def test_a_watchers_view_is_framed_in_the_desktops_own_format_when_the_viewer_sets_none(
-    pf: bytes, bpp: int
+    pf: bytes, bpp: int, tight: int
 ) -> None:
     """A viewer that never sends SetPixelFormat gets the desktop's format (RFC 6143 7.3.2, ServerInit):
     the session takes it from there, and rfb_output frames the watcher's updates by it, leaving out
@@ -424,11 +435,12 @@ def test_a_watchers_view_is_framed_in_the_desktops_own_format_when_the_viewer_se
         + struct.pack(">I", 4)
         + b"desk"
     )
-    update = b"\x00\x00" + struct.pack(">H", 1) + struct.pack(">HHHHi", 0, 0, 2, 2, 0) + b"p" * (4 * bpp)
+    update = b"\x00\x00" + struct.pack(">H", 2) + struct.pack(">HHHHi", 0, 0, 2, 2, 0) + b"p" * (4 * bpp)
+    update += struct.pack(">HHHHi", 0, 0, 2, 2, 7) + b"\x80" + b"f" * tight  # Tight fill: one pixel
     clipboard = b"\x03\x00\x00\x00" + struct.pack(">I", 6) + b"secret"
     bell = b"\x02"
     assert watcher.feed(init + update + clipboard + bell) == init + update + bell
-    assert (gate.session.bytes_per_pixel, watcher.left_out) == (bpp, 1)
+    assert (gate.session.bytes_per_pixel, gate.session.tight_pixel, watcher.left_out) == (bpp, tight, 1)
 
 
 @pytest.mark.unit
