@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -69,8 +70,28 @@ def owner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUPYTERHUB_SERVER_NAME", "")
 
 
-async def test_a_guest_holds_at_most_the_limit_and_the_owner_any() -> None:
-    audience = Audience(CountingHub(), logging.getLogger("test"), guest_limit=3)
+@pytest.fixture
+def audiences(request: pytest.FixtureRequest) -> Iterator[Callable[..., Audience]]:
+    """Audiences that log to this test's own logger and whose watch ends with the test: a watch left
+    running would ask its hub, and log, through the tests that follow."""
+    made: list[Audience] = []
+    log = logging.getLogger(f"test-audience.{request.node.name}")
+
+    def make(hub: Any, guest_limit: int = GUEST_LIMIT) -> Audience:
+        made.append(Audience(hub, log, guest_limit=guest_limit))
+        return made[-1]
+
+    make.log = log  # type: ignore[attr-defined]
+    yield make
+    for audience in made:
+        for seat in list(audience._seats):
+            audience.leave(seat)  # nobody left: the watch ends at its next round
+        if audience._watch is not None:
+            audience._watch.cancel()
+
+
+async def test_a_guest_holds_at_most_the_limit_and_the_owner_any(audiences: Callable[..., Audience]) -> None:
+    audience = audiences(CountingHub(), guest_limit=3)
     bob = [Seat() for _ in range(4)]
     assert [audience.join(s, Visitor("bob", Role.VIEW, token="t")) for s in bob] == [True, True, True, False]
     assert all(audience.join(Seat(), Visitor("alice", Role.OWNER)) for _ in range(10))
@@ -80,16 +101,19 @@ async def test_a_guest_holds_at_most_the_limit_and_the_owner_any() -> None:
 
 async def test_a_recipient_watches_while_the_server_cannot_read_its_share_list(
     caplog: pytest.LogCaptureFixture,
+    audiences: Callable[..., Audience],
 ) -> None:
-    audience = Audience(CountingHub(), logging.getLogger("test"))  # its hub's API does not answer
+    audience = audiences(CountingHub())  # its hub's API does not answer
     with caplog.at_level(logging.WARNING):
         assert await audience.role_for({"name": "bob", "groups": [], "scopes": [ACCESS]}) is Role.VIEW
     assert "cannot reach the hub for the share list" in caplog.text
 
 
-async def test_access_is_checked_once_per_token_a_round_and_a_revocation_closes_every_seat() -> None:
+async def test_access_is_checked_once_per_token_a_round_and_a_revocation_closes_every_seat(
+    audiences: Callable[..., Audience],
+) -> None:
     hub = CountingHub()
-    audience = Audience(hub, logging.getLogger("test"), guest_limit=10)
+    audience = audiences(hub, guest_limit=10)
     same = [Seat() for _ in range(6)]
     for seat in same:
         audience.join(seat, Visitor("bob", Role.VIEW, token="one"))
@@ -150,9 +174,11 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> float:
 
 
 async def test_control_taken_back_mid_session_leaves_a_watcher_and_given_again_lets_them_type(
-    quick: float, caplog: pytest.LogCaptureFixture
+    quick: float,
+    caplog: pytest.LogCaptureFixture,
+    audiences: Callable[..., Audience],
 ) -> None:
-    audience = Audience(Hub({"t": "bob"}), logging.getLogger("test"))
+    audience = audiences(Hub({"t": "bob"}))
     shares = Shares({"bob"})
     audience.book = shares  # type: ignore[assignment]
     bob = Visitor("bob", Role.CONTROL, token="t")
@@ -165,7 +191,7 @@ async def test_control_taken_back_mid_session_leaves_a_watcher_and_given_again_l
         shares.control.add("bob")
         await asyncio.sleep(quick * 5)
         assert bob.role is Role.CONTROL
-    said = [r.getMessage() for r in caplog.records if r.name == "test"]
+    said = [r.getMessage() for r in caplog.records if r.name == audiences.log.name]
     assert said == ["jupyter-vnc: bob's role changed: view", "jupyter-vnc: bob's role changed: control"]
     watching = Visitor("bob", Role.VIEW, token="t", view_only=True)  # asked to watch only (?view_only=1)
     audience.join(Seat(), watching)
@@ -175,10 +201,12 @@ async def test_control_taken_back_mid_session_leaves_a_watcher_and_given_again_l
 
 
 async def test_a_hub_that_is_briefly_away_closes_nobody_and_a_token_of_someone_else_is_refused(
-    quick: float, caplog: pytest.LogCaptureFixture
+    quick: float,
+    caplog: pytest.LogCaptureFixture,
+    audiences: Callable[..., Audience],
 ) -> None:
     hub = Hub({"t": "bob", "stolen": "mallory", "c": "carol"})
-    audience = Audience(hub, logging.getLogger("test"))
+    audience = audiences(hub)
     bob, other, carol = Seat(), Seat(), Seat()
     audience.join(bob, Visitor("bob", Role.VIEW, token="t"))
     hub.down = True
@@ -208,13 +236,15 @@ async def test_a_hub_that_is_briefly_away_closes_nobody_and_a_token_of_someone_e
     audience.leave(carol)
 
 
-async def test_a_connection_that_fails_to_close_does_not_stop_the_watch(quick: float) -> None:
+async def test_a_connection_that_fails_to_close_does_not_stop_the_watch(
+    quick: float, audiences: Callable[..., Audience]
+) -> None:
     class Broken(Seat):
         def close(self, code: int | None = None, reason: str | None = None) -> None:
             raise RuntimeError("already gone")
 
     hub = Hub({"d": "dave", "c": "carol"})
-    audience = Audience(hub, logging.getLogger("test"))
+    audience = audiences(hub)
     audience.join(Broken(), Visitor("dave", Role.VIEW, token="d"))
     carol = Seat()
     audience.join(carol, Visitor("carol", Role.VIEW, token="c"))
@@ -227,9 +257,10 @@ async def test_a_connection_that_fails_to_close_does_not_stop_the_watch(quick: f
 
 async def test_the_owner_alone_is_never_asked_about_and_a_recipient_who_leaves_ends_the_watch(
     quick: float,
+    audiences: Callable[..., Audience],
 ) -> None:
     hub = Hub({"t": "bob", "a": "alice"})
-    audience = Audience(hub, logging.getLogger("test"))
+    audience = audiences(hub)
     audience.join(Seat(), Visitor("alice", Role.OWNER, token="a"))
     await asyncio.sleep(quick * 4)
     assert hub.lookups == []
@@ -238,7 +269,7 @@ async def test_the_owner_alone_is_never_asked_about_and_a_recipient_who_leaves_e
     await asyncio.sleep(quick * 4)
     assert hub.lookups and set(hub.lookups) == {"t"}
     audience.leave(seat)
-    await asyncio.sleep(quick * 3)
+    await asyncio.sleep(quick * 6)  # a round begun before bob left may still ask, once
     asked = len(hub.lookups)
     await asyncio.sleep(quick * 4)
     assert len(hub.lookups) == asked  # nobody but the owner: no more questions to the hub
@@ -247,8 +278,10 @@ async def test_the_owner_alone_is_never_asked_about_and_a_recipient_who_leaves_e
 # --- who is here, and what they may do now --------------------------------------------------------------
 
 
-async def test_the_owner_sees_everyone_else_with_their_role_and_connections() -> None:
-    audience = Audience(Hub({}), logging.getLogger("test"))
+async def test_the_owner_sees_everyone_else_with_their_role_and_connections(
+    audiences: Callable[..., Audience],
+) -> None:
+    audience = audiences(Hub({}))
     for _ in range(3):
         audience.join(Seat(), Visitor("alice", Role.OWNER))
     audience.join(Seat(), Visitor("alice", Role.VIEW, view_only=True))  # the owner watching: not listed
@@ -264,12 +297,14 @@ async def test_the_owner_sees_everyone_else_with_their_role_and_connections() ->
     assert audience.close_all(1000, "bye") == 8
 
 
-async def test_closing_everyone_goes_on_past_a_connection_that_fails_to_close() -> None:
+async def test_closing_everyone_goes_on_past_a_connection_that_fails_to_close(
+    audiences: Callable[..., Audience],
+) -> None:
     class Broken(Seat):
         def close(self, code: int | None = None, reason: str | None = None) -> None:
             raise RuntimeError("already gone")
 
-    audience = Audience(None, logging.getLogger("test"))
+    audience = audiences(None)
     seats = [Seat(), Broken(), Seat()]
     for seat in seats:
         audience.join(seat, Visitor("alice", Role.OWNER))
@@ -279,15 +314,15 @@ async def test_closing_everyone_goes_on_past_a_connection_that_fails_to_close() 
     ] * 2
 
 
-async def test_without_a_hub_there_is_only_the_owner() -> None:
-    audience = Audience(None, logging.getLogger("test"))
+async def test_without_a_hub_there_is_only_the_owner(audiences: Callable[..., Audience]) -> None:
+    audience = audiences(None)
     assert await audience.role_for({"name": "bob"}) is Role.OWNER
     assert await audience.current_role(Visitor("bob", Role.VIEW)) is Role.VIEW
 
 
-async def test_a_role_asked_afresh_of_the_hub() -> None:
+async def test_a_role_asked_afresh_of_the_hub(audiences: Callable[..., Audience]) -> None:
     hub = Hub({"t": "bob", "r": "root", "a": "alice"}, admins=frozenset({"root"}))
-    audience = Audience(hub, logging.getLogger("test"))
+    audience = audiences(hub)
     audience.book = Shares({"bob"})  # type: ignore[assignment]
     assert await audience.role_for(None) is Role.OWNER  # a server outside JupyterHub
     assert await audience.current_role(Visitor("bob", Role.VIEW, token="t")) is Role.CONTROL
@@ -300,5 +335,5 @@ async def test_a_role_asked_afresh_of_the_hub() -> None:
     assert await audience.current_role(Visitor("bob", Role.CONTROL, token="t")) is None
 
 
-def test_the_default_limit_is_four_connections_a_recipient() -> None:
-    assert Audience(Hub({}), logging.getLogger("test")).guest_limit == 4 == GUEST_LIMIT
+def test_the_default_limit_is_four_connections_a_recipient(audiences: Callable[..., Audience]) -> None:
+    assert audiences(Hub({})).guest_limit == 4 == GUEST_LIMIT
