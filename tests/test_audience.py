@@ -149,6 +149,7 @@ class Hub(CountingHub):
         self.admins = admins
         self.down = False
         self.failing: set[str] = set()  # tokens the hub cannot answer for (an error of its own)
+        self.on_lookup: Callable[[str], object] = lambda token: None
 
     def user_for_token(
         self, token: str, use_cache: bool = True, session_id: str = "", *, sync: bool = True
@@ -157,6 +158,7 @@ class Hub(CountingHub):
         return super().user_for_token(token, use_cache, session_id, sync=sync)
 
     def model(self, token: str) -> dict[str, Any]:
+        self.on_lookup(token)
         if self.down or token in self.failing:
             raise ConnectionError("the hub is restarting")
         name = self.owners[token]
@@ -234,6 +236,21 @@ async def test_a_hub_that_is_briefly_away_closes_nobody_and_a_token_of_someone_e
     assert [w["connections"] for w in audience.watchers()] == [1]
     audience.leave(carol)  # the bridge's on_close, after the audience closed it: no error
     audience.leave(carol)
+
+
+async def test_a_recipient_who_leaves_while_the_hub_is_asked_spares_no_one_else(
+    quick: float, audiences: Callable[..., Audience]
+) -> None:
+    hub = Hub({"a": "anna", "b": "bob"})
+    audience = audiences(hub)
+    anna, bob = Seat(), Seat()
+    audience.join(anna, Visitor("anna", Role.VIEW, token="a"))
+    audience.join(bob, Visitor("bob", Role.VIEW, token="b"))
+    hub.revoked.add("b")
+    hub.on_lookup = lambda token: audience.leave(anna) if token == "a" else None  # anna closes her tab
+    await asyncio.sleep(quick * 6)
+    assert bob.closed == REVOKED
+    assert hub.lookups.count("b") == 1  # closed in the round that found his share gone, not a round later
 
 
 async def test_a_connection_that_fails_to_close_does_not_stop_the_watch(
