@@ -91,12 +91,27 @@ BED_FIXTURES = SERVICE_FIXTURES | USER_FIXTURES
 
 
 def fixtures_used(tree: ast.Module) -> set[str]:
-    """Every parameter name of the module's functions: the fixtures its tests and fixtures ask for."""
+    """The fixtures a module's tests and fixtures ask for: the parameters of its test functions and of
+    its functions decorated as fixtures. A helper's own parameter (a stand-in passed as `hub`) is not a
+    fixture, and neither is anything of a function nested inside one."""
+
+    def is_fixture(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        return any("fixture" in ast.unparse(d) for d in node.decorator_list)
+
+    def outer(body: list[ast.stmt]) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+        found: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+        for node in body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                found.append(node)
+            elif isinstance(node, ast.ClassDef):
+                found.extend(outer(node.body))
+        return found
+
     return {
         a.arg
-        for n in ast.walk(tree)
-        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
-        for a in n.args.args
+        for n in outer(tree.body)
+        if n.name.startswith("test") or is_fixture(n)
+        for a in n.args.args + n.args.kwonlyargs
     }
 
 

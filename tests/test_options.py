@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jupyter_vnc import jobscript
-from jupyter_vnc.options import DesktopRequest, Limits, OptionsError, from_form, validate
+from jupyter_vnc.options import DesktopRequest, Limits, OptionsError, from_form, parse_resolution, validate
 from jupyter_vnc.resources import template_path
 
 # No service: also run against the lowest declared dependency versions (devstack/floors).
@@ -216,3 +216,127 @@ def test_any_request_is_refused_or_safe_in_the_job_script(raw: dict) -> None:
         "mem",
     ] + (["gres"] if request.gpus else [])
     assert [line.split("=")[0] for line in sbatch] == [f"#SBATCH --{name}" for name in expected]
+
+
+def test_the_form_offers_only_what_the_site_leaves_to_choose() -> None:
+    everything = Limits(max_gpus=1, resolutions=("1280x720", "1920x1080"), partitions=("vnc", "gpu"))
+    assert everything.choices() == ["gpus", "memory_gb", "hours", "resolution", "partition"]
+    # One resolution, one partition: nothing to choose there. No GPUs at all: none to ask for.
+    single = Limits(max_gpus=0, resolutions=("1920x1080",), partitions=("vnc",))
+    assert single.choices() == ["memory_gb", "hours"]
+    fixed = Limits(
+        resolutions=("1280x720", "1920x1080"),
+        partitions=("vnc", "gpu"),
+        fixed=("memory_gb", "hours", "resolution", "partition"),
+    )
+    assert fixed.choices() == ["gpus"]
+
+
+# c.VNCDesktop.resolution (an admin's setting, or the spawner's choice in the job) is read by the same rule.
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [("1280x720", (1280, 720)), (" 1920x1080\t", (1920, 1080)), ("320x320", (320, 320)),
+     ("8192x8192", (8192, 8192)), ("320x8192", (320, 8192))],
+)  # fmt: skip
+def test_a_resolution_is_width_by_height_within_320_to_8192(value: str, size: tuple[int, int]) -> None:
+    assert parse_resolution(value) == size
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("1920x1080\n", "resolution must look like 1920x1080, not '1920x1080\\n'"),
+     ("X1920x1080X", "resolution must look like 1920x1080, not 'X1920x1080X'"),
+     ("1920X1080", "resolution must look like 1920x1080"),
+     ("319x1080", "resolution '319x1080' is outside 320..8192 pixels per side"),
+     ("1920x319", "resolution '1920x319' is outside 320..8192 pixels per side"),
+     ("8193x1080", "is outside"), ("1920x8193", "is outside")],
+)  # fmt: skip
+def test_any_other_resolution_is_refused_with_the_reason(value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_resolution(value)
+
+
+ALLOWED = "allowed: gpus, memory_gb, hours, resolution, partition, queue_hours"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (["gpus", 1], 'options must be a JSON object such as {"gpus": 1, "hours": 4}'),
+        ({"colour": "blue"}, f"unknown option(s) 'colour'; {ALLOWED}"),
+        ({"a": 1, "b": 2, "c": 3}, f"unknown option(s) 'a', 'b', 'c'; {ALLOWED}"),
+        ({"a": 1, "b": 2, "c": 3, "d": 4}, f"unknown option(s) 'a', 'b', 'c' and 1 more; {ALLOWED}"),
+        (
+            {"a": 1, "b": 2, "gpus": 1, "c": 3, "d": 4, "e": 5},
+            f"unknown option(s) 'a', 'b', 'c' and 2 more; {ALLOWED}",
+        ),
+        # A value is shown as far as 40 characters, then cut: never the whole of a long input.
+        ({"k" * 38: 1}, f"unknown option(s) '{'k' * 38}'; {ALLOWED}"),
+        ({"k" * 39: 1}, f"unknown option(s) '{'k' * 36}...; {ALLOWED}"),
+        ({"k" * 5000: 1}, f"unknown option(s) '{'k' * 36}...; {ALLOWED}"),
+        ({"gpus": 10**30 - 1}, f"gpus must be a whole number up to 6 digits, not {'9' * 30}"),
+        (
+            {"gpus": 10**30},
+            "gpus must be a whole number up to 6 digits, not a number with more than 30 digits",
+        ),
+        # Six digits at most, as the form's fields say; the range is checked after that.
+        ({"memory_gb": 10**6}, "memory_gb must be a whole number up to 6 digits, not 1000000"),
+        ({"memory_gb": 999_999}, "memory_gb must be between 1 and 32, not 999999"),
+        ({"memory_gb": 1e6}, "memory_gb must be a whole number up to 6 digits, not 1000000.0"),
+        ({"memory_gb": 999_999.0}, "memory_gb must be between 1 and 32, not 999999"),
+        ({"hours": 10**6}, "hours must be a number such as 4 or 0.5, not 1000000"),
+        ({"hours": 999_999}, "hours must be between 0.25 and 8, not 999999"),
+        ({"hours": True}, "hours must be a number, not True"),
+        ({"resolution": 1920}, "resolution must look like 1920x1080, not 1920"),
+        (
+            {"resolution": "1024x768"},
+            "resolution 1024x768 is not offered; "
+            "choose one of 1280x720, 1600x900, 1920x1080, 2560x1440, 3840x2160",
+        ),
+        (
+            {"partition": "vnc; scancel -u root"},
+            "partition must be a Slurm partition name, not 'vnc; scancel -u root'",
+        ),
+        ({"partition": "debug"}, "partition 'debug' is not offered; choose one of vnc, gpu"),
+        ({"partition": "p" * 65}, "partition is too long (65 characters)"),
+    ],
+)
+def test_each_refusal_tells_the_user_exactly_what_to_change(raw: object, message: str) -> None:
+    with pytest.raises(OptionsError) as raised:
+        validate(raw, LIMITS)  # type: ignore[arg-type]
+    assert str(raised.value) == message
+
+
+def test_a_site_without_partitions_refuses_any_other_with_one_sentence() -> None:
+    with pytest.raises(OptionsError) as raised:
+        validate({"partition": "gpu"}, Limits(default_partition="vnc"))
+    assert str(raised.value) == "this site does not let you choose a partition"
+    assert validate({"partition": "p" * 64}, Limits(default_partition="p" * 64)).partition == "p" * 64
+
+
+def test_the_edges_of_each_range_are_allowed() -> None:
+    low = validate({"gpus": 0, "memory_gb": 1, "hours": 0.25}, LIMITS)  # a desktop without a GPU
+    assert (low.gpus, low.memory_gb, low.hours) == (0, 1, 0.25)
+    high = validate({"gpus": 2, "memory_gb": 32, "hours": 8}, LIMITS)
+    assert (high.gpus, high.memory_gb, high.hours) == (2, 32, 8)
+
+
+def test_a_field_left_empty_takes_the_default_even_where_the_site_fixed_it() -> None:
+    assert validate({"gpus": "", "memory_gb": None, "hours": ""}, LIMITS) == validate({}, LIMITS)
+    fixed = Limits(max_gpus=2, fixed=("gpus",), default_gpus=1)
+    assert validate({"gpus": ""}, fixed).gpus == validate({"gpus": None}, fixed).gpus == 1
+
+
+def test_hours_are_kept_to_four_decimals() -> None:
+    request = validate({"hours": 1 / 3, "queue_hours": 1 / 3}, LIMITS)
+    assert (request.hours, request.queue_hours) == (0.3333, 0.3333)
+
+
+def test_the_first_offered_partition_is_the_default_unless_the_site_names_one() -> None:
+    assert validate({}, Limits(partitions=("gpu", "vnc"))).partition == "gpu"
+    assert validate({}, Limits(partitions=("gpu", "vnc"), default_partition="vnc")).partition == "vnc"
+    assert validate({}, Limits()).partition == ""  # Slurm's default partition
+
+
+def test_a_default_queue_wait_stands_when_the_site_sets_no_maximum() -> None:
+    assert validate({}, Limits(default_queue_hours=5, max_queue_hours=0)).queue_hours == 5

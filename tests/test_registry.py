@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -19,10 +20,13 @@ from conftest import DEVSTACK
 from jupyter_vnc.registry import (
     MemoryRegistry,
     Registry,
+    RegistryConfigError,
     RegistryUnavailable,
     ResilientRegistry,
     Session,
+    check_registry_url,
     open_registry,
+    registry_password,
 )
 from jupyter_vnc.registry.base import parse_session
 from jupyter_vnc.registry.redis import RedisRegistry, _redact
@@ -140,7 +144,9 @@ async def test_no_secret_in_what_is_stored(redis_bed) -> None:
 @pytest.mark.unit
 def test_open_registry_and_bad_urls() -> None:
     assert isinstance(open_registry(""), MemoryRegistry)
-    with pytest.raises(ValueError, match="redis://"):
+    with pytest.raises(
+        RegistryConfigError, match=r"^c.VNCSlurmSpawner.registry_url must be empty .*\(redis://"
+    ):
         open_registry("mysql://x")
     assert _redact("redis://:hunter2@db:6379/0") == "redis://:***@db:6379/0"
 
@@ -269,3 +275,305 @@ async def test_the_registry_refuses_clients_without_the_password(redis_bed) -> N
         assert await registry.open_to_anyone() is False  # type: ignore[attr-defined]
     finally:
         await registry.close()
+
+
+# --- rules that need no Redis: the session's key and lifetime, what a URL may be, the replay of writes ---
+
+
+@pytest.mark.unit
+def test_a_sessions_key_lifetime_and_time_left() -> None:
+    now = 1_800_000_000.0
+    assert session("gina").key == "gina/" and session("hugo", "viz").key == "hugo/viz"
+    ends = session(ends_at=now + 3600)
+    assert ends.ttl(now) == 3600 + 600  # kept ten minutes past its walltime
+    assert ends.seconds_left(now) == 3600 and ends.seconds_left(now + 0.5) == 3599  # whole seconds
+    assert ends.seconds_left(now + 4000) == 0  # over: none left, never negative
+    assert session(ends_at=now - 50).ttl(now) == 600
+    assert session().ttl(now) == 600 and session().seconds_left(now) is None  # no walltime known
+    assert abs(ends.ttl() - (ends.ends_at - time.time() + 600)) < 5  # type: ignore[operator]
+    assert session(ends_at=time.time() + 100).seconds_left() in (99, 100)
+
+
+@pytest.mark.unit
+def test_a_stored_session_reads_back_as_written_and_newer_fields_are_ignored() -> None:
+    s = session("hugo", "viz", node="n1", gpus=2, memory_gb=16, started=1.8e9, ends_at=1.9e9, message="m")
+    assert Session.from_json(s.to_json()) == s
+    assert json.loads(s.to_json())["user"] == "hugo"
+    newer = json.dumps({**json.loads(s.to_json()), "colour": "blue"})  # written by a newer hub
+    assert Session.from_json(newer) == s
+    assert parse_session("hugo/viz", newer, 1.85e9) == s
+
+
+@pytest.mark.unit
+def test_what_a_valid_entry_may_hold_at_its_bounds() -> None:
+    now = 1_800_000_000.0
+    good = json.loads(session("hugo", "viz", started=now - 60, ends_at=now + 3600).to_json())
+
+    def ok(**changes: object) -> bool:
+        return parse_session("hugo/viz", json.dumps({**good, **changes}), now) is not None
+
+    # Job ids: none yet (queued before sbatch answered) or digits; states: exactly the five.
+    assert ok(job_id="") and ok(job_id="12345") and not ok(job_id="12a") and not ok(job_id=12)
+    assert all(ok(state=s) for s in ("queued", "running", "stopped", "failed", "unknown"))
+    assert not ok(state="RUNNING") and not ok(state=None)
+    # Numbers: whole, not negative, bounded; True is no number of GPUs.
+    assert ok(gpus=0) and ok(gpus=64) and not ok(gpus=65) and not ok(gpus=-1) and not ok(gpus=True)
+    assert not ok(gpus=1.0) and not ok(memory_gb=None)
+    assert ok(memory_gb=1 << 20) and not ok(memory_gb=(1 << 20) + 1)
+    # Text fields: strings up to 4 KiB; missing ones take their default.
+    assert ok(message="x" * 4096) and not ok(message="x" * 4097) and not ok(resolution=None)
+    for missing in ("node", "gpus", "memory_gb", "message"):  # an entry from an older hub: the defaults
+        assert parse_session("hugo/viz", json.dumps({k: v for k, v in good.items() if k != missing}), now)
+    # Times: from 2001 to ten years ahead; started and ends_at may be unknown, submitted may not.
+    assert ok(started=None, ends_at=None) and not ok(submitted=None) and not ok(started="yesterday")
+    assert not ok(started=None, ends_at=1e15)  # an unknown start does not excuse a wrong end
+    assert ok(submitted=1e9) and not ok(submitted=1e9 - 1) and not ok(ends_at=True)
+    assert ok(ends_at=now + 10 * 365 * 86400) and not ok(ends_at=now + 10 * 365 * 86400 + 1)
+    # Names: JupyterHub's user and server names; the user is never empty.
+    assert parse_session(
+        "hugo.smith@x/viz-2", json.dumps({**good, "user": "hugo.smith@x", "server": "viz-2"}), now
+    )
+    for user, server in (("", "viz"), ("hugo viz", ""), ("hugo", "a/b"), ("b" * 256, "")):
+        key = f"{user}/{server}"
+        assert parse_session(key, json.dumps({**good, "user": user, "server": server}), now) is None, key
+    assert parse_session("hugo/viz", json.dumps({**good, "server": None}), now) is None
+    assert parse_session("hugo/viz", json.dumps({**good, "user": 7}), now) is None
+    assert parse_session("hugo/viz", json.dumps({**good, "job_id": "101", "gpus": "1"}), now) is None
+    assert parse_session("hugo/viz", b"\xff", now) is None and parse_session("hugo/viz", None, now) is None
+    assert (
+        parse_session("hugo/viz", json.dumps({**good, "submitted": now + 1}), None) is not None
+    )  # time.time()
+
+
+@pytest.mark.unit
+async def test_memory_copies_in_and_out_and_keeps_each_job_state_for_its_own_ttl() -> None:
+    clock = FakeClock()
+    clock.now = 1_800_000_000.0  # whole seconds: the sums below land exactly on each expiry
+    registry = MemoryRegistry(clock=clock)
+    mine = session(ends_at=clock.now + 60)
+    as_put = Session.from_json(mine.to_json())
+    await registry.put(mine)
+    mine.state = "stopped"  # the caller's object, changed after the put
+    assert (await registry.get("gina")).state == "running"  # type: ignore[union-attr]
+    got = await registry.get("gina")
+    got.node = "elsewhere"  # type: ignore[union-attr]
+    assert (await registry.sessions())[0].node == ""
+    assert await registry.read_sessions() == ([as_put], [])
+    await registry.delete("nobody")  # deleting what is not there is no error
+    state = {"phase": "running"}
+    await registry.put_job_states({"7": state, "8": {"phase": "queued"}}, ttl=5)
+    state["phase"] = "changed"
+    clock.advance(2)
+    await registry.put_job_states({"8": {"phase": "running"}}, ttl=5)
+    cached = await registry.get_job_states(["7", "8", "9"])
+    assert cached == {"7": (clock.now - 2, {"phase": "running"}), "8": (clock.now, {"phase": "running"})}
+    cached["7"][1]["phase"] = "mine"
+    clock.advance(3)  # 7 was read 5 s ago: gone; 8 was read again
+    assert await registry.get_job_states(["7", "8"]) == {"8": (clock.now - 3, {"phase": "running"})}
+    assert await registry.try_lock("poll", ttl=1) and await registry.try_lock("other", ttl=1)
+    clock.advance(1)  # a lock is free again when its time is up, not a moment later
+    assert await registry.try_lock("poll", ttl=1)
+    await registry.put(session("hugo", job_id="9"))  # no walltime known: kept ten minutes
+    clock.advance(599.5)
+    assert await registry.get("hugo") is not None
+    clock.advance(0.5)
+    assert await registry.get("hugo") is None
+
+
+class Flaky(MemoryRegistry):
+    """A backend that goes down and comes back when a test says so, recording what reached it."""
+
+    def __init__(self) -> None:
+        super().__init__(clock=FakeClock())
+        self.down = False
+        self.writes: list[str] = []
+        self.closed = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise RegistryUnavailable("Redis at redis://db is not reachable: connection refused")
+
+    async def put(self, session: Session) -> None:
+        self._check()
+        self.writes.append(f"put {session.key} {session.state}")
+        await super().put(session)
+
+    async def delete(self, user: str, server: str = "") -> None:
+        self._check()
+        self.writes.append(f"delete {user}/{server}")
+        await super().delete(user, server)
+
+    async def read_sessions(self) -> tuple[list[Session], list[str]]:
+        self._check()
+        return await super().read_sessions()
+
+    async def get(self, user: str, server: str = "") -> Session | None:
+        self._check()
+        return await super().get(user, server)
+
+    async def put_job_states(self, states: dict, ttl: float) -> None:  # type: ignore[type-arg]
+        self._check()
+        await super().put_job_states(states, ttl)
+
+    async def ping(self) -> None:
+        self._check()
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.unit
+async def test_writes_made_while_the_backend_is_down_reach_it_in_order_when_it_returns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = Flaky()
+    registry = ResilientRegistry(backend)
+    with caplog.at_level(logging.WARNING, logger="jupyter_vnc.registry"):
+        await registry.put(session("gina", job_id="1"))
+        await registry.put(session("gina", "viz", job_id="9"))
+        await registry.delete("gina", "viz")
+    assert caplog.records == []  # nothing was ever down: nothing to catch up on
+    assert await registry.get("gina", "viz") is None
+    assert (await registry.get("gina")).job_id == "1"  # type: ignore[union-attr]
+    backend.down = True
+    with caplog.at_level(logging.WARNING, logger="jupyter_vnc.registry"):
+        await registry.put(session("hugo", job_id="2"))  # no exception: the spawn goes on
+        queued = session("iris", job_id="3")
+        await registry.put(queued)
+        await registry.put(Session("iris", "", "3", "stopped"))  # only iris's latest write is kept
+        await registry.delete("gina")
+        await registry.put(session("gina", "viz", job_id="4"))
+        for read in (
+            registry.sessions(),
+            registry.get("gina"),
+            registry.put_job_states({}, 1),
+            registry.ping(),
+        ):
+            with pytest.raises(RegistryUnavailable, match="not reachable"):
+                await read  # a reader is told, never shown a stale or empty list
+        assert list(registry.pending) == ["hugo/", "iris/", "gina/", "gina/viz"]
+        backend.down = False
+        assert [s.key for s in await registry.sessions()] == ["gina/viz", "hugo/", "iris/"]
+    assert backend.writes == [
+        "put gina/ running",
+        "put gina/viz running",
+        "delete gina/viz",
+        "put hugo/ running",
+        "put iris/ stopped",
+        "delete gina/",
+        "put gina/viz running",
+    ]
+    assert not registry.pending and (await registry.get("iris")).state == "stopped"  # type: ignore[union-attr]
+    assert [r.getMessage() for r in caplog.records] == [  # said once, not per write
+        "jupyter-vnc registry unavailable (Redis at redis://db is not reachable: connection refused); "
+        "will catch up when it returns",
+        "jupyter-vnc registry reachable again; caught up",
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="jupyter_vnc.registry"):
+        await registry.put(session("paul", job_id="5"))
+    assert caplog.text == ""  # caught up already: nothing more to say
+
+
+@pytest.mark.unit
+async def test_a_write_after_a_delete_while_down_is_replayed_after_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = Flaky()
+    registry = ResilientRegistry(backend)
+    backend.down = True
+    with caplog.at_level(logging.WARNING, logger="jupyter_vnc.registry"):
+        await registry.delete("hugo")
+    assert "unavailable (Redis at redis://db is not reachable: connection refused)" in caplog.text
+    await registry.put(session("gina", job_id="1"))
+    await registry.put(session("hugo", job_id="2"))  # hugo's delete is superseded by his new session
+    backend.down = False
+    await registry.ping()  # a ping that reaches the backend also catches up
+    assert backend.writes == ["put gina/ running", "put hugo/ running"]
+    assert [s.key for s in await backend.sessions()] == ["gina/", "hugo/"]
+    await registry.put_job_states({"7": {"phase": "running"}}, ttl=5)
+    assert list(await registry.get_job_states(["7"])) == ["7"]
+    assert await registry.try_lock("poll", ttl=5) and not await registry.try_lock("poll", ttl=5)
+    assert await registry.try_lock("other", ttl=5)  # each lock by its own name
+    await registry.close()
+    assert backend.closed
+
+
+@pytest.mark.unit
+def test_the_password_comes_from_its_file_or_the_environment_never_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JUPYTER_VNC_REGISTRY_PASSWORD", raising=False)
+    assert registry_password() is None
+    monkeypatch.setenv("JUPYTER_VNC_REGISTRY_PASSWORD", "from-env")
+    assert registry_password() == "from-env"
+    (tmp_path / "password").write_text("from-file\n")
+    assert registry_password(str(tmp_path / "password")) == "from-file"
+    with pytest.raises(RegistryUnavailable, match="cannot read the registry password file /nonexistent"):
+        registry_password("/nonexistent")
+    monkeypatch.setenv("JUPYTER_VNC_REGISTRY_PASSWORD", "")
+    assert registry_password() is None
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("url", ["redis://db:6379/0", "rediss://db:6380/0", "unix:///run/redis.sock"])
+def test_the_redis_urls_a_hub_may_name(url: str) -> None:
+    check_registry_url(url)
+    check_registry_url("")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("url", ["mysql://x", "db:6379", "REDIS://db", " redis://db", "http://redis"])
+def test_anything_else_is_refused_naming_the_setting(url: str) -> None:
+    with pytest.raises(RegistryConfigError) as raised:
+        check_registry_url(url)
+    assert str(raised.value) == (
+        "c.VNCSlurmSpawner.registry_url must be empty (the registry lives in the hub process) or a Redis "
+        f"URL (redis://, rediss://, unix://), not {url!r}"
+    )
+    with pytest.raises(RegistryConfigError, match=r"^c.Other.url must be empty"):
+        check_registry_url(url, "c.Other.url")
+
+
+@pytest.mark.unit
+async def test_a_redis_registry_presents_the_password_from_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password of registry_password_file reaches Redis (and never the URL, nor the message): what
+    a Redis that wants one receives first, here a stand-in that refuses it."""
+    monkeypatch.delenv("JUPYTER_VNC_REGISTRY_PASSWORD", raising=False)
+    received: list[bytes] = []
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.read(4096))
+        writer.write(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    url = f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+    (tmp_path / "password").write_text("s3cret-from-file\n")
+    registry = open_registry(url, str(tmp_path / "password"))
+    try:
+        with pytest.raises(RegistryUnavailable, match=f"^Redis at {url} refused our credentials") as raised:
+            await registry.ping()
+    finally:
+        await registry.close()
+        server.close()
+    assert b"s3cret-from-file" in received[0] and "s3cret" not in str(raised.value)
+
+
+@pytest.mark.unit
+def test_a_redis_url_where_the_redis_client_is_missing_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if jupyter-vnc[redis] were not installed
+    with pytest.raises(RegistryConfigError) as raised:
+        check_registry_url("redis://db:6379/0")
+    assert str(raised.value).startswith(
+        "c.VNCSlurmSpawner.registry_url names a Redis server, but the Redis client is not installed where "
+        "the hub runs ("
+    )
+    assert str(raised.value).endswith(
+        "install jupyter-vnc[redis], or leave c.VNCSlurmSpawner.registry_url empty for a single hub"
+    )

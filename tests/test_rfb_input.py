@@ -16,7 +16,9 @@ from jupyter_vnc.rfb_input import (
     Gate,
     Kind,
     ProtocolError,
+    pixel_sizes,
 )
+from jupyter_vnc.rfb_output import ServerStream
 from jupyter_vnc.sharing import Role
 
 # What each role's viewer may get through to the desktop, written here from what the roles promise (a
@@ -136,8 +138,14 @@ def test_vnc_auth_and_protocol_3_3_handshakes_are_framed() -> None:
         b"RFB 003.008\n\x02" + b"r" * 16 + b"\x01" + struct.pack(">BBHH", 5, 1, 10, 10)
     )
     assert [m.kind for m in auth] == [Kind.HANDSHAKE] * 4 + [Kind.INPUT]
+    assert [m.type for m in auth] == [-1] * 4 + [5]  # the handshake has no RFB message type
     old = ClientStream().feed(b"RFB 003.003\n\x01" + struct.pack(">BBHHHH", 3, 1, 0, 0, 640, 480))
     assert [m.kind for m in old] == [Kind.HANDSHAKE] * 2 + [Kind.CONTROL]
+    assert [m.type for m in old] == [-1, -1, 3]
+    changes = ClientStream().feed(
+        b"".join(HANDSHAKE) + struct.pack(">BxBB", 250, 1, 2) + struct.pack(">BxHHBx", 251, 800, 600, 0)
+    )
+    assert [(m.kind, m.type) for m in changes[3:]] == [(Kind.CHANGE, 250), (Kind.CHANGE, 251)]
     with pytest.raises(ProtocolError, match="security type 19"):
         ClientStream().feed(b"RFB 003.008\n\x13")
 
@@ -264,6 +272,13 @@ def test_what_a_guest_may_not_make_the_server_hold_or_misread() -> None:
     ]
     for data in refused:
         assert Gate(guest=True).admit(data, WATCHING).refusal, data
+    late = start + struct.pack(">BBHHHH", 3, 1, 0, 0, 10, 10) + b"\x00\x00\x00\x00" + PIXEL_16
+    assert (
+        Gate(guest=True).admit(late, WATCHING).refusal
+        == "a pixel format of another size after updates were requested"
+    )
+    continuous = start + struct.pack(">BBHHHH", 150, 1, 0, 0, 10, 10) + b"\x00\x00\x00\x00" + PIXEL_16
+    assert Gate(guest=True).admit(continuous, WATCHING).refusal  # continuous updates were asked for too
     # The same format again, after updates were asked for, frames alike and passes.
     again = start + struct.pack(">BBHHHH", 3, 1, 0, 0, 10, 10) + b"\x00\x00\x00\x00" + PIXEL_32
     assert Gate(guest=True).admit(again, WATCHING) == Admitted(again, False)
@@ -300,6 +315,7 @@ def test_a_ten_megabyte_frame_is_framed_in_linear_time() -> None:
     assert __import__("time").perf_counter() - t0 < 30  # quadratic takes hours
 
 
+@pytest.mark.unit
 def test_an_owners_stream_the_gate_cannot_read_goes_on_and_counts_as_activity() -> None:
     """A viewer that speaks a message type the gate does not know (a newer noVNC's): the owner's bytes
     pass unread from there, and every one counts as activity, so a desktop in use is never culled as
@@ -309,7 +325,163 @@ def test_an_owners_stream_the_gate_cannot_read_goes_on_and_counts_as_activity() 
     assert gate.admit(handshake, EVERYTHING).data == handshake
     unknown = bytes([200, 0, 0, 0, 7, 7])
     first = gate.admit(unknown, EVERYTHING)
-    assert first.data == unknown and first.input and not first.refusal and not gate.following
+    assert first == Admitted(unknown, True) and not gate.following
     update_request = bytes([3, 1]) + struct.pack(">HHHH", 0, 0, 64, 64)  # no input, if it were read
     later = gate.admit(update_request, EVERYTHING)
     assert later.data == update_request and later.input
+
+
+# RFC 6143 section 7.4, PIXEL_FORMAT: bits-per-pixel, depth, big-endian, true-colour, red/green/blue-max
+# (U16), red/green/blue-shift, 3 bytes of padding. Only true colour at 8, 16 or 32 bits is framed; Tight
+# (RFC 6143's registry, TigerVNC's PixelFormat::is888) then sends 3 bytes a pixel for 32-bit 888.
+def pixel_format(
+    bpp: int, depth: int, true_colour: int, maxes: tuple[int, int, int], shifts: tuple[int, int, int]
+) -> bytes:
+    return struct.pack(">BBBBHHHBBBxxx", bpp, depth, 0, true_colour, *maxes, *shifts)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("pf", "sizes"),
+    [
+        (pixel_format(8, 8, 1, (7, 7, 3), (0, 3, 6)), (1, 1)),  # BGR233
+        (pixel_format(16, 16, 1, (31, 63, 31), (11, 5, 0)), (2, 2)),  # RGB565
+        (pixel_format(32, 24, 1, (255, 255, 255), (16, 8, 0)), (4, 3)),  # noVNC's: 888, Tight sends 3
+        (pixel_format(32, 24, 1, (255, 255, 255), (0, 8, 16)), (4, 3)),
+        (pixel_format(32, 32, 1, (255, 255, 255), (16, 8, 0)), (4, 4)),  # depth 32: not 888
+        (pixel_format(32, 24, 1, (255, 255, 127), (16, 8, 0)), (4, 4)),
+        (pixel_format(32, 24, 1, (255, 255, 255), (20, 12, 4)), (4, 4)),  # not on byte boundaries
+        (pixel_format(32, 24, 1, (255, 255, 255), (16, 12, 0)), (4, 4)),
+        (pixel_format(32, 24, 1, (255, 255, 255), (20, 8, 0)), (4, 4)),
+    ],
+)
+def test_the_pixel_formats_a_viewer_may_ask_for(pf: bytes, sizes: tuple[int, int]) -> None:
+    assert pixel_sizes(pf) == sizes
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("pf", "message"),
+    [
+        (pixel_format(8, 8, 0, (0, 0, 0), (0, 0, 0)), "pixel format of 8 bits with a colour map"),
+        (pixel_format(24, 24, 1, (255, 255, 255), (16, 8, 0)), "pixel format of 24 bits"),
+        (pixel_format(9, 8, 1, (7, 7, 3), (0, 3, 6)), "pixel format of 9 bits"),
+        (pixel_format(17, 16, 1, (31, 63, 31), (11, 5, 0)), "pixel format of 17 bits"),
+    ],
+)
+def test_any_other_pixel_format_is_refused_saying_why(pf: bytes, message: str) -> None:
+    with pytest.raises(ProtocolError) as raised:
+        pixel_sizes(pf)
+    assert str(raised.value) == message
+
+
+@pytest.mark.unit
+def test_the_gate_records_what_the_viewer_negotiated_for_the_desktops_side() -> None:
+    """rfb_output frames the desktop's replies to a share recipient by the version and pixel format
+    their viewer asked for: the gate keeps both in ``session``, the one the bridge hands to it."""
+    gate = Gate(guest=True)
+    gate.admit(b"".join(GUEST_HANDSHAKE), WATCHING)
+    assert (gate.session.minor, gate.session.bytes_per_pixel, gate.session.tight_pixel) == (8, 4, 3)
+    old = Gate()
+    old.admit(b"RFB 003.003\n\x01", EVERYTHING)
+    assert old.session.minor == 3
+
+
+@pytest.mark.unit
+def test_an_owners_large_clipboard_is_framed_and_her_viewer_still_read() -> None:
+    """The owner's limits are not a guest's: a 300 KiB paste (a guest's limit is 256 KiB) and a viewer
+    with VNC authentication are framed, so her update requests still count as no input."""
+    paste = struct.pack(">BxxxI", 6, 300 * 1024) + b"p" * (300 * 1024)
+    update = struct.pack(">BBHHHH", 3, 1, 0, 0, 10, 10)
+    for handshake in (b"".join(HANDSHAKE), b"RFB 003.008\n\x02" + b"r" * 16 + b"\x01"):
+        gate = Gate()
+        gate.admit(handshake, EVERYTHING)
+        assert gate.admit(paste, EVERYTHING) == Admitted(paste, True)
+        assert gate.admit(update, EVERYTHING) == Admitted(update, False)
+        assert gate.following
+
+
+@pytest.mark.unit
+def test_a_stream_that_went_unread_is_refused_once_its_viewer_may_no_longer_do_everything() -> None:
+    """An admin's stream passed on unread, then their role narrowed (the hub took the right back):
+    nothing more of it reaches the desktop, and the connection is to end."""
+    gate = Gate()
+    gate.admit(b"".join(HANDSHAKE) + bytes([200, 1, 2, 3]), EVERYTHING)
+    assert not gate.following
+    refused = gate.admit(struct.pack(">BBHH", 5, 1, 10, 10), WATCHING)
+    assert refused == Admitted(b"", False, "the stream is no longer framed; only its owner may go on")
+    empty = Gate()
+    empty.admit(b"".join(HANDSHAKE) + bytes([200]), EVERYTHING)
+    assert empty.admit(b"", EVERYTHING) == Admitted(b"", False)  # nothing sent: no activity
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("pf", "bpp", "tight"), [(PIXEL_16, 2, 2), (PIXEL_32, 4, 3)])
+def test_a_watchers_view_is_framed_in_the_desktops_own_format_when_the_viewer_sets_none(
+    pf: bytes, bpp: int, tight: int
+) -> None:
+    """A viewer that never sends SetPixelFormat gets the desktop's format (RFC 6143 7.3.2, ServerInit):
+    the session takes it from there, and rfb_output frames the watcher's updates by it, leaving out
+    only the owner's clipboard."""
+    gate = Gate(guest=True)
+    gate.admit(b"".join(HANDSHAKE), WATCHING)  # no SetPixelFormat
+    watcher = ServerStream(gate.session)
+    init = (
+        b"RFB 003.008\n"
+        + b"\x01\x01"
+        + bytes(4)
+        + struct.pack(">HH", 2, 2)
+        + pf
+        + struct.pack(">I", 4)
+        + b"desk"
+    )
+    update = b"\x00\x00" + struct.pack(">H", 2) + struct.pack(">HHHHi", 0, 0, 2, 2, 0) + b"p" * (4 * bpp)
+    update += struct.pack(">HHHHi", 0, 0, 2, 2, 7) + b"\x80" + b"f" * tight  # Tight fill: one pixel
+    clipboard = b"\x03\x00\x00\x00" + struct.pack(">I", 6) + b"secret"
+    bell = b"\x02"
+    assert watcher.feed(init + update + clipboard + bell) == init + update + bell
+    assert (gate.session.bytes_per_pixel, gate.session.tight_pixel, watcher.left_out) == (bpp, tight, 1)
+
+
+@pytest.mark.unit
+def test_what_passed_before_an_unframeable_byte_still_counts_and_the_refusal_says_why() -> None:
+    start = b"".join(GUEST_HANDSHAKE)
+    key = struct.pack(">BBxxI", 4, 1, ord("a"))
+    typed = Gate(guest=True).admit(start + key + bytes([200, 0, 0]), TYPING)
+    assert typed == Admitted(start + key, True, "unknown RFB client message type 200")
+    gate = Gate(guest=True)
+    gate.admit(start, WATCHING)
+    assert gate.admit(key[:5], TYPING) == Admitted(b"", False)  # half a message: held back, no input yet
+    assert gate.admit(key[5:], TYPING) == Admitted(key, True)
+
+
+@pytest.mark.unit
+def test_a_guests_limits_are_inclusive_and_each_refusal_says_why() -> None:
+    start = b"".join(GUEST_HANDSHAKE)
+    most = struct.pack(">BxH", 2, 256) + struct.pack(">i", 0) * 256  # Raw, 256 times: at the limit
+    assert not Gate(guest=True).admit(start + most, WATCHING).refusal
+    over = struct.pack(">BxH", 2, 257) + struct.pack(">i", 0) * 257
+    assert Gate(guest=True).admit(start + over, WATCHING).refusal == "257 encodings is over the 256 limit"
+    paste = Gate(guest=True).admit(start + struct.pack(">BxxxI", 6, 5) + b"hello", WATCHING)
+    assert paste == Admitted(start, False, "a ClientCutText message, which this connection may not send")
+    # A clipboard of someone given control: up to Xvnc's 256 KiB, that included.
+    limit = GUEST_LIMITS.cut_text
+    paste = struct.pack(">BxxxI", 6, limit) + b"c" * limit
+    assert Gate(guest=True).admit(start + paste, TYPING) == Admitted(start + paste, True)
+    # A fence: up to the 64 bytes TigerVNC reads.
+    fence = struct.pack(">BxxxIB", 248, 0, 64) + b"f" * 64
+    assert Gate(guest=True).admit(start + fence, WATCHING) == Admitted(start + fence, False)
+    longer = struct.pack(">BxxxIB", 248, 0, 65) + b"f" * 65
+    refused = Gate(guest=True).admit(start + longer, WATCHING).refusal
+    assert refused == "fence payload of 65 bytes (the desktop reads 64)"
+
+
+@pytest.mark.unit
+def test_an_unknown_qemu_subtype_is_refused_as_soon_as_it_is_seen() -> None:
+    stream = ClientStream()
+    stream.feed(b"".join(HANDSHAKE))
+    assert stream.feed(b"\xff") == []  # the subtype is still to come
+    with pytest.raises(ProtocolError, match=r"^unknown QEMU client message subtype 5$"):
+        stream.feed(b"\x05")
+    with pytest.raises(ProtocolError, match=r"^unknown QEMU client message subtype 7$"):
+        ClientStream().feed(b"".join(HANDSHAKE) + b"\xff\x07")  # behind other messages in one chunk
