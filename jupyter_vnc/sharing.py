@@ -86,7 +86,6 @@ class ShareList:
 
     control_users: frozenset[str] = frozenset()
     control_groups: frozenset[str] = frozenset()
-    readable: bool = True  # False: the server's token may not read its shares (all recipients watch)
 
     def grants_control(self, name: str, groups: tuple[str, ...]) -> bool:
         return name in self.control_users or bool(self.control_groups.intersection(groups))
@@ -135,11 +134,11 @@ class ShareBook:
                     "only watch. The spawner requests read:shares!server for the server's token.",
                     e,
                 )
-            shares = ShareList(readable=False)
+            shares = ShareList()  # nobody controls: everyone it is shared with watches
         except (OSError, ValueError) as e:
             # The hub is briefly away (restarting): keep what we knew rather than cut everyone off.
             self._log.warning("jupyter-vnc: cannot reach the hub for the share list: %s", e)
-            return self._list or ShareList(readable=False)
+            return self._list or ShareList()
         self._list, self._read_at = shares, time.monotonic()
         return shares
 

@@ -317,6 +317,41 @@ def unallowed_skips(reports: list[pytest.TestReport]) -> list[pytest.TestReport]
     return [r for r in reports if not any(fnmatch.fnmatchcase(r.nodeid, p) for p in SKIPS_ALLOWED_IN_CI)]
 
 
+# Each worker's modules and when they ran (first phase start, last phase stop), for the run's timeline.
+TIMELINE: dict[tuple[str, str], list[float]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    node = getattr(report, "node", None)  # the worker that ran it (pytest-xdist's controller side)
+    worker = node.gateway.id if node is not None else "main"
+    span = TIMELINE.setdefault((worker, report.nodeid.split("::", 1)[0]), [report.start, report.stop])
+    span[0], span[1] = min(span[0], report.start), max(span[1], report.stop)
+
+
+def _write_timeline(write: Callable[[str], None]) -> None:
+    """Per worker, its modules in the order they ran with their seconds, and its idle time: where the
+    run's wall time went (test-artifacts/timeline.tsv holds the spans)."""
+    if not TIMELINE or {w for w, _ in TIMELINE} == {"main"}:  # one process: pytest's own report says it
+        return
+    begin = min(s for s, _ in TIMELINE.values())
+    end = max(e for _, e in TIMELINE.values())
+    rows = sorted((w, s - begin, e - begin, m) for (w, m), (s, e) in TIMELINE.items())
+    with contextlib.suppress(OSError):
+        (ROOT / "test-artifacts").mkdir(exist_ok=True)
+        (ROOT / "test-artifacts" / "timeline.tsv").write_text(
+            "".join(f"{w}\t{s:.1f}\t{e:.1f}\t{m}\n" for w, s, e, m in rows)
+        )
+    write(f"timeline ({end - begin:.0f} s of tests):")
+    for worker in sorted({w for w, *_ in rows}):
+        mine = [(s, e, m) for w, s, e, m in rows if w == worker]
+        busy = sum(e - s for s, e, _ in mine)
+        spans = ", ".join(
+            f"{m.removeprefix('tests/test_').removesuffix('.py')} {e - s:.0f}" for s, e, m in mine
+        )
+        idle = end - begin - busy
+        write(f"  {worker}: in modules {busy:.0f} s (waits for locks too), idle {idle:.0f} s: {spans}")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _is_worker(session.config):
         return
@@ -334,6 +369,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
         for line in dict.fromkeys(_run_file("service-code").read_text().splitlines()):
             service, code = line.split(" ", 1)
             terminalreporter.write_line(f"{service} ran jupyter_vnc from {code}")
+    _write_timeline(terminalreporter.write_line)
     skipped = terminalreporter.stats.get("skipped", [])
     if not skipped:
         return

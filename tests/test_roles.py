@@ -19,6 +19,7 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from jupyter_vnc import sharing
 from jupyter_vnc.sharing import Role, ShareBook, ShareList, manage_scope, parse_shares, role_of
 
 # No service: also run against the lowest declared dependency versions (devstack/floors).
@@ -98,7 +99,6 @@ def test_control_is_granted_by_the_custom_scope_on_a_share_to_a_user_or_a_group(
         }
     )
     assert shares == ShareList(frozenset({"bob"}), frozenset({"team"}))
-    assert shares.readable
     assert shares.grants_control("bob", ())
     assert shares.grants_control("erin", ("staff", "team"))  # through her group
     assert not shares.grants_control("carol", ("staff",))
@@ -180,7 +180,7 @@ async def test_the_server_asks_the_hub_with_its_own_token_for_this_servers_share
     monkeypatch.setenv("JUPYTERHUB_SERVER_NAME", "viz")
     state.body = {"items": [share([CONTROL], user="bob")]}
     shares = await ShareBook(hub_auth, logging.getLogger("test")).current()
-    assert shares.grants_control("bob", ()) and shares.readable
+    assert shares.grants_control("bob", ())
     assert state.asked == [("/hub/api/shares/al%20ice/viz", "token server-token")]
 
 
@@ -196,6 +196,33 @@ async def test_the_list_is_read_again_only_once_it_is_older_than_max_age(shares_
     assert len(state.asked) == 2
 
 
+async def test_the_default_server_asks_for_the_share_list_of_its_unnamed_server(
+    shares_api: tuple[Hub, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's default server: JupyterHub's name for it is "" (the variable may be absent)."""
+    state, hub_auth = shares_api
+    monkeypatch.setenv("JUPYTERHUB_USER", "dave")
+    monkeypatch.delenv("JUPYTERHUB_SERVER_NAME", raising=False)
+    await ShareBook(hub_auth, logging.getLogger("test")).current()
+    assert [path for path, _ in state.asked] == ["/hub/api/shares/dave/"]
+
+
+async def test_a_list_exactly_max_age_old_is_read_again(
+    shares_api: tuple[Hub, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, hub_auth = shares_api
+    now = [1000.0]
+    monkeypatch.setattr(sharing.time, "monotonic", lambda: now[0])
+    book = ShareBook(hub_auth, logging.getLogger("test"))
+    await book.current(max_age=5)
+    now[0] += 4.999
+    await book.current(max_age=5)
+    assert len(state.asked) == 1
+    now[0] += 0.001  # five seconds old: no longer fresh
+    await book.current(max_age=5)
+    assert len(state.asked) == 2
+
+
 async def test_a_server_not_allowed_to_read_its_shares_lets_everyone_only_watch_and_says_why_once(
     shares_api: tuple[Hub, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -205,7 +232,7 @@ async def test_a_server_not_allowed_to_read_its_shares_lets_everyone_only_watch_
     with caplog.at_level(logging.WARNING, logger="test-shares-403"):
         for _ in range(3):
             shares = await book.current(max_age=0)
-            assert not shares.readable and not shares.grants_control("bob", ())
+            assert not shares.grants_control("bob", ())
     assert [r.getMessage() for r in caplog.records if r.name == "test-shares-403"] == [
         "jupyter-vnc: cannot read this server's shares (HTTP 403: Forbidden): everyone it is shared with "
         "may only watch. The spawner requests read:shares!server for the server's token."
@@ -219,14 +246,14 @@ async def test_a_hub_that_is_briefly_away_leaves_the_last_known_list_in_force(
     book = ShareBook(hub_auth, logging.getLogger("test-shares-away"))
     state.body = "<html>the proxy's error page</html>"  # not JSON: as if the hub were restarting
     first = await book.current(max_age=0)
-    assert not first.readable  # nothing known yet: everyone watches
+    assert not first.grants_control("bob", ())  # nothing known yet: everyone watches
     state.body = {"items": [share([CONTROL], user="bob")]}
     assert (await book.current(max_age=0)).grants_control("bob", ())
     state.body = "<html>the proxy's error page</html>"
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="test-shares-away"):
         kept = await book.current(max_age=0)
-    assert kept.grants_control("bob", ()) and kept.readable
+    assert kept.grants_control("bob", ())
     assert [r.getMessage() for r in caplog.records if r.name == "test-shares-away"] == [
         "jupyter-vnc: cannot reach the hub for the share list: Expecting value: line 1 column 1 (char 0)"
     ]
