@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import json
 import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -62,6 +64,26 @@ def _runs_other_code(name: str) -> bool:
     return recorded != mine
 
 
+@functools.cache
+def venv_imports_this_checkout() -> None:
+    """The hub, the servers in the desktops' jobs and the servers the tests start import jupyter_vnc
+    through the venv, from any directory: a venv whose editable install points at another checkout (a
+    fresh clone's CI run installs itself) would have every test exercise that other code, or code
+    that is gone. Fails the test that needs them, saying so, instead."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import jupyter_vnc, os; print(os.path.dirname(jupyter_vnc.__file__))"],
+        cwd="/", capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )  # fmt: skip
+    where = found.stdout.strip() or f"nowhere ({(found.stderr.strip().splitlines() or ['no output'])[-1]})"
+    if where != str(ROOT / "jupyter_vnc"):
+        pytest.fail(
+            f"the venv ({sys.prefix}) imports jupyter_vnc from {where}, not this checkout ({ROOT}): "
+            f"run {DEVSTACK / 'install'} (devstack/test does)",
+            pytrace=False,
+        )
+
+
 def _append(path: Path, line: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
@@ -73,6 +95,7 @@ def _managed_service(name: str) -> Iterator[None]:
     needs it, the others waiting on its lock; stopped at the end of the run if the tests started it."""
     if os.geteuid() != 0:
         pytest.skip(f"the {name} test bed needs root (it starts system daemons); run devstack/test as root")
+    venv_imports_this_checkout()
     with isolation.service_lock(name):
         was_running = devstack(name, "status", check=False).returncode == 0
         how = "already running"

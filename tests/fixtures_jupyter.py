@@ -215,6 +215,9 @@ def server_factory(
     server_logs: Path, users: dict[str, pwd.struct_passwd]
 ) -> Iterator[Callable[..., UserServer]]:
     """Start servers for a test; all are stopped (SIGTERM) at its end and must leave nothing behind."""
+    from conftest import venv_imports_this_checkout  # the plugin loads while conftest is imported
+
+    venv_imports_this_checkout()
     started: list[UserServer] = []
 
     def factory(
