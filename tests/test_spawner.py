@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -342,10 +342,14 @@ def hub_log_since(offset: int) -> str:
 
 
 async def test_registry_forgeries_lose_no_session_and_orphan_no_job(
-    alice: HubUser, redis_bed: RedisBed, slurm
+    alice: HubUser, redis_bed: RedisBed, slurm, spawner_settings: Callable[[str, dict], None]
 ) -> None:
     """What a second Redis client writes is input, not truth: garbage for future job ids does not
     break a spawn, and a forged "ended" for a running job does not make the hub forget it."""
+    # The hub reads the shared state of a desktop when its own answer is older than the desktop's
+    # poll interval. Every desktop's poll refreshes every watched job: with other users' desktops
+    # polled beside (the parallel suite), alice's 10 s poll would seldom be the one to read it.
+    spawner_settings("alice", {"poll_interval": 1})
     import redis.asyncio as aioredis
     from test_slurm import script
 
@@ -382,8 +386,8 @@ async def test_registry_forgeries_lose_no_session_and_orphan_no_job(
             ),
         ):
             # The hub-wide poller writes the real state every interval: the forgery is written again
-            # until one of the hub's polls of this desktop has read it (a minute or two under load).
-            deadline = time.monotonic() + 180
+            # until one of the hub's polls of this desktop (every second) has read it.
+            deadline = time.monotonic() + 60
             while sign not in hub_log_since(log_start):  # the hub's own poll has read the forgery
                 assert time.monotonic() < deadline, f"no sign of the hub reading the forgery: {sign}"
                 await raw.set(f"jupyter-vnc:job:{job_id}", forged(), ex=600)
