@@ -11,8 +11,8 @@ c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 
 state = Path(os.environ.get("JVNC_STATE", "/var/lib/jupyter-vnc-dev")) / "hub"
 # The tests' users (devstack/lib.sh's JVNC_TEST_USERS passes them; the same default).
-TEST_USERS = "alice bob carol dave erin fred gina hugo iris jack kate liam mona nick omar"
-IDLE_TEST_USER = "dave"
+TEST_USERS = "alice bob carol dave erin fred gina hugo iris jack kate liam mona nick omar pete"
+IDLE_TEST_USER = "pete"
 port = int(os.environ.get("JVNC_HUB_PORT", "8000"))
 
 c.JupyterHub.bind_url = f"http://127.0.0.1:{port}"

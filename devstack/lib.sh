@@ -13,7 +13,7 @@ JVNC_HUB_PORT=${JVNC_HUB_PORT:-8000}
 # The demo's users and the tests' users are different people: a test run never touches a desktop
 # someone has open in the demo.
 JVNC_DEMO_USERS=${JVNC_DEMO_USERS:-"ada ben cleo"}
-JVNC_TEST_USERS=${JVNC_TEST_USERS:-"alice bob carol dave erin fred gina hugo iris jack kate liam mona nick omar"}
+JVNC_TEST_USERS=${JVNC_TEST_USERS:-"alice bob carol dave erin fred gina hugo iris jack kate liam mona nick omar pete"}
 JVNC_OFFSITE_USERS=${JVNC_OFFSITE_USERS:-"olga"}  # the user of the hub off the submit host (tests)
 JVNC_SSH_PORT=${JVNC_SSH_PORT:-2222}
 APPTAINER_PREFIX=${APPTAINER_PREFIX:-/opt/apptainer-sid}

@@ -296,10 +296,19 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
                 # (no mkdir: the job makes its own log directory, see job.sh.j2).
                 # 2>&1: what sbatch says besides the id (a submit filter's warning, --test-only's
                 # answer) reaches the user when no id comes; parse_job_id takes the id's line.
-                out = await self.run_command(
-                    self.command(self.batch_submit_cmd) + " 2>&1", input=script, env=self.get_env()
+                submit = asyncio.ensure_future(
+                    self.run_command(
+                        self.command(self.batch_submit_cmd) + " 2>&1", input=script, env=self.get_env()
+                    )
                 )
-                self.job_id = self.parse_job_id(out)
+                self.job_id = self.parse_job_id(await asyncio.shield(submit))
+            except asyncio.CancelledError:
+                # The hub interrupted the spawn (its user stopped it) while sbatch ran. Killed then,
+                # sbatch may leave a job Slurm has accepted and nobody knows the id of: it finishes
+                # beside, and the job it made is cancelled.
+                _ABANDONING.add(task := asyncio.ensure_future(self._cancel_submitted(submit)))
+                task.add_done_callback(_ABANDONING.discard)
+                raise
             except (RuntimeError, ValueError, IndexError) as e:
                 # RuntimeError as batchspawner raises it: JupyterHub shows its text on the spawn page
                 # and in the REST API's progress stream.
@@ -482,6 +491,16 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
                 ended = await self._slurm_says_ended()
                 if ended:
                     await self._fail(ended, "before the desktop server answered")
+
+    async def _cancel_submitted(self, submit: asyncio.Future[str]) -> None:
+        """Cancel the job of a submission whose spawn was stopped meanwhile, once sbatch has answered."""
+        try:
+            job_id = self.parse_job_id(await submit)
+        except (RuntimeError, ValueError):
+            return  # Slurm took no job
+        self.log.info("Desktop job %s of %s: its spawn was stopped while sbatch ran; cancelling it",
+                      job_id, self.user.name)  # fmt: skip
+        await self._abandon(job_id)
 
     async def _abandon(self, job_id: str) -> None:
         """Cancel a job whose spawn failed (nothing if it has ended) and forget it."""

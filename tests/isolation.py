@@ -169,7 +169,7 @@ def service_lock(name: str) -> Iterator[None]:
 # same list as devstack/lib.sh's JVNC_TEST_USERS; tests/test_suite_rules.py checks).
 TEST_USERS = (
     "alice", "bob", "carol", "dave", "erin", "fred", "gina", "hugo", "iris", "jack", "kate", "liam",
-    "mona", "nick", "omar",
+    "mona", "nick", "omar", "pete",
 )  # fmt: skip
 
 

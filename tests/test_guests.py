@@ -99,10 +99,15 @@ def ask(method: str, url: str, headers: dict[str, str], body: str | None) -> tup
             return None, b"", ""
         # The proxy's own 503 ("socket hang up": it reused a connection the server had just closed)
         # is no answer of the server's; asked again a moment later, the server answers.
-        if not (got.status_code == 503 and b"/hub/static/" in got.content):
+        if not hangs_up((got.status_code, got.content, "")):
             break
         time.sleep(0.2 * (attempt + 1))
     return got.status_code, got.content, got.headers.get("Location", "")
+
+
+def hangs_up(got: tuple[int | None, bytes, str]) -> bool:
+    """The answer is the proxy's own error page: the server closed the connection without one."""
+    return got[0] == 503 and b"/hub/static/" in got[1]
 
 
 def concrete(pattern: str) -> str | None:
@@ -172,20 +177,25 @@ async def test_a_guest_gets_403_on_every_route_but_the_desktops(dave: HubUser, e
                 continue
             if path == prefix and method == "GET" and got[2].endswith("vnc/"):
                 continue  # the link a share gives: on to the desktop
-            if got[0] == 503 and b"/hub/static/" in got[1]:
-                # The proxy's own page: the server hung up and the guest got none of its content
-                # (seen for robots.txt under the parallel suite; counted and shown, not hidden).
-                hung_up.append(f"{method} {path}")
+            if hangs_up(got):
+                # The server hung up without an answer. jupyter_server 2.21 routes robots.txt and
+                # favicon.ico to a StaticFileHandler without its path: the handler cannot be made,
+                # and tornado drops the connection of whoever asks. The same for a guest as for no
+                # login at all (the proxy's error pages differ only by their xsrf token), or a finding.
+                if not hangs_up(ask(method, url, {}, body)):
+                    leaks.append(f"{method} {path} ({handler}): hangs up on a guest only")
+                hung_up.append((f"{method} {path}", handler))
                 continue
             # Else only what anyone gets (public static files): no more than no login at all.
             if ask(method, url, {}, body)[:2] != got[:2] or got[0] is None:
                 leaks.append(f"{method} {path} ({handler}): {got[0] or 'no answer in 10 s'} {got[1][:80]!r}")
     print(
         f"walked {walked} requests over {len(routes)} routes; no sample path for {len(unfilled)}: {unfilled};"
-        f" the server hung up on {len(hung_up)}: {hung_up}"
+        f" the server hung up on {len(hung_up)}: {[request for request, _ in hung_up]}"
     )
-    assert len(hung_up) <= len(METHODS), hung_up  # one route at most, not the server gone
     assert leaks == [], "\n".join(leaks)
+    # Only that upstream route may hang up; a server that hangs up on anything else is broken.
+    assert {handler for _, handler in hung_up} <= {"jupyter_server.base.handlers.PublicStaticFileHandler"}
     assert walked > 200  # the walk reached the server's routes, Lab's included
     assert any("jupyterlab" in handler or "jupyterlab_server" in handler for _, handler, _ in routes)
 

@@ -31,7 +31,7 @@ from jupyter_vnc.slurm import JobInfo, Phase
 from testkit.rfb import RFBClient
 
 # Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
-pytestmark = pytest.mark.users("dave")
+pytestmark = pytest.mark.users("pete")
 
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -92,29 +92,29 @@ def test_the_spawner_passes_the_idle_settings_and_the_hub_explains_an_idle_end()
 
 
 @pytest.fixture
-def dave(hub: HubBed) -> Iterator[HubUser]:
-    yield from _logged_in(hub, "dave")
+def pete(hub: HubBed) -> Iterator[HubUser]:
+    yield from _logged_in(hub, "pete")
 
 
-def _up(dave: HubUser, server: str, gpus: int = 0) -> str:
-    """Start one of dave's desktops; its Slurm job id."""
-    before = set(squeue("dave"))
-    assert dave.api("POST", server_path("dave", server), json={"gpus": gpus}).status_code in (201, 202)
-    dave.wait_ready(server, 120)
-    assert dave.open_server(server, "lab").status_code == 200
-    (job_id,) = set(squeue("dave")) - before
+def _up(pete: HubUser, server: str, gpus: int = 0) -> str:
+    """Start one of pete's desktops; its Slurm job id."""
+    before = set(squeue("pete"))
+    assert pete.api("POST", server_path("pete", server), json={"gpus": gpus}).status_code in (201, 202)
+    pete.wait_ready(server, 120)
+    assert pete.open_server(server, "lab").status_code == 200
+    (job_id,) = set(squeue("pete")) - before
     return job_id
 
 
 async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
-    hub: HubBed, spawner_settings: Callable[[str, dict], None], dave: HubUser
+    hub: HubBed, spawner_settings: Callable[[str, dict], None], pete: HubUser
 ) -> None:
-    """Two desktops of dave's, each with a viewer open; one gets a pointer move every 3 s. The
+    """Two desktops of pete's, each with a viewer open; one gets a pointer move every 3 s. The
     untouched one's viewer pauses (no more traffic through the proxy), the culler ends it, its Slurm
     job and processes are gone; the used one lives on."""
-    spawner_settings("dave", {"idle_pause_minutes": 0.25})
-    busy_job = _up(dave, "busy")
-    idle_job = _up(dave, "idle")
+    spawner_settings("pete", {"idle_pause_minutes": 0.25})
+    busy_job = _up(pete, "busy")
+    idle_job = _up(pete, "idle")
 
     culler = subprocess.Popen(
         [sys.executable, "-m", "jupyterhub_idle_culler", f"--url={hub.url}/hub/api", "--timeout=45",
@@ -124,12 +124,12 @@ async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
     )  # fmt: skip
     try:
         async with chromium() as browser:
-            idle_page = await open_desktop_page(browser, hub, "dave", "/user/dave/idle/vnc/")
+            idle_page = await open_desktop_page(browser, hub, "pete", "/user/pete/idle/vnc/")
             # The busy desktop gets a person's input (pointer moves) through its own websocket. It has
             # been idle since it started, so it is paused: resume it first, as its viewer would.
-            assert dave.server_api("vnc/api/activity", "busy", method="POST", data="{}").status_code == 200
-            token = dave.viewer_config("busy")["token"]
-            url = dave.server_url("busy").replace("http://", "ws://") + f"vnc/websockify?token={token}"
+            assert pete.server_api("vnc/api/activity", "busy", method="POST", data="{}").status_code == 200
+            token = pete.viewer_config("busy")["token"]
+            url = pete.server_url("busy").replace("http://", "ws://") + f"vnc/websockify?token={token}"
             stream, conn = await websocket_stream(url, None, headers={"Sec-Fetch-Mode": "websocket"})
             busy = RFBClient(stream)
             await busy.handshake()
@@ -143,44 +143,44 @@ async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
             await idle_page.wait_for_selector("#jvnc-idle:not([hidden])", timeout=60_000)
             assert "Paused" in await idle_page.inner_text("#jvnc-idle-text")
             deadline = time.monotonic() + 180
-            while dave.api("GET", "/users/dave").json()["servers"].get("idle"):
+            while pete.api("GET", "/users/pete").json()["servers"].get("idle"):
                 assert time.monotonic() < deadline, "the culler did not end the untouched desktop in 180 s"
                 assert not user_at_busy.done(), user_at_busy  # the busy desktop's connection holds
                 await asyncio.sleep(1)
             user_at_busy.cancel()
             conn.close()
-        assert idle_job not in squeue("dave")
+        assert idle_job not in squeue("pete")
         deadline = time.monotonic() + 30
         while job_processes(idle_job):
             assert time.monotonic() < deadline, f"processes of job {idle_job} left: {job_processes(idle_job)}"
             await asyncio.sleep(0.5)
         # The used one is still there, and still its job: keys and pointer are activity.
-        assert dave.api("GET", "/users/dave").json()["servers"]["busy"]["ready"]
-        assert busy_job in squeue("dave")
+        assert pete.api("GET", "/users/pete").json()["servers"]["busy"]["ready"]
+        assert busy_job in squeue("pete")
     finally:
         culler.terminate()
         out, _ = culler.communicate(timeout=10)
         print(out[-3000:])
-    assert "Culling server dave/idle" in out or "Culling server dave idle" in out.replace("/", " "), out[
+    assert "Culling server pete/idle" in out or "Culling server pete idle" in out.replace("/", " "), out[
         -2000:
     ]
-    assert "dave/busy" not in out.split("Culling", 1)[-1], out[-2000:]
+    assert "pete/busy" not in out.split("Culling", 1)[-1], out[-2000:]
 
 
 async def test_the_idle_shutdown_warns_keeps_on_request_and_ends_the_desktop(
-    hub: HubBed, spawner_settings: Callable[[str, dict], None], dave: HubUser
+    hub: HubBed, spawner_settings: Callable[[str, dict], None], pete: HubUser
 ) -> None:
     """shutdown after 0.6 min without input, a 0.3 min warning: the viewer pauses and warns at about
     18 s, "Keep it" brings it back, and left alone the desktop, its server and its job end; the hub
-    tells dave why."""
+    tells pete why."""
     spawner_settings(
-        "dave", {"idle_shutdown_minutes": 0.6, "idle_warning_minutes": 0.3, "idle_pause_minutes": 0}
+        "pete", {"idle_shutdown_minutes": 0.6, "idle_warning_minutes": 0.3, "idle_pause_minutes": 0}
     )
     ARTIFACTS.mkdir(exist_ok=True)
-    job_id = _up(dave, "", gpus=1)
+    job_id = _up(pete, "", gpus=1)
     log_start = (STATE / "logs" / "jupyterhub.log").stat().st_size
     async with chromium() as browser:
-        page = await open_desktop_page(browser, hub, "dave", "/user/dave/vnc/")
+        page = await open_desktop_page(browser, hub, "pete", "/user/pete/vnc/")
 
         await page.wait_for_selector("#jvnc-idle:not([hidden])", timeout=60_000)
         warning = await page.inner_text("#jvnc-idle-text")
@@ -192,17 +192,17 @@ async def test_the_idle_shutdown_warns_keeps_on_request_and_ends_the_desktop(
         await page.wait_for_function(
             "document.querySelector('.jvnc-viewer').dataset.vncState === 'connected'"
         )
-        status = dave.server_api("vnc/api/status").json()
+        status = pete.server_api("vnc/api/status").json()
         assert status["idle"]["idle_seconds"] < 15 and not status["idle"]["paused"], status["idle"]
 
         # Left alone this time: the desktop ends with its server and its Slurm job.
-        dave.wait_stopped("", timeout=120)
-    assert job_id not in squeue("dave")
+        pete.wait_stopped("", timeout=120)
+    assert job_id not in squeue("pete")
     deadline = time.monotonic() + 30
     while job_processes(job_id):
         assert time.monotonic() < deadline, f"processes of job {job_id} left: {job_processes(job_id)}"
         await asyncio.sleep(0.5)
     said = "Your desktop ended because it was idle for 0.6 minutes (no keyboard or mouse input)"
     assert said in hub_log_since(log_start)
-    page_text = dave.http.get(f"{dave.url}/hub/user/dave/").text  # the hub's "not running" page
+    page_text = pete.http.get(f"{pete.url}/hub/user/pete/").text  # the hub's "not running" page
     assert said in page_text, page_text[-2000:]

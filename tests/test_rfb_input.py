@@ -312,7 +312,8 @@ def test_a_ten_megabyte_frame_is_framed_in_linear_time() -> None:
     t0 = __import__("time").perf_counter()
     for start in range(0, len(requests), 64 * 1024):
         gate.admit(requests[start : start + 64 * 1024], EVERYTHING)
-    assert __import__("time").perf_counter() - t0 < 30  # quadratic takes hours
+    # Linear takes seconds (half a minute with mutmut's tracing on a loaded machine); quadratic, hours.
+    assert __import__("time").perf_counter() - t0 < 150
 
 
 @pytest.mark.unit

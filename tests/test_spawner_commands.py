@@ -233,3 +233,34 @@ async def test_a_spawn_stopped_while_queued_ends_at_once_and_its_job_is_cancelle
     while spawner_module._ABANDONING:
         await asyncio.sleep(0.05)  # the cancellation runs to its end beside
     assert spawner.get_state() == {}  # and the job is forgotten once cancelled
+
+
+class SlowSubmit(ScriptedSpawner):
+    """An sbatch that takes a second to answer (a busy login node), and has made job 4243 by then."""
+
+    async def run_command(self, cmd: str, input: str | None = None, env: dict | None = None) -> str:
+        self.ran.append(cmd)
+        if "sbatch" in cmd:
+            await asyncio.sleep(1)
+            return "4243"
+        return ""
+
+
+async def test_a_spawn_stopped_while_sbatch_runs_still_cancels_the_job_sbatch_made() -> None:
+    """Stopped while sbatch runs: the spawn ends at once, and the job sbatch answers with once it is
+    done is cancelled. Killing sbatch instead could leave a job Slurm had accepted that no one knows."""
+    spawner = site_spawner(cls=SlowSubmit, start_timeout=60)
+    spawn = asyncio.ensure_future(spawner.start())
+    while not any("sbatch" in cmd for cmd in spawner.ran):
+        await asyncio.sleep(0.01)
+    interrupted = time.monotonic()
+    spawn.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await spawn
+    assert time.monotonic() - interrupted < 0.5
+    while spawner_module._ABANDONING:
+        await asyncio.sleep(0.05)
+    assert [cmd for cmd in spawner.ran if "scancel" in cmd] == [
+        f"{PREFIX} /opt/site/bin/scancel --clusters=gpu 4243"
+    ]
+    assert spawner.get_state() == {}
