@@ -140,6 +140,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
             module = nodeid.split("::", 1)[0]
             return groups.get(module, module)
 
+        def _reschedule(self, node: Any) -> None:
+            # xdist hands a worker its next group while two of its tests are still to run. A test here
+            # can take a minute or more, and a group handed out that early may wait behind it while
+            # another worker is free. A worker holds back its last test until it knows its next one
+            # (pytest's teardown needs it), so one test left is as late as a group can be handed.
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+            elif self._pending_of(self.assigned_work[node]) <= 1:
+                self._assign_work_unit(node)
+
         def _assign_work_unit(self, node: Any) -> None:
             # The modules that need the whole bed first, while nothing else has started (later, each
             # would hold every other worker up until the longest module then running ended); beside
@@ -174,6 +186,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def _beside_other_modules(request: pytest.FixtureRequest) -> Iterator[None]:
     """Wait until no other worker runs a module this one must not run beside (tests/isolation.py)."""
+    selected = [item for item in request.session.items if item.path == request.node.path]
+    if selected and all(item.get_closest_marker("unit") for item in selected):
+        yield  # unit tests only (-m unit: devstack/floors): no user's state, no service
+        return
     users, alone = _declared(request.node)
     module = request.node.nodeid.split("::", 1)[0]
     services = isolation.needs_services(request.node.path)
@@ -193,9 +209,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _is_worker(config):  # the workers, started after this, inherit it
         isolation.LOCKS.mkdir(parents=True, exist_ok=True)
         os.environ["JVNC_TEST_RUN"] = tempfile.mkdtemp(prefix="run-", dir=isolation.LOCKS)
-        # Settings a run that was killed left for its users' spawns (spawner_settings) go first.
-        for left in (STATE / "hub" / "per-user").glob("*.json"):
-            left.unlink()
+        # Settings a run that was killed left for its users' spawns (spawner_settings) go first. Not
+        # in a run of the unit tests only (devstack/floors, beside the whole run): it spawns nothing,
+        # and the settings may be those of the whole run's tests.
+        if config.getoption("markexpr", "") != "unit":
+            for left in (STATE / "hub" / "per-user").glob("*.json"):
+                left.unlink()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
