@@ -153,8 +153,8 @@ def manage_scope() -> str:
 async def role_of(model: dict[str, Any], book: ShareBook, manages: bool) -> Role:
     """The role of the hub user ``model`` (as the hub describes a token's owner) at this desktop;
     ``manages``: their token holds ``manage_scope()``."""
-    name = model.get("name", "")
-    if name == owner_name():
+    name = model.get("name")
+    if name and name == owner_name():  # a nameless model is nobody's, whatever the environment says
         return Role.OWNER
     if manages:
         return Role.ADMIN

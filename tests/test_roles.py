@@ -9,8 +9,10 @@ tests hold each rule on its own, with the hub's answers written here from Jupyte
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -147,6 +149,7 @@ class Hub:
         self.status = 200
         self.body: Any = {"items": []}
         self.asked: list[tuple[str, str]] = []  # (path, Authorization)
+        self.hung = False  # takes the request and never answers
 
 
 @pytest.fixture
@@ -154,8 +157,10 @@ async def shares_api() -> AsyncIterator[tuple[Hub, Any]]:
     state = Hub()
 
     class Shares(web.RequestHandler):
-        def get(self, rest: str) -> None:
+        async def get(self, rest: str) -> None:
             state.asked.append((self.request.path, self.request.headers.get("Authorization", "")))
+            if state.hung:
+                await asyncio.sleep(60)
             self.set_status(state.status)
             self.finish(state.body if isinstance(state.body, str) else json.dumps(state.body))
 
@@ -292,3 +297,28 @@ async def test_the_role_of_a_hub_user(model: dict[str, Any], manages: bool, role
     book = FixedBook(ShareList(frozenset({"bob"}), frozenset({"team"})))
     assert await role_of(model, book, manages) is role  # type: ignore[arg-type]
     assert book.asked == (role in (Role.CONTROL, Role.VIEW))  # the share list only for recipients
+
+
+async def test_a_hub_that_never_answers_holds_a_viewer_ten_seconds_and_lets_nobody_control(
+    shares_api: tuple[Hub, Any],
+) -> None:
+    """The hub takes the request and never answers (hung, not down): the server gives up after its
+    10 s limit rather than keep the viewer's connection waiting, and nobody controls meanwhile."""
+    state, hub_auth = shares_api
+    state.hung = True
+    book = ShareBook(hub_auth, logging.getLogger("test-shares-hung"))
+    started = time.monotonic()
+    shares = await asyncio.wait_for(book.current(max_age=0), 60)
+    assert 9 < time.monotonic() - started < 15  # tornado's own default would be 20 s
+    assert not shares.grants_control("bob", ())
+
+
+async def test_a_nameless_model_is_not_the_owner_of_a_server_that_does_not_know_its_owner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server started without JUPYTERHUB_USER (by hand, or a broken spawn) has no owner: an empty
+    name from the hub must not match that emptiness."""
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    book = FixedBook(ShareList())
+    for model in ({}, {"name": ""}, {"name": None}):
+        assert await role_of(model, book, False) is Role.VIEW  # type: ignore[arg-type]
