@@ -131,6 +131,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
     modules = sorted((ROOT / "tests").glob("test_*.py"))
     groups = isolation.module_groups(modules)
+    members: dict[str, list[str]] = {}
+    for module, group in groups.items():
+        members.setdefault(group, []).append(module)
     bed_free = {g for g in groups.values()} - {
         groups[f"tests/{m.name}"] for m in modules if isolation.needs_services(m)
     }
@@ -155,8 +158,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
         def _assign_work_unit(self, node: Any) -> None:
             # The modules that need the whole bed first, while nothing else has started (later, each
             # would hold every other worker up until the longest module then running ended); beside
-            # them, the modules that do not use the bed at all; then the rest.
-            for scope in [s for s in self.workqueue if s in bed_free] + ["alone"]:
+            # them, the modules that do not use the bed at all; then the rest, the longest first.
+            rest = [s for s in self.workqueue if s not in bed_free and s != "alone"]
+            rest.sort(key=lambda scope: isolation.expected_seconds(members.get(scope, [scope])))
+            for scope in rest + [s for s in self.workqueue if s in bed_free] + ["alone"]:
                 if scope in self.workqueue:
                     self.workqueue.move_to_end(scope, last=False)
             super()._assign_work_unit(node)

@@ -158,6 +158,22 @@ def module_groups(modules: list[Path]) -> dict[str, str]:
     }
 
 
+# About how long the slow modules take on the 2-core test machine, in seconds (each worker's timeline at
+# the end of a run, test-artifacts/timeline.tsv; 2026-12-07). Only their order matters: the scheduler
+# hands out the longest groups first, so that none of them is left to run alone at the end.
+SECONDS = {
+    "test_faults": 200, "test_cli": 150, "test_idle": 170, "test_spawner_limits": 155, "test_spawner": 130,
+    "test_lab_e2e": 100, "test_guests": 85, "test_rfb_input": 80, "test_queue_wait": 75, "test_desktop": 70,
+    "test_site_settings": 55, "test_offsite_hub": 50, "test_cross_user": 50, "test_sharing": 45,
+    "test_docs_tryout": 45, "test_desktop_session": 45, "test_image": 45, "test_shared_environment": 45,
+}  # fmt: skip
+
+
+def expected_seconds(modules: list[str]) -> float:
+    """Roughly how long these modules (tests/test_x.py) take, one after another."""
+    return sum(SECONDS.get(Path(m).stem, 20) for m in modules)
+
+
 @contextlib.contextmanager
 def service_lock(name: str) -> Iterator[None]:
     """One worker at a time checks, restarts or starts the devstack service ``name``."""

@@ -473,7 +473,10 @@ async def test_a_spawn_stopped_while_sbatch_runs_leaves_no_job_in_slurm(slurm) -
     from jupyter_vnc import spawner as spawner_module
 
     before = set(jobs_of("alice"))
-    spawner = contract_spawner(batch_submit_cmd="sh -c 'sbatch --parsable && sleep 1'", registry_url="")
+    # The job is a plain sleep, not the desktop script (whose server would fail at once without a hub
+    # here and end the job by itself): only a cancel ends it.
+    submit = "sh -c 'sbatch --parsable --output=/dev/null --time=5 --wrap \"sleep 300\" && sleep 1'"
+    spawner = contract_spawner(batch_submit_cmd=submit, registry_url="")
     spawner.user_options = {"gpus": 0, "memory_gb": 1}
     spawn = asyncio.ensure_future(spawner.start())
     await asyncio.sleep(0.7)  # the job submitted, sbatch's answer not back yet
