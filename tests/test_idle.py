@@ -48,46 +48,6 @@ def idle(clock: FakeClock, **traits: float) -> DesktopIdle:
     return DesktopIdle(Audience(None, None), clock=clock, **traits)
 
 
-def test_viewers_pause_after_the_pause_time_or_when_the_shutdown_warning_starts() -> None:
-    clock = FakeClock()
-    rules = idle(clock, pause_minutes=30, shutdown_minutes=0)
-    clock.now += 29 * 60
-    assert not rules.paused and rules.shutdown_in() is None
-    clock.now += 61
-    assert rules.paused and rules.status()["paused"] is True
-    rules.touch()  # a key, or Resume / Keep it
-    assert not rules.paused and rules.idle_seconds() == 0
-
-    # With a shutdown after 20 minutes and a 5-minute warning, viewers pause at 15 minutes: that is
-    # where the warning shows, whatever the pause time says.
-    rules = idle(clock, pause_minutes=30, shutdown_minutes=20, warning_minutes=5)
-    clock.now += 14 * 60
-    assert not rules.paused and rules.shutdown_in() == 6 * 60
-    clock.now += 60
-    assert rules.paused and rules.status()["shutdown_in"] == 5 * 60
-    # A warning is at most half the idle time.
-    assert idle(clock, shutdown_minutes=4, warning_minutes=5).pause_after() == 120
-    # Both off: never paused, never ended.
-    never = idle(clock, pause_minutes=0, shutdown_minutes=0)
-    clock.now += 10**6
-    assert never.pause_after() is None and not never.paused and never.shutdown_in() is None
-
-
-def test_the_spawner_passes_the_idle_settings_and_the_hub_explains_an_idle_end() -> None:
-    spawner = contract_spawner(idle_shutdown_minutes=90, idle_pause_minutes=20)
-    # In the job script itself: a site's sudo (env_reset) drops any variable but JUPYTERHUB_*.
-    script = jobscript.render(spawner.batch_script, **spawner.get_req_subvars(), cmd="server")
-    assert "export JUPYTER_VNC_IDLE_MINUTES=90\n" in script
-    assert "export JUPYTER_VNC_PAUSE_MINUTES=20\n" in script
-    line = SHUTDOWN_LINE.format(minutes="90")
-    ended = JobInfo("77", Phase.ENDED, state="COMPLETED")
-    assert explain_exit("77", ended, f"noise\n[W 12:00 ServerApp] {line}; ending the desktop\n") == (
-        "Your desktop ended because it was idle for 90 minutes (no keyboard or mouse input); "
-        "Slurm job 77 ended (COMPLETED)."
-    )
-    assert explain_exit("77", ended, "") == "Your desktop's Slurm job 77 ended (COMPLETED)."
-
-
 # --- through the hub ----------------------------------------------------------------------------------
 
 
@@ -206,3 +166,47 @@ async def test_the_idle_shutdown_warns_keeps_on_request_and_ends_the_desktop(
     assert said in hub_log_since(log_start)
     page_text = pete.http.get(f"{pete.url}/hub/user/pete/").text  # the hub's "not running" page
     assert said in page_text, page_text[-2000:]
+
+
+# The quick tests last: pytest-xdist hands a worker its next group of modules as that worker's last
+# test starts, and a long last test would keep that group waiting behind it (tests/conftest.py).
+
+
+def test_viewers_pause_after_the_pause_time_or_when_the_shutdown_warning_starts() -> None:
+    clock = FakeClock()
+    rules = idle(clock, pause_minutes=30, shutdown_minutes=0)
+    clock.now += 29 * 60
+    assert not rules.paused and rules.shutdown_in() is None
+    clock.now += 61
+    assert rules.paused and rules.status()["paused"] is True
+    rules.touch()  # a key, or Resume / Keep it
+    assert not rules.paused and rules.idle_seconds() == 0
+
+    # With a shutdown after 20 minutes and a 5-minute warning, viewers pause at 15 minutes: that is
+    # where the warning shows, whatever the pause time says.
+    rules = idle(clock, pause_minutes=30, shutdown_minutes=20, warning_minutes=5)
+    clock.now += 14 * 60
+    assert not rules.paused and rules.shutdown_in() == 6 * 60
+    clock.now += 60
+    assert rules.paused and rules.status()["shutdown_in"] == 5 * 60
+    # A warning is at most half the idle time.
+    assert idle(clock, shutdown_minutes=4, warning_minutes=5).pause_after() == 120
+    # Both off: never paused, never ended.
+    never = idle(clock, pause_minutes=0, shutdown_minutes=0)
+    clock.now += 10**6
+    assert never.pause_after() is None and not never.paused and never.shutdown_in() is None
+
+
+def test_the_spawner_passes_the_idle_settings_and_the_hub_explains_an_idle_end() -> None:
+    spawner = contract_spawner(idle_shutdown_minutes=90, idle_pause_minutes=20)
+    # In the job script itself: a site's sudo (env_reset) drops any variable but JUPYTERHUB_*.
+    script = jobscript.render(spawner.batch_script, **spawner.get_req_subvars(), cmd="server")
+    assert "export JUPYTER_VNC_IDLE_MINUTES=90\n" in script
+    assert "export JUPYTER_VNC_PAUSE_MINUTES=20\n" in script
+    line = SHUTDOWN_LINE.format(minutes="90")
+    ended = JobInfo("77", Phase.ENDED, state="COMPLETED")
+    assert explain_exit("77", ended, f"noise\n[W 12:00 ServerApp] {line}; ending the desktop\n") == (
+        "Your desktop ended because it was idle for 90 minutes (no keyboard or mouse input); "
+        "Slurm job 77 ended (COMPLETED)."
+    )
+    assert explain_exit("77", ended, "") == "Your desktop's Slurm job 77 ended (COMPLETED)."

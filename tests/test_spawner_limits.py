@@ -52,42 +52,6 @@ def refusal(answer) -> str:
         return ""
 
 
-async def test_a_user_cannot_put_more_jobs_into_slurm_than_the_site_allows(liam: HubUser) -> None:
-    """Twenty named servers at once: JupyterHub's own limit (3 named servers) refuses 17, ours (2 desktop
-    jobs per user) the third; each refused request says why, and Slurm never holds more than 2 jobs."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    names = [f"lim{i}" for i in range(20)]
-    log_start = (STATE / "logs" / "jupyterhub.log").stat().st_size
-    counter = JobCounter("liam")
-    with ThreadPoolExecutor(len(names)) as pool:
-        body = {"gpus": 0, "memory_gb": 1, "hours": 1}
-        answers = list(pool.map(lambda n: liam.api("POST", server_path("liam", n), json=body), names))
-    ours = "this site allows 2 per user. Stop one of your desktops first."
-    theirs = [a for a in answers if a.status_code == 400]
-    assert len(theirs) == 17, answers
-    assert all("maximum of 3 named servers" in refusal(a) for a in theirs), theirs[0].text
-    # Of the three JupyterHub let through, ours refuses one: at once (429) or, if the hub has already
-    # answered 202 by then, on its progress page and in the log.
-    accepted = [n for n, a in zip(names, answers, strict=True) if a.status_code in {201, 202}]
-    mine = [a for a in answers if a.status_code == 429]
-    assert len(accepted) + len(mine) == 3 and all(ours in refusal(a) for a in mine), answers
-    deadline = time.monotonic() + 120
-    while (not mine and ours not in hub_log_since(log_start)) or counter.most < 2:
-        assert time.monotonic() < deadline, f"no refusal or fewer than 2 jobs (max seen {counter.most})"
-        time.sleep(0.2)
-    running = [n for n in accepted if n in _servers(liam)]
-    assert len(running) == 2
-    for name in running:
-        liam.wait_ready(name, timeout=150)
-    assert counter.stop() == 2
-    assert len(squeue("liam")) == 2
-
-
-def _servers(user: HubUser) -> dict:
-    return user.api("GET", f"/users/{user.name}").json()["servers"]
-
-
 async def test_a_hundred_spawn_and_stop_requests_in_a_row_stay_within_the_limit(liam: HubUser) -> None:
     """One user fires 100 spawn/stop requests at three named servers as fast as the hub answers.
     Slurm never holds more than the site's 2 jobs of hers, every refusal says why, and afterwards no
@@ -149,3 +113,43 @@ async def test_a_desktop_at_its_walltime_is_ended_and_the_user_told_why(liam: Hu
     assert f"Your desktop's Slurm job {job_id} reached its time limit (TIMEOUT" in hub_log_since(log_start)
     page = liam.http.get(f"{liam.url}/hub/user/liam/")  # the hub's "not running" page
     assert f"Slurm job {job_id} reached its time limit (TIMEOUT" in page.text, page.text[-2000:]
+
+
+# The quickest test last: pytest-xdist hands a worker its next group of modules as that worker's last
+# test starts, and a long last test would keep that group waiting behind it (tests/conftest.py).
+
+
+async def test_a_user_cannot_put_more_jobs_into_slurm_than_the_site_allows(liam: HubUser) -> None:
+    """Twenty named servers at once: JupyterHub's own limit (3 named servers) refuses 17, ours (2 desktop
+    jobs per user) the third; each refused request says why, and Slurm never holds more than 2 jobs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [f"lim{i}" for i in range(20)]
+    log_start = (STATE / "logs" / "jupyterhub.log").stat().st_size
+    counter = JobCounter("liam")
+    with ThreadPoolExecutor(len(names)) as pool:
+        body = {"gpus": 0, "memory_gb": 1, "hours": 1}
+        answers = list(pool.map(lambda n: liam.api("POST", server_path("liam", n), json=body), names))
+    ours = "this site allows 2 per user. Stop one of your desktops first."
+    theirs = [a for a in answers if a.status_code == 400]
+    assert len(theirs) == 17, answers
+    assert all("maximum of 3 named servers" in refusal(a) for a in theirs), theirs[0].text
+    # Of the three JupyterHub let through, ours refuses one: at once (429) or, if the hub has already
+    # answered 202 by then, on its progress page and in the log.
+    accepted = [n for n, a in zip(names, answers, strict=True) if a.status_code in {201, 202}]
+    mine = [a for a in answers if a.status_code == 429]
+    assert len(accepted) + len(mine) == 3 and all(ours in refusal(a) for a in mine), answers
+    deadline = time.monotonic() + 120
+    while (not mine and ours not in hub_log_since(log_start)) or counter.most < 2:
+        assert time.monotonic() < deadline, f"no refusal or fewer than 2 jobs (max seen {counter.most})"
+        time.sleep(0.2)
+    running = [n for n in accepted if n in _servers(liam)]
+    assert len(running) == 2
+    for name in running:
+        liam.wait_ready(name, timeout=150)
+    assert counter.stop() == 2
+    assert len(squeue("liam")) == 2
+
+
+def _servers(user: HubUser) -> dict:
+    return user.api("GET", f"/users/{user.name}").json()["servers"]
