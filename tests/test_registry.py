@@ -422,12 +422,18 @@ class Flaky(MemoryRegistry):
         self.closed = True
 
 
+@pytest.fixture
+def flaky() -> tuple[Flaky, ResilientRegistry]:
+    """A backend the test takes down and brings back, and the resilient registry in front of it."""
+    backend = Flaky()
+    return backend, ResilientRegistry(backend)
+
+
 @pytest.mark.unit
 async def test_writes_made_while_the_backend_is_down_reach_it_in_order_when_it_returns(
-    caplog: pytest.LogCaptureFixture,
+    flaky: tuple[Flaky, ResilientRegistry], caplog: pytest.LogCaptureFixture
 ) -> None:
-    backend = Flaky()
-    registry = ResilientRegistry(backend)
+    backend, registry = flaky
     with caplog.at_level(logging.WARNING, logger="jupyter_vnc.registry"):
         await registry.put(session("gina", job_id="1"))
         await registry.put(session("gina", "viz", job_id="9"))
@@ -477,10 +483,9 @@ async def test_writes_made_while_the_backend_is_down_reach_it_in_order_when_it_r
 
 @pytest.mark.unit
 async def test_a_write_after_a_delete_while_down_is_replayed_after_it(
-    caplog: pytest.LogCaptureFixture,
+    flaky: tuple[Flaky, ResilientRegistry], caplog: pytest.LogCaptureFixture
 ) -> None:
-    backend = Flaky()
-    registry = ResilientRegistry(backend)
+    backend, registry = flaky
     backend.down = True
     with caplog.at_level(logging.WARNING, logger="jupyter_vnc.registry"):
         await registry.delete("hugo")
