@@ -19,6 +19,7 @@ import pytest
 from browser import chromium
 from conftest import ROOT, STATE, HubBed
 from hubclient import HubUser, server_path
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from rfbstreams import websocket_stream
 from test_lab_e2e import open_desktop_page
 from test_spawner import _logged_in, contract_spawner, hub_log_since, job_processes, squeue
@@ -100,7 +101,12 @@ async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
                     await asyncio.sleep(3)
 
             user_at_busy = asyncio.create_task(use_it())
-            await idle_page.wait_for_selector("#jvnc-idle:not([hidden])", timeout=60_000)
+            try:
+                await idle_page.wait_for_selector("#jvnc-idle:not([hidden])", timeout=60_000)
+            except PlaywrightTimeout:
+                # Say what the server thinks (was the pause time set? did input arrive?), not only "no".
+                idle = pete.server_api("vnc/api/status", "idle").json().get("idle")
+                raise AssertionError(f"the untouched viewer did not pause in 60 s; its idle state: {idle}")
             assert "Paused" in await idle_page.inner_text("#jvnc-idle-text")
             deadline = time.monotonic() + 180
             while pete.api("GET", "/users/pete").json()["servers"].get("idle"):
