@@ -106,7 +106,8 @@ async def test_the_idle_culler_ends_an_untouched_desktop_and_keeps_a_used_one(
             except PlaywrightTimeout:
                 # Say what the server thinks (was the pause time set? did input arrive?), not only "no".
                 idle = pete.server_api("vnc/api/status", "idle").json().get("idle")
-                raise AssertionError(f"the untouched viewer did not pause in 60 s; its idle state: {idle}")
+                said = f"the untouched viewer did not pause in 60 s; its idle state: {idle}"
+                raise AssertionError(said) from None
             assert "Paused" in await idle_page.inner_text("#jvnc-idle-text")
             deadline = time.monotonic() + 180
             while pete.api("GET", "/users/pete").json()["servers"].get("idle"):
