@@ -2,9 +2,11 @@
 
 Real Slurm jobs (held, so they stay PENDING and cost the cluster nothing) stand for N live sessions.
 This process plays the hub: during one poll interval every spawner calls poll() once, at a random
-moment in the interval, as JupyterHub's per-spawner poll loops do. We count the squeue processes that
-really ran (a logging wrapper in front of the real squeue, found through an absolute path for plain
-SlurmSpawner, whose sudo would bypass PATH) and the CPU the "hub" and its children used. Prints one row
+moment in the interval, as JupyterHub's per-spawner poll loops do. Ours is configured as the demo hub
+and the admin guide do it: the shared query (``query_exec_prefix = "sudo -n -u root"``). We count the
+squeue processes that really ran (a logging wrapper in front of the real squeue, named by its absolute
+path in both kinds' query commands: sudo's secure_path would bypass PATH) and the CPU the "hub" and its
+children used. Prints one row
 per N and kind and last ``RESULT <kind>_calls_per_interval_N<n>=... <kind>_cpu_s_per_interval_N<n>=...``;
 the held jobs are cancelled at the end.
 
@@ -34,6 +36,7 @@ from batchspawner import SlurmSpawner  # noqa: E402
 from jupyterhub.objects import Hub  # noqa: E402
 
 from jupyter_vnc import spawner as vnc_spawner  # noqa: E402
+from jupyter_vnc.slurm_commands import QUERY_ALL  # noqa: E402
 from jupyter_vnc.spawner import VNCSlurmSpawner  # noqa: E402
 
 USER = "alice"
@@ -104,16 +107,20 @@ def measure(
     calls.chmod(0o666)
     if kind == "ours":
         vnc_spawner._SHARED.clear()  # a fresh hub process
-        spawners = [make(VNCSlurmSpawner, j, poll_interval=interval) for j in ids]
-        os.environ["PATH"] = f"{wrapper.parent}:{os.environ['PATH']}"
+        # As the demo hub and the admin guide configure it: the shared query, run as root through sudo
+        # (whose secure_path would bypass PATH: the wrapper by its absolute path, as for plain).
+        query = str(wrapper) + QUERY_ALL.removeprefix("squeue")
+        spawners = [
+            make(VNCSlurmSpawner, j, poll_interval=interval, query_exec_prefix="sudo -n -u root",
+                 batch_query_all_cmd=query)
+            for j in ids
+        ]  # fmt: skip
     else:
         query = f"{wrapper} -h -j {{job_id}} -o '%T %B'"
         spawners = [make(SlurmSpawner, j, batch_query_cmd=query) for j in ids]
     cpu, wall = cpu_seconds(), time.monotonic()
     statuses = asyncio.run(one_interval(spawners, interval))
     cpu, wall = cpu_seconds() - cpu, time.monotonic() - wall
-    if kind == "ours":
-        os.environ["PATH"] = os.environ["PATH"].split(":", 1)[1]
     alive = sum(1 for s in statuses if s is None)
     assert alive == len(ids), f"{kind}: only {alive} of {len(ids)} sessions seen alive"
     return len(calls.read_text().split()), cpu, wall

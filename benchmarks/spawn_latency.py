@@ -124,7 +124,12 @@ def one_spawn(hub: Hub, token: str) -> tuple[float, float]:
     response = hub.api("POST", f"/users/{USER}/server", json={})
     if response.status_code not in (201, 202):
         raise RuntimeError(f"spawn refused: {response.status_code} {response.text}")
-    while not hub.api("GET", f"/users/{USER}").json()["servers"].get("", {}).get("ready"):
+    while True:
+        servers = hub.api("GET", f"/users/{USER}").json()["servers"]
+        if "" not in servers:  # the hub dropped it: the spawn failed, and polling on would only wait
+            raise RuntimeError("the spawn failed: the hub's log in the run's folder says why")
+        if servers[""].get("ready"):
+            break
         if time.monotonic() - t0 > 180:
             raise RuntimeError("not ready after 180 s")
         time.sleep(0.02)
