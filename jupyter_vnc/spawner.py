@@ -19,7 +19,7 @@ import asyncio
 import shlex
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from batchspawner import JobStatus
@@ -48,6 +48,14 @@ _SHARED: dict[tuple[str, str], tuple[Registry, JobPoller]] = {}
 _SUBMIT_LOCKS: dict[str, asyncio.Lock] = {}
 # Cancellations of interrupted spawns' jobs still running (asyncio keeps only weak references to tasks).
 _ABANDONING: set[asyncio.Future[None]] = set()
+
+
+def _beside(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run the clean-up of an interrupted spawn on its own (kept referenced until it ends): the
+    interruption ends the spawn at once."""
+    task = asyncio.ensure_future(cleanup)
+    _ABANDONING.add(task)
+    task.add_done_callback(_ABANDONING.discard)
 
 
 def shared(
@@ -306,8 +314,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
                 # The hub interrupted the spawn (its user stopped it) while sbatch ran. Killed then,
                 # sbatch may leave a job Slurm has accepted and nobody knows the id of: it finishes
                 # beside, and the job it made is cancelled.
-                _ABANDONING.add(task := asyncio.ensure_future(self._cancel_submitted(submit)))
-                task.add_done_callback(_ABANDONING.discard)
+                _beside(self._cancel_submitted(submit))
                 raise
             except (RuntimeError, ValueError, IndexError) as e:
                 # RuntimeError as batchspawner raises it: JupyterHub shows its text on the spawn page
@@ -329,8 +336,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             # The hub interrupts a pending spawn its user stopped, and stops the server one second
             # later if the spawn has ended by then (else the user's stop fails, HTTP 500): the job
             # is cancelled beside the interruption, not before it.
-            _ABANDONING.add(task := asyncio.ensure_future(self._abandon(job_id)))
-            task.add_done_callback(_ABANDONING.discard)
+            _beside(self._abandon(job_id))
             raise
         except BaseException:
             # Whatever failed (a Slurm answer, the registry, a bug, the hub giving up), the job this
