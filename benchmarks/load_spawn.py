@@ -113,7 +113,7 @@ c.Spawner.args = ["--VNCDesktop.prestart=False"]
     if kind == "ours":
         spawner = f"""
 c.JupyterHub.spawner_class = "vnc-slurm"
-c.VNCSlurmSpawner.batchspawner_singleuser_cmd = "{VENV}/bin/batchspawner-singleuser"
+c.VNCSlurmSpawner.batchspawner_singleuser_cmd = "{VENV}/bin/jupyter-vnc-singleuser"
 c.VNCSlurmSpawner.req_partition = "vnc"
 c.VNCSlurmSpawner.max_memory_gb = {memory_gb}
 c.VNCSlurmSpawner.default_memory_gb = {memory_gb}

@@ -48,10 +48,27 @@ def _installed_version() -> str | None:
     return probe.stdout.strip() if probe.returncode == 0 else None
 
 
+def _hub_versions() -> list[str]:
+    """JupyterHub and batchspawner pinned as in jupyter-vnc's venv: a peer hub's jobs run this venv's
+    jupyterhub-singleuser (started by batchspawner-singleuser), and a hub wants its own version there."""
+    from importlib.metadata import version
+
+    return [f"jupyterhub=={version('jupyterhub')}", f"batchspawner=={version('batchspawner')}"]
+
+
 def ensure_venv(log=print) -> Path:
-    """The peer's venv with jupyter-server and the peer installed, readable by every user."""
+    """The peer's venv with jupyter-server, JupyterLab, the peer, and JupyterHub's single-user server with
+    batchspawner's launcher (for a peer hub: spawn_latency.py), readable by every user."""
     version = _installed_version()
-    if version == PEER_VERSION and (bin_dir() / "jupyter-lab").exists():
+    wanted = _hub_versions()
+    have = subprocess.run(
+        [str(python()), "-m", "pip", "freeze"], capture_output=True, text=True
+    ).stdout.lower() if python().exists() else ""  # fmt: skip
+    if (
+        version == PEER_VERSION
+        and (bin_dir() / "jupyter-lab").exists()
+        and all(w.lower() in have for w in wanted)
+    ):
         return PEER_VENV
     log(f"# setting up the peer: {PEER_PACKAGE}=={PEER_VERSION} in {PEER_VENV} (one time, ~15 s)")
     if not python().exists():
@@ -67,6 +84,7 @@ def ensure_venv(log=print) -> Path:
             "jupyter-server",
             # JupyterLab, for its launcher tile (time_to_desktop.py clicks it, as a user does).
             "jupyterlab>=4.2,<5",
+            *wanted,
         ],
         check=True,
         stdout=subprocess.DEVNULL,

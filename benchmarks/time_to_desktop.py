@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import sys
 import time
 
@@ -90,6 +91,42 @@ CANVAS_COLOURS = """() => {
 }"""
 
 
+# In every page of the click runs, before its own scripts: when the page's navigation started (the
+# new tab), when its websocket was made, opened, and got its first bytes and its first 100 kB (the
+# first full update), on the page's clock (performance.timeOrigin + now(), Unix ms), so that the click
+# -> pixels time is broken down the same way for both kinds.
+MARKS = """(() => {
+  const marks = (window.__benchMarks = { start: performance.timeOrigin });
+  const at = () => performance.timeOrigin + performance.now();
+  const Native = window.WebSocket;
+  // A function, not a subclass: noVNC checks a channel's methods on its direct prototype.
+  function Marked(...args) {
+    const socket = new Native(...args);
+    marks.websocket ??= at();
+    let bytes = 0;
+    socket.addEventListener('open', () => { marks.open ??= at(); });
+    socket.addEventListener('message', (event) => {
+      marks.first ??= at();
+      bytes += event.data.byteLength ?? event.data.size ?? event.data.length ?? 0;
+      if (bytes > 100000) marks.bulk ??= at();
+    });
+    return socket;
+  }
+  Marked.prototype = Native.prototype;
+  for (const name of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) Marked[name] = Native[name];
+  window.WebSocket = Marked;
+})()"""
+STEPS = ("tab", "page", "websocket", "open", "first bytes", "first 100 kB", "pixels")
+
+
+def breakdown(clicked_unix: float, marks: dict, drawn_unix: float) -> list[float]:
+    """Seconds from each mark to the next: the click -> the new tab's navigation start -> its document
+    loaded (DOMContentLoaded) -> websocket made -> open -> first bytes -> 100 kB -> pixels seen."""
+    points = [clicked_unix * 1e3, marks.get("start"), marks.get("loaded"), marks.get("websocket"),
+              marks.get("open"), marks.get("first"), marks.get("bulk"), drawn_unix * 1e3]  # fmt: skip
+    return [(b - a) / 1e3 if a and b else float("nan") for a, b in itertools.pairwise(points)]
+
+
 async def click(bench: common.Bench, kind: str, i: int) -> tuple[float, float]:
     """What a user does: a fresh server, JupyterLab in Chromium, a click on the desktop tile as soon as
     it shows, then the desktop in the new tab. Returns (server answered -> tile visible, click ->
@@ -105,6 +142,7 @@ async def click(bench: common.Bench, kind: str, i: int) -> tuple[float, float]:
             )
             try:
                 context = await browser.new_context(viewport={"width": 1700, "height": 1100})
+                await context.add_init_script(MARKS)
                 page = await context.new_page()
                 await page.goto(f"{server.url}lab?token={server.token}")
                 tile = page.locator(".jp-LauncherCard", has_text=TILES[kind]).first
@@ -112,6 +150,7 @@ async def click(bench: common.Bench, kind: str, i: int) -> tuple[float, float]:
                 lab = common.boottime() - server.answered_at  # both CLOCK_BOOTTIME
                 async with context.expect_page() as opened:
                     clicked = time.perf_counter()
+                    clicked_unix = time.time()
                     await tile.click()
                 desktop = await opened.value
                 while True:
@@ -122,13 +161,21 @@ async def click(bench: common.Bench, kind: str, i: int) -> tuple[float, float]:
                         raise RuntimeError(f"{kind}: no desktop on the canvas 90 s after the click")
                     await asyncio.sleep(0.02)
                 drawn = time.perf_counter() - clicked
+                marks = await desktop.evaluate(
+                    "() => ({...window.__benchMarks,"
+                    " loaded: performance.timeOrigin + performance.getEntriesByType('navigation')[0]"
+                    ".domContentLoadedEventEnd})"
+                )
+                steps = breakdown(clicked_unix, marks, clicked_unix + drawn)
             finally:
                 await browser.close()
     finally:
         bench.finish(server)
     log(
         f"{kind} click     run {i + 1}: launcher tile {lab:4.2f}s after the server answered,"
-        f" click -> pixels {drawn:4.2f}s"
+        f" click -> pixels {drawn:4.2f}s ("
+        + ", ".join(f"{name} {x * 1e3:.0f}" for name, x in zip(STEPS, steps, strict=True))
+        + " ms)"
     )
     return lab, drawn
 
@@ -140,6 +187,7 @@ async def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="cold runs of each kind (default 5)")
     parser.add_argument("--warm-runs", type=int, default=5, help="warm reconnects of each kind (default 5)")
     parser.add_argument("--delay", type=float, default=3.0, help="user delay of the cold+delay case (s)")
+    parser.add_argument("--click-only", action="store_true", help="the click runs alone (no cold, warm)")
     args = parser.parse_args()
 
     bench = common.Bench("time_to_desktop")
@@ -162,13 +210,13 @@ async def main() -> int:
                 results.setdefault(f"{kind} click", []).append(drawn)
                 lab_ready.append(lab)
         log(f"## cold: {args.runs} runs of each, interleaved; screen {common.peer.geometry()}")
-        for i in range(args.runs):
+        for i in range(0 if args.click_only else args.runs):
             order = cases[i % len(cases) :] + cases[: i % len(cases)]  # rotate: no case always first
             for kind, delay, label in order:
                 results[label].append(await cold(bench, kind, delay, label, i))
 
         log(f"## warm: {args.warm_runs} reconnects to a running desktop of each, alternating")
-        servers = {kind: bench.start(kind) for kind in ("ours", "peer")}
+        servers = {} if args.click_only else {kind: bench.start(kind) for kind in ("ours", "peer")}
         for server in servers.values():
             server.wait_answering()
             await common.open_desktop(server)  # start it (peer) / wait until drawn (ours)

@@ -47,7 +47,7 @@ c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
 # Desktops are Slurm jobs: they keep running while the hub restarts, and the hub finds them again.
 c.JupyterHub.cleanup_servers = False
 # sudo's secure_path replaces PATH and PATH is not exported into the job: absolute paths only.
-c.VNCSlurmSpawner.batchspawner_singleuser_cmd = str(venv / "bin" / "batchspawner-singleuser")
+c.VNCSlurmSpawner.batchspawner_singleuser_cmd = str(venv / "bin" / "jupyter-vnc-singleuser")
 c.Spawner.cmd = [str(venv / "bin" / "jupyterhub-singleuser")]
 c.Spawner.default_url = "/lab"
 c.VNCSlurmSpawner.req_partition = "vnc"

@@ -26,6 +26,13 @@ from batchspawner.batchspawner import format_template
 from .slurm import BASE_ENV, SQUEUE_FORMAT, CommandResult, JobInfo, Phase, parse_squeue, phase_of
 
 QUERY_ALL = f"squeue -h -t all -j {{job_ids}} -o '{SQUEUE_FORMAT}'"
+# QUERY_ALL without its id list: every job Slurm knows, the watched ones picked out by parse_squeue.
+# squeue filters a -j list at a cost of (jobs on the cluster x ids listed) - 0.30 s of CPU for 5,000
+# ids among 5,000 jobs, 0.02 s for the whole list (benchmarks/poll_scaling.py's hub) - and Linux takes
+# no command-line word over 128 KiB (about 14,500 eight-digit ids). Past WIDE_FROM ids the whole list
+# is the cheaper one query, at any number of desktops.
+QUERY_EVERY = f"squeue -h -t all -o '{SQUEUE_FORMAT}'"
+WIDE_FROM = 500
 STOP = "scancel --batch --signal=TERM {job_id}"
 LIST = "squeue -h -u {username} --name {job_name} -t PD,CF,R,S,CG -o %i"
 
@@ -98,14 +105,16 @@ async def outcome(run_command: RunCommand, cmd: str, **kwargs: Any) -> CommandRe
 
 
 class BatchedQuery:
-    """One query for many jobs (the shared poller's), through a prefix and a command template."""
+    """One query for many jobs (the shared poller's), through a prefix and a command template; with
+    ``wide`` (a template without {job_ids}), that one for more than WIDE_FROM jobs."""
 
-    def __init__(self, run_command: RunCommand, prefix: str, template: str) -> None:
-        self.run_command, self.prefix, self.template = run_command, prefix, template
+    def __init__(self, run_command: RunCommand, prefix: str, template: str, wide: str = "") -> None:
+        self.run_command, self.prefix, self.template, self.wide = run_command, prefix, template, wide
 
     def command(self, job_ids: Sequence[str]) -> str:
         ids = ",".join(job_ids)
-        return compose(self.prefix, self.template, {"job_ids": ids, "job_id": ids})
+        template = self.wide if self.wide and len(job_ids) > WIDE_FROM else self.template
+        return compose(self.prefix, template, {"job_ids": ids, "job_id": ids})
 
     async def query(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
         ids = list(dict.fromkeys(str(j) for j in job_ids))

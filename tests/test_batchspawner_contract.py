@@ -104,7 +104,7 @@ async def test_slurm_as_the_user_through_the_default_exec_prefix() -> None:
                  "--gres=gpu:1"):  # fmt: skip
         assert re.search(rf"^#SBATCH\s+{re.escape(line)}$", script, re.M), line
     assert re.search(r"^#SBATCH --export=\S*,SITE_VAR$", script, re.M)
-    server = r"module load site-desktop.*batchspawner-singleuser singleuser_command.*echo site-epilogue"
+    server = r"module load site-desktop.*jupyter-vnc-singleuser singleuser_command.*echo site-epilogue"
     assert re.search(server, script, re.S)
     spawner.script = [(SQUEUE, f"RUNNING {NODE}")]
     assert await spawner.poll() is None

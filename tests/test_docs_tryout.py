@@ -85,7 +85,7 @@ def test_the_tryout_config_loads_with_our_spawner(tmp_path: Path) -> None:
     spawner = VNCSlurmSpawner(config=config)
     assert spawner.req_partition
     assert spawner.batchspawner_singleuser_cmd.startswith("/")
-    assert spawner.batchspawner_singleuser_cmd.endswith("/batchspawner-singleuser")
+    assert spawner.batchspawner_singleuser_cmd.endswith("/jupyter-vnc-singleuser")
     assert (
         spawner.cmd and spawner.cmd[0].startswith("/") and spawner.cmd[0].endswith("/jupyterhub-singleuser")
     )

@@ -114,7 +114,7 @@ def test_the_environment_a_job_gets(
     apptainer: Path, desktop_image: Path, jack: pwd.struct_passwd, job_dir: Path
 ) -> None:
     script = (
-        "echo $PATH; echo $VGL_DISPLAY; command -v jupyter; command -v batchspawner-singleuser; id -un;"
+        "echo $PATH; echo $VGL_DISPLAY; command -v jupyter; command -v jupyter-vnc-singleuser; id -un;"
         " touch /scratch && echo writable"
     )
     result = subprocess.run(
@@ -127,7 +127,7 @@ def test_the_environment_a_job_gets(
     assert path.startswith("/opt/jupyter-vnc/venv/bin:")
     assert vgl == "egl"
     assert jupyter == "/opt/jupyter-vnc/venv/bin/jupyter"
-    assert singleuser == "/opt/jupyter-vnc/venv/bin/batchspawner-singleuser"
+    assert singleuser == "/opt/jupyter-vnc/venv/bin/jupyter-vnc-singleuser"
     assert name == "jack"
     assert writable == "writable"  # --writable-tmpfs: the user may write where the image is root's
 

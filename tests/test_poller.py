@@ -111,6 +111,28 @@ async def test_the_hubs_own_query_path_through_its_sudo_rule(jobs: list[str]) ->
     assert (hidden.phase, hidden.state) == (Phase.ENDED, ""), hidden
 
 
+async def test_thousands_of_desktops_are_still_one_query_with_the_same_answers(jobs: list[str]) -> None:
+    """Past WIDE_FROM watched jobs the hub's query lists every job instead of naming each one (no
+    command-line word over 128 KiB, no squeue filtering thousands of ids): still one squeue, through the
+    site's sudo rule, and the same answers: the real jobs as Slurm has them, the rest ended."""
+    from jupyter_vnc.slurm_commands import QUERY_ALL, QUERY_EVERY, WIDE_FROM, BatchedQuery, run_shell
+
+    ran: list[str] = []
+
+    async def as_the_hub(cmd: str, **kwargs: object) -> str:
+        ran.append(cmd)
+        hub = "setpriv --reuid=jvnc-hub --regid=jvnc-hub --init-groups --reset-env"
+        return await run_shell(f"{hub} {cmd}", **kwargs)  # type: ignore[arg-type]
+
+    gone = [str(900_000_000 + i) for i in range(WIDE_FROM + 1)]  # ids Slurm does not know (any more)
+    narrow = await BatchedQuery(as_the_hub, "sudo -n -u root", QUERY_ALL, QUERY_EVERY).query(jobs)
+    wide = await BatchedQuery(as_the_hub, "sudo -n -u root", QUERY_ALL, QUERY_EVERY).query(jobs + gone)
+    assert " -j " in ran[0] and " -j " not in ran[1] and len(ran) == 2, ran
+    assert {j: wide[j] for j in jobs} == narrow
+    assert {narrow[j].phase for j in jobs} <= {Phase.QUEUED, Phase.RUNNING}
+    assert {(wide[j].phase, wide[j].state) for j in gone} == {(Phase.ENDED, "")}
+
+
 async def test_controller_down_is_unknown_for_everyone(jobs: list[str], dead_controller_conf) -> None:
     poller = JobPoller(SlurmClient(env={"SLURM_CONF": str(dead_controller_conf)}), MemoryRegistry())
     answers = await asyncio.gather(*(poller.get(j) for j in jobs))

@@ -288,7 +288,7 @@ async def test_batchspawner_slurm_expectations_still_hold() -> None:
     subvars["cmd"] = spawner.cmd_formatted_for_batch()
     script = await spawner._get_batch_script(**subvars)
     assert re.search(
-        r"^PROLOGUE.*^batchspawner-singleuser singleuser_command.*^EPILOGUE", script, re.S | re.M
+        r"^PROLOGUE.*^jupyter-vnc-singleuser singleuser_command.*^EPILOGUE", script, re.S | re.M
     )
     for pattern in [
         r"^#SBATCH \s+ --cpus-per-task=5",

@@ -86,7 +86,7 @@ async def test_desktop_in_the_image_through_the_hub(
         while not names_inside() & {"Xvnc", "Xtigervnc"} and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
         names = names_inside()
-        assert names & {"Xvnc", "Xtigervnc"} and "batchspawner-si" in names, names  # the server and Xvnc
+        assert names & {"Xvnc", "Xtigervnc"} and "jupyter-vnc-sin" in names, names  # the server and Xvnc
         # The site's bind is there, read-only, in the mount table the desktop's programs see.
         inside = next(
             pid for pid in job_processes(job_id)

@@ -184,7 +184,7 @@ class Doctor:
                 self.add(OK, name, f"{path} ({where})")
             else:
                 self.add(severity, name, f"not found {where}: {advice}")
-        singleuser = self.settings.trait("batchspawner_singleuser_cmd", "batchspawner-singleuser")
+        singleuser = self.settings.trait("batchspawner_singleuser_cmd", "jupyter-vnc-singleuser")
         cmd = (self.settings.trait("cmd", None) or ["jupyterhub-singleuser"])[0]
         python = shlex.quote(str(Path(cmd).parent / "python")) if "/" in cmd else "python3"
         check = (
