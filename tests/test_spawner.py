@@ -287,9 +287,7 @@ async def test_batchspawner_slurm_expectations_still_hold() -> None:
     subvars = spawner.get_req_subvars()
     subvars["cmd"] = spawner.cmd_formatted_for_batch()
     script = await spawner._get_batch_script(**subvars)
-    assert re.search(
-        r"^PROLOGUE.*^jupyter-vnc-singleuser singleuser_command.*^EPILOGUE", script, re.S | re.M
-    )
+    assert re.search(r"^PROLOGUE.*^jupyter-vnc-singleuser singleuser_command.*^EPILOGUE", script, re.S | re.M)
     for pattern in [
         r"^#SBATCH \s+ --cpus-per-task=5",
         r"^#SBATCH \s+ --time=3-05:10:10",
