@@ -1,32 +1,51 @@
-"""Spawn request -> server ready, and -> desktop pixels: VNCSlurmSpawner vs batchspawner's SlurmSpawner.
+"""Spawn request -> server ready -> desktop pixels -> a usable desktop: VNCSlurmSpawner vs batchspawner's
+SlurmSpawner, and vs the peer's whole stack.
 
-The same job (jupyterhub-singleuser with jupyter-vnc's extension, which starts the desktop with the
-server; 1 GB, no GPU) on the same Slurm, each spawner in a JupyterHub of its own, runs interleaved
-(ours, plain, ours, plain, ...), medians of the pairs. Then again with every Slurm command of both hubs
-going over ssh to the login node (devstack/login-node): batchspawner's exec_prefix for both, and our
-shared status query through query_exec_prefix. The login node has a real site's sudo rule (no SETENV):
-ours runs through it as the admin guide configures it (``sudo -H -n -u {username}``); plain
-SlurmSpawner needs ``sudo -E`` to hand its environment to the job, which that rule refuses, so its
-spawns there fail, and are counted (``ssh_plain_failed``), not timed. Timed from just before the POST:
+Three kinds on the same Slurm, each in a JupyterHub of its own, interleaved (ours, plain, peer, ...):
 
-- ready: the hub's REST API says the server is ready (polled every 20 ms, the same for both);
-- pixels: the desktop's first full screen with XFCE drawn on it, read through the hub's proxy over the
-  server's desktop websocket with the user's own token (RFB, Raw encoding).
+- ours: VNCSlurmSpawner; the job runs jupyter-vnc-singleuser + jupyterhub-singleuser with jupyter-vnc's
+  extension, which starts the desktop with the server;
+- plain: batchspawner's SlurmSpawner with the same server (batchspawner-singleuser + the same
+  jupyterhub-singleuser and extension): the spawner alone compared;
+- peer: SlurmSpawner with the peer's own venv in the job (batchspawner-singleuser, jupyterhub-singleuser,
+  jupyter-remote-desktop-proxy 3.0.1, see peer.py), whose desktop starts on the first websocket.
 
-Each hub is load_spawn.Hub on ports of its own (8400, 8410, 8420, 8430 and the two after each); after
-each spawn the server is stopped and the job waited for until it is gone. A desktop that never draws
-within 90 s is counted (``undrawn``), not fatal. Prints every run, a table of medians per kind (ready,
-pixels, pixels - ready, and the ready range) and last ``RESULT ours_vs_plain=... pixels_ours_vs_plain=...
+1 GB, no GPU for all. Then ours and plain again with every Slurm command going over ssh to the login node
+(devstack/login-node): batchspawner's exec_prefix for both, and our shared status query through
+query_exec_prefix. The login node has a real site's sudo rule (no SETENV): ours runs through it as the
+admin guide configures it (``sudo -H -n -u {username}``); plain SlurmSpawner needs ``sudo -E`` to hand
+its environment to the job, which that rule refuses, so its spawns there fail, and are counted
+(``ssh_plain_failed``), not timed. Timed from just before the POST:
+
+- ready: the hub's REST API says the server is ready (polled every 20 ms, the same for all);
+- pixels: the desktop's first full screen with more than a blank X screen, read through the hub's proxy
+  over the server's desktop websocket with the user's own token (RFB, Raw encoding), connected as soon
+  as the server is ready (the peer's desktop starts then);
+- usable: XFCE's panel drawn as it stays (the top rows of the screen, read every 50 ms until unchanged
+  for 3 s; the time of the first read that already showed them so).
+
+Where the time goes, per spawn, from the logs of the parts it passes (one clock, this machine):
+submit (POST -> slurmctld has the job), queue (-> Slurm allocates it: slurmctld's scheduler tick here),
+launch (-> slurmd launches it), job start (-> the server's first log line: the job's environment,
+the launcher and the server's imports), server start (-> it listens), hub sees it ready (-> REST says
+ready). After each spawn the server is stopped and the job waited for until it is gone; the user's live
+processes still there a second later are counted (``left behind``, named) and ended. A desktop that
+never draws within 90 s is counted (``undrawn``), not fatal.
+
+Prints every run, a table of medians per kind (ready, pixels, usable, pixels - ready, the ready range,
+left behind), the stages' medians, and last ``RESULT ours_vs_plain=... pixels_ours_vs_plain=...
 ours_ready_s=... plain_ready_s=... ours_pixels_s=... plain_pixels_s=... ours_drawn_after_ready_s=...
 plain_drawn_after_ready_s=... ours_ready_range_s=<min-max> plain_ready_range_s=<min-max>
-[ssh_ours_vs_plain=... ssh_ours_ready_s=... ssh_plain_ready_s=... ssh_plain_failed=N] undrawn=N``; the
-ratios are medians of
-the per-run pairs, the rest medians of the runs.
+ours_vs_plain_without_queue=... usable_ours_vs_peer=... usable_ours_s=... usable_peer_s=... peer_ready_s=...
+left_behind_ours=N left_behind_peer=N [ssh_ours_vs_plain=... ssh_ours_ready_s=... ssh_plain_ready_s=...
+ssh_plain_failed=N] ours_<stage>_s=... plain_<stage>_s=... undrawn=N``; ratios are medians of the
+per-run pairs (``without_queue``: of ready less Slurm's allocation wait), the rest medians of the runs.
 
     /opt/jupyter-vnc/venv/bin/python benchmarks/spawn_latency.py [--runs 5] [--no-ssh]
 
-Needs root and the test bed (devstack/install; Slurm and the login node are started if needed).
-Runs as the user olga (the one the login node's sudo rule names). About 4 minutes.
+Needs root and the test bed (devstack/install; Slurm and the login node are started if needed), the
+peer's venv (made on first use). Runs as the user olga (the one the login node's sudo rule names). About
+6 minutes for 7 runs.
 """
 
 from __future__ import annotations
@@ -231,13 +250,23 @@ def last_error(hub: Hub) -> str:
 
 
 def left_behind() -> int:
-    """The user's processes still alive once her job is gone (named, then ended here, before the next
-    run)."""
-    found = subprocess.run(["pgrep", "-l", "-u", USER], capture_output=True, text=True).stdout.splitlines()
-    if found:
-        log(f"  left behind: {', '.join(sorted(line.split()[-1] for line in found))}")
+    """The user's live processes once her job is gone (named, then ended here, before the next run).
+    Zombies do not count: dead already, they wait for their parent (here often this VM's init, which
+    reaps late) to collect their exit status."""
+    live = []
+    found = subprocess.run(["pgrep", "-l", "-u", USER], capture_output=True, text=True).stdout
+    for line in found.splitlines():
+        pid, name = line.split(maxsplit=1)
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue  # gone meanwhile
+        if state not in ("Z", "X"):
+            live.append(name)
+    if live:
+        log(f"  left behind: {', '.join(sorted(live))}")
         subprocess.run(["pkill", "-KILL", "-u", USER], check=False)
-    return len(found)
+    return len(live)
 
 
 def one_spawn(hub: Hub, token: str, path: str) -> tuple[list[float], list[float]]:
@@ -348,6 +377,18 @@ def main() -> int:
         ]
         return statistics.median(pairs) if pairs else float("nan")
 
+    def unqueued_ratio(a: str, b: str) -> float:
+        """ours/plain of "ready" less Slurm's own submit -> allocation wait: slurmctld allocates on its
+        1 s scheduler tick here, a wait of 0-1 s that falls on either kind by chance."""
+        if len(stages[a]) != len(stages[b]):
+            return float("nan")
+        pairs = [
+            (x[0] - sx[1]) / (y[0] - sy[1])
+            for x, y, sx, sy in zip(results[a], results[b], stages[a], stages[b], strict=True)
+            if sx[1] == sx[1] and sy[1] == sy[1]
+        ]
+        return statistics.median(pairs) if pairs else float("nan")
+
     def after_ready(kind: str) -> float:
         """Median of pixels - ready over the runs that drew: how long the desktop took after "ready"."""
         values = [r[1] - r[0] for r in results[kind] if r[1] == r[1]]
@@ -383,6 +424,7 @@ def main() -> int:
         f"ours_ready_range_s={ready_range('ours')}", f"plain_ready_range_s={ready_range('plain')}",
         # A usable desktop (the panel drawn as it stays), from the spawn request: ours vs the peer's
         # whole stack (plain SlurmSpawner + jupyter-remote-desktop-proxy).
+        f"ours_vs_plain_without_queue={unqueued_ratio('ours', 'plain'):.2f}",
         f"usable_ours_vs_peer={pair_ratio('ours', 'peer', 2):.2f}",
         f"usable_ours_s={med('ours', 2):.2f}", f"usable_peer_s={med('peer', 2):.2f}",
         f"peer_ready_s={med('peer', 0):.2f}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -55,6 +57,22 @@ def request_token(handler: JupyterHandler) -> str:
     return str(hub_auth.get_token(handler) or "")
 
 
+@functools.lru_cache(maxsize=8)
+def _static_version(name: str, mtime_ns: int) -> str:
+    """A hash of a static file's content (keyed by its mtime too, for a rebuild under a running
+    server): in its URL as ``?v=``, the browser may keep the file for good (tornado's static handler
+    then answers with a year's max-age) instead of asking again on every page."""
+    return hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:16]
+
+
+def static_url(base_url: str, name: str) -> str:
+    path = url_path_join(base_url, "vnc", "static", name)
+    try:
+        return f"{path}?v={_static_version(name, (STATIC_DIR / name).stat().st_mtime_ns)}"
+    except OSError:
+        return path  # not built: the page says so (the script does not load)
+
+
 def _json_for_script(value: Any) -> str:
     """JSON that can sit inside <script type="application/json"> whatever the strings contain."""
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -90,12 +108,20 @@ class ViewerHandler(DesktopHandlerMixin, JupyterHandler):
     @web.authenticated
     @authorized("read")
     def get(self) -> None:
-        config = {**viewer_config(self, self.base_url), "token": request_token(self)}
+        # The desktop's state as of now (no X query, no sharing lookup: those come with the viewer's
+        # status polls), so that the viewer opens its websocket without asking first.
+        initial = {"state": self.desktop.state, "message": self.desktop.message, "idle": self.idle.status()}
+        config = {
+            **viewer_config(self, self.base_url),
+            "token": request_token(self),
+            "initial_status": initial,
+        }
         page = (
             self.environment()
             .get_template("viewer.html")
             .render(
-                static_base=url_path_join(self.base_url, "vnc", "static") + "/",
+                script_url=static_url(self.base_url, "viewer.js"),
+                style_url=static_url(self.base_url, "viewer.css"),
                 config_json=_json_for_script(config),
             )
         )

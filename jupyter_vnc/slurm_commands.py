@@ -26,13 +26,24 @@ from batchspawner.batchspawner import format_template
 from .slurm import BASE_ENV, SQUEUE_FORMAT, CommandResult, JobInfo, Phase, parse_squeue, phase_of
 
 QUERY_ALL = f"squeue -h -t all -j {{job_ids}} -o '{SQUEUE_FORMAT}'"
-# QUERY_ALL without its id list: every job Slurm knows, the watched ones picked out by parse_squeue.
-# squeue filters a -j list at a cost of (jobs on the cluster x ids listed) - 0.30 s of CPU for 5,000
-# ids among 5,000 jobs, 0.02 s for the whole list (benchmarks/poll_scaling.py's hub) - and Linux takes
-# no command-line word over 128 KiB (about 14,500 eight-digit ids). Past WIDE_FROM ids the whole list
-# is the cheaper one query, at any number of desktops.
-QUERY_EVERY = f"squeue -h -t all -o '{SQUEUE_FORMAT}'"
+# Past WIDE_FROM watched jobs the query drops its id list (widened): every job Slurm knows, the watched
+# ones picked out by parse_squeue. squeue filters a -j list at a cost of (jobs on the cluster x ids
+# listed) - 0.30 s of CPU for 5,000 ids among 5,000 jobs, 0.02 s for the whole list
+# (benchmarks/poll_scaling.py's hub) - and Linux takes no command-line word over 128 KiB (about 14,500
+# eight-digit ids): one query at any number of desktops.
 WIDE_FROM = 500
+_ID_LIST = " -j {job_ids}"
+
+
+def widened(template: str) -> str:
+    """The query for many jobs: an squeue template without its ``-j {job_ids}`` (this default's, or a
+    site's that only puts squeue elsewhere: a path, an ssh prefix); "" for any other command, which is
+    the site's own to answer."""
+    if "squeue" in template and template.count(_ID_LIST) == 1 and template.count("{job_ids}") == 1:
+        return template.replace(_ID_LIST, "")
+    return ""
+
+
 STOP = "scancel --batch --signal=TERM {job_id}"
 LIST = "squeue -h -u {username} --name {job_name} -t PD,CF,R,S,CG -o %i"
 

@@ -33,15 +33,7 @@ from .messages import SpawnFailed, explain_end, explain_exit, explain_reason, ne
 from .poller import JobPoller, JobQuery
 from .registry import Registry, RegistryUnavailable, ResilientRegistry, Session, open_registry
 from .slurm import CommandResult, JobInfo, Phase, node_of_status, parse_squeue
-from .slurm_commands import (
-    QUERY_ALL,
-    QUERY_EVERY,
-    BatchedQuery,
-    compose,
-    outcome,
-    parse_status_line,
-    run_shell,
-)
+from .slurm_commands import BatchedQuery, compose, outcome, parse_status_line, run_shell, widened
 from .spawner_traits import DesktopSpawnerBase
 
 # Variables the single-user server needs inside the container besides the hub's own (JUPYTERHUB_*).
@@ -179,9 +171,8 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
         return compose(self.exec_prefix, template, subvars)
 
     def _shared(self) -> tuple[Registry, JobPoller]:
-        # The whole list for many jobs only where the query is ours: a site's own template is its own.
-        wide = QUERY_EVERY if self.batch_query_all_cmd == QUERY_ALL else ""
-        query = BatchedQuery(self.run_command, self.query_exec_prefix or "", self.batch_query_all_cmd, wide)
+        template = self.batch_query_all_cmd
+        query = BatchedQuery(self.run_command, self.query_exec_prefix or "", template, widened(template))
         key = f"{type(self).__qualname__}:{query.command(['{job_ids}'])}"
         return shared(self.registry_url, query, key, self.poll_interval, self.registry_password_file)
 

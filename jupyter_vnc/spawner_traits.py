@@ -128,7 +128,7 @@ class DesktopSpawnerBase(SlurmSpawner):
     batchspawner_singleuser_cmd = Unicode(
         "jupyter-vnc-singleuser",
         help="""The job's first command: it tells the hub the server's port, then runs the server (cmd).
-        The default, jupyter-vnc's own, starts the server about 1.5 s sooner than batchspawner's
+        The default, jupyter-vnc's own, starts the server about a second sooner than batchspawner's
         batchspawner-singleuser, which also works. Where the job's PATH may not have it, give the path.
         Example: "/opt/jupyter-vnc/venv/bin/jupyter-vnc-singleuser"
         """,

@@ -5,8 +5,8 @@
 //   node esbuild.viewer.mjs --watch   rebuild on change (with --dev)
 //   node esbuild.viewer.mjs --clean   remove what the build writes
 //
-// noVNC 1.7 has top-level awaits, so the bundle must be an ES module (format "esm"), loaded by the page
-// with <script type="module">.
+// The bundle is an ES module (format "esm"), loaded by the page with <script type="module"> (noVNC 1.7's
+// modules are written for that; its one top-level await is moved beside, below).
 import { readFileSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,8 +37,29 @@ const banner =
   `/*! jupyter-vnc desktop viewer. Includes noVNC ${novnc.version} (${novnc.license}), ` +
   `source: ${novnc.homepage}; licenses: viewer.LICENSES.txt */`;
 
+// noVNC probes the browser's H.264 decoder at load, with a top-level await that decodes a test frame:
+// nothing of the viewer runs, and no connection opens, until it is done. TigerVNC's and TurboVNC's
+// servers never send H.264, so the probe runs beside the viewer instead (its answer still lands in the
+// same variable before noVNC reads it, or noVNC offers no H.264, which these servers ignore anyway).
+const H264_PROBE = 'supportsWebCodecsH264Decode = await _checkWebCodecsH264DecodeSupport();';
+const probeBeside = {
+  name: 'novnc-h264-probe-beside',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]@novnc[\\/]novnc[\\/]core[\\/]util[\\/]browser\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      if (!source.includes(H264_PROBE)) {
+        throw new Error(`${args.path} no longer has "${H264_PROBE}": review this build step`);
+      }
+      const beside =
+        '_checkWebCodecsH264DecodeSupport().then((supported) => { supportsWebCodecsH264Decode = supported; });';
+      return { contents: source.replace(H264_PROBE, beside), loader: 'js' };
+    });
+  },
+};
+
 const options = {
   absWorkingDir: here,
+  plugins: [probeBeside],
   entryPoints: { viewer: 'src/viewer/main.ts' },
   outdir,
   bundle: true,

@@ -283,14 +283,19 @@ class StreamRate:
     seconds: float
 
 
-async def measure_stream(client: RFBClient, seconds: float, timeout: float = 10) -> StreamRate:
-    """Incremental updates back to back (always one request outstanding) for ``seconds``, on a client
-    whose handshake, pixel format and encodings are done. The screen must be changing: a VNC server
-    answers an incremental request only when something moved."""
+async def measure_stream(
+    client: RFBClient, seconds: float, timeout: float = 10, window: int = 1
+) -> StreamRate:
+    """Incremental updates back to back for ``seconds``, on a client whose handshake, pixel format and
+    encodings are done: ``window`` requests outstanding (that many sent first, one more as each update
+    arrives; 1: each update waits for a round trip). The screen must be changing: a VNC server answers
+    an incremental request only when something moved."""
     assert client.init is not None
     screen = client.init.width * client.init.height
     count = nbytes = area = 0
     t0 = time.perf_counter()
+    for _ in range(window - 1):
+        await client.request_update(incremental=True)
     while time.perf_counter() - t0 < seconds:
         await client.request_update(incremental=True)
         update = await asyncio.wait_for(client.read_update(), timeout)

@@ -115,7 +115,7 @@ async def test_thousands_of_desktops_are_still_one_query_with_the_same_answers(j
     """Past WIDE_FROM watched jobs the hub's query lists every job instead of naming each one (no
     command-line word over 128 KiB, no squeue filtering thousands of ids): still one squeue, through the
     site's sudo rule, and the same answers: the real jobs as Slurm has them, the rest ended."""
-    from jupyter_vnc.slurm_commands import QUERY_ALL, QUERY_EVERY, WIDE_FROM, BatchedQuery, run_shell
+    from jupyter_vnc.slurm_commands import QUERY_ALL, WIDE_FROM, BatchedQuery, run_shell, widened
 
     ran: list[str] = []
 
@@ -124,9 +124,16 @@ async def test_thousands_of_desktops_are_still_one_query_with_the_same_answers(j
         hub = "setpriv --reuid=jvnc-hub --regid=jvnc-hub --init-groups --reset-env"
         return await run_shell(f"{hub} {cmd}", **kwargs)  # type: ignore[arg-type]
 
+    # A site's own squeue (a path, an ssh prefix) is widened the same way; any other command is its own.
+    assert (
+        widened("ssh login1 /opt/slurm/bin/squeue -h -j {job_ids} -o x")
+        == "ssh login1 /opt/slurm/bin/squeue -h -o x"
+    )
+    assert widened("/site/jobstate {job_ids}") == widened("squeue -h -o x") == ""
     gone = [str(900_000_000 + i) for i in range(WIDE_FROM + 1)]  # ids Slurm does not know (any more)
-    narrow = await BatchedQuery(as_the_hub, "sudo -n -u root", QUERY_ALL, QUERY_EVERY).query(jobs)
-    wide = await BatchedQuery(as_the_hub, "sudo -n -u root", QUERY_ALL, QUERY_EVERY).query(jobs + gone)
+    query = BatchedQuery(as_the_hub, "sudo -n -u root", QUERY_ALL, widened(QUERY_ALL))
+    narrow = await query.query(jobs)
+    wide = await query.query(jobs + gone)
     assert " -j " in ran[0] and " -j " not in ran[1] and len(ran) == 2, ran
     assert {j: wide[j] for j in jobs} == narrow
     assert {narrow[j].phase for j in jobs} <= {Phase.QUEUED, Phase.RUNNING}

@@ -50,6 +50,25 @@ async def test_browser_reaches_connected_and_shows_the_xfce_panel(
         assert size and size[0] == 1280 and 600 <= size[1] < 800, size
 
 
+async def test_the_page_connects_before_it_asks_for_the_status(desktop_server: UserServer) -> None:
+    """The page comes with the desktop's state: its first websocket opens without a status request
+    first (the status line's details follow), and its script is one the browser may keep."""
+    async with chromium() as browser:
+        page = await browser.new_page()
+        seen: list[str] = []
+        page.on("websocket", lambda ws: seen.append("websocket"))
+        page.on("request", lambda r: seen.append("status") if "/vnc/api/status" in r.url else None)
+        cached: list[str] = []
+        page.on(
+            "response",
+            lambda r: cached.append(r.headers.get("cache-control", "")) if "/viewer.js" in r.url else None,
+        )
+        await page.goto(f"{desktop_server.url}/vnc/?token={desktop_server.token}")
+        await page.wait_for_selector("body[data-vnc-state=connected]", timeout=30_000)
+        assert seen and seen[0] == "websocket", seen
+        assert cached and "max-age=" in cached[0] and "no-cache" not in cached[0], cached
+
+
 async def test_viewer_page_needs_a_login(desktop_server: UserServer) -> None:
     async with chromium() as browser:
         page = await browser.new_page()

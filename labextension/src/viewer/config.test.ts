@@ -14,8 +14,10 @@ describe('parseConfig', () => {
       clipboard: false,
       title: 'alice: desktop',
       token: 'abc123',
+      initial_status: { state: 'running', message: 'running', idle: { paused: true } },
     });
-    expect(config).toEqual({
+    expect(config.initialStatus).toMatchObject({ state: 'running', paused: true });
+    expect({ ...config, initialStatus: null }).toEqual({
       websocketPath: '/user/alice/vnc/websockify',
       statusUrl: '/user/alice/vnc/api/status',
       desktopUrl: '/user/alice/vnc/api/desktop',
@@ -26,6 +28,7 @@ describe('parseConfig', () => {
       title: 'alice: desktop',
       xsrfToken: '',
       token: 'abc123',
+      initialStatus: null,
     });
   });
 

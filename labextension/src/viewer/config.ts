@@ -6,6 +6,7 @@
  */
 
 import { withQuery } from './server';
+import { parseStatus, type DesktopStatus } from './status';
 
 export interface ViewerConfig {
   /** Path (absolute, or relative to the page) of the RFB websocket. */
@@ -32,6 +33,11 @@ export interface ViewerConfig {
    * websockets is off. Empty: cookies only.
    */
   token: string;
+  /**
+   * The desktop's state as the page was served (state, message, idle: none of the slower details), so
+   * that the first connection needs no status request first; null: ask (the JupyterLab tab).
+   */
+  initialStatus: DesktopStatus | null;
 }
 
 export const CONFIG_ELEMENT_ID = 'jvnc-config';
@@ -47,6 +53,7 @@ export const DEFAULT_CONFIG: Readonly<ViewerConfig> = Object.freeze({
   title: 'Desktop',
   xsrfToken: '',
   token: '',
+  initialStatus: null,
 });
 
 function str(value: unknown, fallback: string): string {
@@ -73,6 +80,7 @@ export function parseConfig(raw: unknown): ViewerConfig {
     title: str(obj.title, d.title) || d.title,
     xsrfToken: str(obj.xsrf_token, d.xsrfToken),
     token: str(obj.token, d.token),
+    initialStatus: parseStatus(obj.initial_status),
   };
 }
 

@@ -48,6 +48,7 @@ function setup(
     startDesktop?: () => Promise<void>;
     fetchStatus?: () => Promise<DesktopStatus | null>;
     resume?: () => Promise<void>;
+    initialStatus?: DesktopStatus | null;
   } = {},
 ) {
   const rfbs: FakeRfb[] = [];
@@ -65,6 +66,7 @@ function setup(
       (statuses ? async () => status(statuses.length > 1 ? statuses.shift()! : statuses[0]) : undefined),
     startDesktop: options.startDesktop,
     resume: options.resume,
+    initialStatus: options.initialStatus,
     backoff: new Backoff(DEFAULT_BACKOFF, () => 0), // no jitter: exact delays
   });
   const last = () => views[views.length - 1];
@@ -79,6 +81,37 @@ afterEach(() => {
 });
 
 describe('ConnectionController', () => {
+  it("opens the first connection on the page's own status, and asks the server only from then on", async () => {
+    let asked = 0;
+    const { controller, rfbs } = setup({
+      initialStatus: status('running'),
+      fetchStatus: async () => {
+        asked += 1;
+        return status('running');
+      },
+    });
+    controller.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(rfbs).toHaveLength(1); // no request before the websocket
+    expect(asked).toBe(0);
+    rfbs[0].connectOk();
+    rfbs[0].drop();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(asked).toBe(1); // the reconnect asks: the page's status is old by then
+    expect(rfbs).toHaveLength(2);
+  });
+
+  it("goes by the page's status when it says the desktop is paused: no websocket until the user resumes", async () => {
+    const { controller, rfbs, last } = setup({
+      initialStatus: status('running', '', { paused: true }),
+      fetchStatus: async () => status('running', '', { paused: true }),
+    });
+    controller.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(rfbs).toHaveLength(0);
+    expect(last()).toMatchObject({ halted: 'idle' });
+  });
+
   it('halts on a paused desktop without retrying, and resumes only when the user asks', async () => {
     let paused = true;
     let resumed = 0;

@@ -49,6 +49,8 @@ export interface ConnectionDeps {
   onView(view: ConnectionView): void;
   /** The desktop's status, or null when unknown; absent when the server gives no status URL. */
   fetchStatus?(): Promise<DesktopStatus | null>;
+  /** The status the page came with: the first attempt goes by it instead of asking (fetchStatus). */
+  initialStatus?: DesktopStatus | null;
   /** Starts a stopped desktop, when the page opens or the user presses Connect. */
   startDesktop?(): Promise<void>;
   /** Tells the server the user is back (Resume, Keep it): a paused desktop counts as used again. */
@@ -71,8 +73,10 @@ export class ConnectionController {
   /** Bumped by every new attempt or user action: async results of an older one are dropped. */
   private generation = 0;
   private view: ConnectionView = { state: 'disconnected', reason: '', retryAt: null, halted: null };
+  private initialStatus: DesktopStatus | null;
 
   constructor(private readonly deps: ConnectionDeps) {
+    this.initialStatus = deps.initialStatus ?? null;
     this.backoff = deps.backoff ?? new Backoff();
     this.clock = deps.clock ?? realClock;
     this.startingPollMs = deps.startingPollMs ?? 1000;
@@ -156,10 +160,14 @@ export class ConnectionController {
     this.cancelTimer();
     this.setView({ state: 'connecting', reason: '', retryAt: null, halted: null });
 
-    if (this.deps.fetchStatus) {
-      let status: DesktopStatus | null = null;
+    // The page's own status, once: a status request before the websocket would cost the first
+    // connection a round trip (and the server an X query) for what the page already said.
+    const known = this.initialStatus;
+    this.initialStatus = null;
+    if (known || this.deps.fetchStatus) {
+      let status: DesktopStatus | null = known;
       try {
-        status = await this.deps.fetchStatus();
+        status ??= (await this.deps.fetchStatus?.()) ?? null;
       } catch {
         status = null; // unknown: try the websocket anyway
       }

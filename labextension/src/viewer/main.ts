@@ -19,7 +19,7 @@ function mountPage(): void {
 }
 
 if (document.getElementById(CONFIG_ELEMENT_ID)) {
-  // The bundle has top-level awaits (noVNC's codec probe), so DOMContentLoaded may already be over.
+  // A module script may run after DOMContentLoaded is over.
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', mountPage, { once: true });
   } else {

@@ -368,6 +368,7 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
       renderConnection();
     },
     fetchStatus: config.statusUrl ? refreshStatus : undefined,
+    initialStatus: config.initialStatus,
     startDesktop: config.desktopUrl ? () => postDesktop(config.desktopUrl, credentials()) : undefined,
     resume: config.activityUrl ? () => postActivity(config.activityUrl, credentials()) : undefined,
   });
