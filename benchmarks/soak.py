@@ -3,7 +3,7 @@
 One JupyterHub with VNCSlurmSpawner (spawn_latency's "ours" hub: the desktop starts with the server,
 1 GB, no GPU, user olga), then N times: spawn through the REST API, wait until the server is ready, read
 the desktop's full screen through the hub's proxy until XFCE has drawn it (more than a blank X screen's
-colours), stop, and wait until the job is gone. A spawn that fails, a desktop that never draws within
+colours) and its panel has settled (spawn_latency.watch_desktop), stop, and wait until the job is gone. A spawn that fails, a desktop that never draws within
 90 s and a job that does not go away are each counted, never retried.
 
     /opt/jupyter-vnc/venv/bin/python benchmarks/soak.py [--spawns 50]
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from load_spawn import Hub, log
-from spawn_latency import KINDS, USER, devstack, extra_config, one_spawn, slurm_jobs
+from spawn_latency import KINDS, USER, WEBSOCKET, devstack, extra_config, one_spawn, slurm_jobs
 
 
 def main() -> int:
@@ -39,7 +39,7 @@ def main() -> int:
     began = time.time()
     if slurm_jobs():
         raise SystemExit(f"{USER} has Slurm jobs already: {slurm_jobs()}")
-    spawner, _, port = KINDS["ours"]
+    spawner, _, port, _ = KINDS["ours"]
     squeue = Path(shutil.which("squeue") or "/usr/bin/squeue")
     ready: list[float] = []
     pixels: list[float] = []
@@ -56,7 +56,7 @@ def main() -> int:
             for n in range(1, args.spawns + 1):
                 started = time.monotonic()
                 try:
-                    r, p = one_spawn(hub, token)
+                    (r, p, _, _), _ = one_spawn(hub, token, WEBSOCKET[False])
                 except RuntimeError as e:
                     failed += 1
                     log(f"spawn {n:3d}: FAILED after {time.monotonic() - started:.1f} s: {e}")
