@@ -25,9 +25,12 @@ Prints every round (with how many other X servers ran on the machine: other peop
 and USS), the per-process breakdown of each kind's last desktop, the medians and ratios, and last
 ``RESULT ours_pss_mib=... peer_pss_mib=... ours_rss_mib=... peer_rss_mib=... ours_uss_mib=...
 peer_uss_mib=... pss_ratio=... rss_ratio=... uss_ratio=... ours_procs=... peer_procs=... ours_left=...
-peer_left=... goal_pss_ratio_le_0.8=met|missed pss_disturbed=0|1 rounds=N``.
+peer_left=... goal_pss_ratio_le_0.8=met|missed pss_disturbed=0|1 virtualgl=default|session rounds=N``. With
+``--virtualgl session`` ours runs its whole session under VirtualGL, as it does on a GPU node (here on
+Mesa's software EGL device).
 
 Run as root: /opt/jupyter-vnc/venv/bin/python benchmarks/desktop_memory.py [--rounds 2] [--settle 10]
+             [--virtualgl default|session]
 """
 
 from __future__ import annotations
@@ -53,8 +56,10 @@ def other_x_servers(mine: set[int]) -> int:
     )
 
 
-async def measure(bench: common.Bench, kind: str, settle: float, linger: float) -> dict:
-    server = bench.start(kind)
+async def measure(
+    bench: common.Bench, kind: str, settle: float, linger: float, extra: tuple[str, ...] = ()
+) -> dict:
+    server = bench.start(kind, extra=extra if kind == "ours" else ())
     try:
         server.wait_answering()
         await common.open_desktop(server)
@@ -98,7 +103,12 @@ async def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="desktops of each kind (default 2)")
     parser.add_argument("--settle", type=float, default=10.0, help="idle seconds before measuring")
     parser.add_argument("--linger", type=float, default=2.0, help="seconds after the server exits")
+    parser.add_argument(
+        "--virtualgl", choices=["default", "session"], default="default",
+        help="session: ours with its whole session under VirtualGL, as on a GPU node (default: as here)",
+    )  # fmt: skip
     args = parser.parse_args()
+    extra = ("--VNCDesktop.virtualgl=session",) if args.virtualgl == "session" else ()
 
     bench = common.Bench("desktop_memory")
     results: dict[str, list[dict]] = {"ours": [], "peer": []}
@@ -112,7 +122,7 @@ async def main() -> int:
         )
         for r in range(args.rounds):
             for kind in ("ours", "peer") if r % 2 == 0 else ("peer", "ours"):
-                m = await measure(bench, kind, args.settle, args.linger)
+                m = await measure(bench, kind, args.settle, args.linger, extra)
                 results[kind].append(m)
                 left = f"{len(m['left'])}" + (f" ({', '.join(m['left'])})" if m["left"] else "")
                 log(
@@ -158,7 +168,7 @@ async def main() -> int:
         + "".join(f" {f}_ratio={fmt(ratios[f], 3)}" for f in FIGURES)
         + f" ours_procs={procs['ours']:g} peer_procs={procs['peer']:g}"
         f" ours_left={left['ours']} peer_left={left['peer']} goal_pss_ratio_le_0.8={goal}"
-        f" pss_disturbed={int(disturbed)} rounds={args.rounds}"
+        f" pss_disturbed={int(disturbed)} virtualgl={args.virtualgl} rounds={args.rounds}"
     )
     return 0
 

@@ -2,8 +2,9 @@
 
 One JupyterHub with VNCSlurmSpawner (spawn_latency's "ours" hub: the desktop starts with the server,
 1 GB, no GPU, user olga), then N times: spawn through the REST API, wait until the server is ready, read
-the desktop's full screen through the hub's proxy until XFCE has drawn it (more than a blank X screen's
-colours) and its panel has settled (spawn_latency.watch_desktop), stop, and wait until the job is gone. A spawn that fails, a desktop that never draws within
+the desktop's full screen through the hub's proxy until XFCE has drawn it (more than a blank X
+screen's colours) and its panel has settled (spawn_latency.watch_desktop), stop, and wait until the job
+is gone. A spawn that fails, a desktop that never draws within
 90 s and a job that does not go away are each counted, never retried.
 
     /opt/jupyter-vnc/venv/bin/python benchmarks/soak.py [--spawns 50]
