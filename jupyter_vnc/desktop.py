@@ -526,9 +526,12 @@ class VNCDesktop(LoggingConfigurable):
         env.update(extra_env or {})
         proc = None
         try:
+            # A session of its own, as the desktop's other processes: it carries the desktop's marker,
+            # and a restart that finds it running ends its session, which must not be the job's.
             proc = await asyncio.create_subprocess_exec(
-                *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-            )
+                *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )  # fmt: skip
             out, err = await asyncio.wait_for(proc.communicate(), 10)
         except (OSError, asyncio.TimeoutError):
             if proc is not None and proc.returncode is None:

@@ -33,6 +33,9 @@ def marked_pids(marker: str, sessions: set[int] | None = None, proc: Path = Path
     sessions = set() if sessions is None else sessions
     needle = f"{MARKER_VAR}={marker}".encode()
     me = os.getpid()
+    # Never the caller's own session: in a Slurm job that is the job's (its batch shell, the Jupyter
+    # server). A marked program started there by mistake must not make them desktop processes.
+    own_session = os.getsid(0)
     table: dict[int, tuple[int, int]] = {}  # pid -> (parent, session)
     found: set[int] = set()
     for entry in proc.iterdir():
@@ -51,7 +54,7 @@ def marked_pids(marker: str, sessions: set[int] | None = None, proc: Path = Path
                 found.add(pid)
         except OSError:
             continue
-    sessions |= {table[pid][1] for pid in found}
+    sessions |= {table[pid][1] for pid in found} - {own_session}
     found |= {pid for pid, (_, session) in table.items() if session in sessions}
     grew = True
     while grew:  # children of desktop processes are desktop processes
