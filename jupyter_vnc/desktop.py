@@ -337,6 +337,13 @@ class VNCDesktop(LoggingConfigurable):
         xauth.write_authority(self.authority, cookie, self.display)
 
         self._session_env = {**env, "DISPLAY": f":{self.display}", "XAUTHORITY": str(self.authority)}
+        if self._use_virtualgl():
+            # Under VirtualGL every GTK 3 program (XFCE's panel, desktop, window manager, session, ...)
+            # would probe OpenGL as it opens the display, and each would open the GPU's EGL device for
+            # it: ~15-20 MiB and a GPU context per program, for windows that never draw with OpenGL.
+            # GTK 3's own OpenGL (GtkGLArea, rare in HPC applications) is off instead; applications'
+            # OpenGL (Qt, VTK, Tk, GLX) still goes through VirtualGL. `GDK_GL= app` turns it on for one.
+            self._session_env.setdefault("GDK_GL", "disable")
         self._session_restarts = 0
         await self._start_session()
 

@@ -127,6 +127,9 @@ async def logo_share(server: UserServer, seconds: float) -> float:
     return best
 
 
+XFCE_PROGRAMS = {"xfce4-panel", "xfdesktop", "xfwm4", "xfce4-session"}
+
+
 @pytest.fixture
 def gl_session() -> Iterator[tuple[Path, Path]]:
     """(xstartup, log) of a session that starts glxspheres64 (see vglcheck.gl_session_script)."""
@@ -159,6 +162,12 @@ async def test_a_gl_program_in_the_desktop_renders_through_virtualgl(
     names = faker_in()
     assert names.get("xfce4-panel") and names.get("glxspheres64"), names
     assert not names.get("Xvnc", names.get("Xtigervnc")), "the X server itself must not run under VirtualGL"
+    # ...but XFCE's own programs, which never draw with OpenGL, do not open the GPU for GTK's GL probe
+    # (GDK_GL=disable in the session): only the GL program has a GL driver loaded.
+    drivers = {vglcheck.process_name(pid): vglcheck.maps_gl_driver(pid) for pid in server.desktop_pids()}
+    assert drivers.get("glxspheres64"), drivers
+    xfce = {n: d for n, d in drivers.items() if n.startswith("xf")}
+    assert set(xfce) >= XFCE_PROGRAMS and not any(xfce.values()), xfce
 
     status = server.status()
     assert status["gl_virtualgl"] is True, status  # the probe ran under VirtualGL and its log said so
@@ -178,6 +187,11 @@ async def test_without_virtualgl_the_same_program_carries_no_logo(
     )
     await asyncio.sleep(3)
     assert await logo_share(server, 3) < 0.1
+    # GTK's GL probe ran in a program that exited (xstartup): none of XFCE's programs, which stay for the
+    # whole session, holds Mesa and LLVM for it.
+    names = {vglcheck.process_name(pid): pid for pid in server.desktop_pids()}
+    xfce = {n: vglcheck.maps_gl_driver(pid) for n, pid in names.items() if n.startswith("xf")}
+    assert set(xfce) >= XFCE_PROGRAMS and not any(xfce.values()), xfce
     status = server.status()
     assert (
         status["gl_virtualgl"] is False and status["gl"] == "software" and "llvmpipe" in status["gl_renderer"]

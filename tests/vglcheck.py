@@ -87,6 +87,16 @@ def maps_virtualgl(pid: int) -> bool:
         return False
 
 
+def maps_gl_driver(pid: int) -> bool:
+    """Whether the process has loaded an OpenGL driver (Mesa's, with LLVM): it opened a GL device or
+    probed GL, ~12-20 MiB that stay for the process's life."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+    return "_dri.so" in maps or "libLLVM" in maps
+
+
 def process_name(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
