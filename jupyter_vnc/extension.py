@@ -13,7 +13,7 @@ import os
 from typing import ClassVar
 
 from jupyter_server.extension.application import ExtensionApp
-from tornado.ioloop import IOLoop
+from tornado.ioloop import IOLoop, PeriodicCallback
 from traitlets import Bool, Int
 from traitlets.config import Configurable
 
@@ -23,6 +23,7 @@ from .desktop import DesktopError, VNCDesktop
 from .guests import GuestsAtTheDesktopOnly, hold_guests_at_the_desktop
 from .handlers import routes
 from .idle import DesktopIdle
+from .share_grants import EXPIRY_CHECK_SECONDS, ShareDesk
 
 _OFF = {"0", "false", "no", "off"}
 
@@ -92,6 +93,12 @@ class VNCExtension(ExtensionApp):
             self.settings["authorizer"] = GuestsAtTheDesktopOnly(self.settings["authorizer"], parent=self)
         self.audience = Audience(hub_auth, self.log, self.guest_connections)
         self.settings["jupyter_vnc_audience"] = self.audience
+        if hub_auth is not None:
+            # Sharing from the viewer; timed shares are ended even when nobody has the viewer open.
+            desk = ShareDesk(hub_auth, self.log)
+            self.settings["jupyter_vnc_shares"] = desk
+            self._expiry = PeriodicCallback(self._end_expired_shares, EXPIRY_CHECK_SECONDS * 1000)
+            self._expiry.start()
         self.idle = DesktopIdle(self.audience, parent=self, log=self.log)
         self.settings["jupyter_vnc_idle"] = self.idle
         # The clock starts with the server: a desktop nobody ever opens is idle from its start.
@@ -115,6 +122,13 @@ class VNCExtension(ExtensionApp):
         with contextlib.suppress(DesktopError):
             await self.desktop.ensure_running()
 
+    async def _end_expired_shares(self) -> None:
+        desk = self.settings.get("jupyter_vnc_shares")
+        if desk is None:
+            return
+        if await desk.end_expired() and self.audience.book is not None:
+            self.audience.book.forget()
+
     def initialize_handlers(self) -> None:
         if self.enabled:
             self.handlers.extend(routes())
@@ -122,4 +136,6 @@ class VNCExtension(ExtensionApp):
     async def stop_extension(self) -> None:
         """The server is stopping: end the whole desktop, leaving no process behind."""
         if self.enabled:
+            if getattr(self, "_expiry", None) is not None:
+                self._expiry.stop()
             await self.desktop.stop()

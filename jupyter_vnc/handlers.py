@@ -19,6 +19,7 @@ from tornado import web
 from .bridge import DesktopHandlerMixin, DesktopWebSocket
 from .desktop import DesktopError
 from .resources import templates_dir
+from .share_grants import ShareDesk, ShareError, parse_grant
 from .sharing import Role, Visitor
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -34,6 +35,11 @@ def viewer_config(handler: DesktopHandlerMixin, base: str) -> dict[str, Any]:
         "desktop_url": url_path_join(base, "vnc", "api", "desktop"),
         "activity_url": url_path_join(base, "vnc", "api", "activity"),
         "lab_url": url_path_join(base, "lab"),
+        # Sharing from the viewer: only behind a hub (which keeps the shares); the link a recipient opens.
+        "shares_url": (
+            url_path_join(base, "vnc", "api", "shares") if "jupyter_vnc_shares" in handler.settings else ""
+        ),
+        "viewer_url": url_path_join(base, "vnc") + "/",
         "hub_url": url_path_join(hub_prefix, "hub", "home") if hub_prefix else "",
         "clipboard": handler.desktop.clipboard,
         "title": handler.desktop.desktop_name,
@@ -250,6 +256,70 @@ class DesktopHandler(DesktopHandlerMixin, APIHandler):
         self.finish()
 
 
+class SharesHandler(DesktopHandlerMixin, APIHandler):
+    """The owner's sharing of this desktop (share_grants.py).
+
+    GET: ``{"shares": [{"kind", "name", "right", "created_at", "expires_at"}], "watching": [...]}``;
+    POST ``{"user"|"group": name, "right": "watch"|"control", "minutes": N}``: share, or change a share;
+    DELETE ``.../shares/<user|group>/<name>``: revoke it (the recipient's connections end).
+    The owner and hub admins only; the hub keeps the shares, asked with the server's own token."""
+
+    _track_activity = False  # managing who watches is not work at the desktop
+    jupyter_vnc_desktop_route = False  # never a share recipient's (guests.py refuses them before this)
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.set_status(status)
+        self.finish(json.dumps(body))
+
+    async def _desk(self) -> ShareDesk | None:
+        desk: ShareDesk | None = self.settings.get("jupyter_vnc_shares")
+        if desk is None:
+            self._answer(501, {"message": "sharing needs JupyterHub: this server runs without one"})
+            return None
+        if not (await self.http_role()).may_manage:
+            owner = os.environ.get("JUPYTERHUB_USER", "its owner")
+            self._answer(403, {"message": f"only {owner} can share this desktop"})
+            return None
+        return desk
+
+    async def _reply(self, desk: ShareDesk, work: Any) -> None:
+        try:
+            shares = await work
+        except ShareError as e:
+            self._answer(e.status, {"message": str(e)})
+            return
+        if self.audience.book is not None:
+            self.audience.book.forget()  # a narrowed share takes effect at the next check
+        self._answer(200, {"shares": shares, "watching": self.audience.watchers()})
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self) -> None:
+        desk = await self._desk()
+        if desk is not None:
+            await self._reply(desk, desk.list())
+
+    @web.authenticated
+    @authorized("execute")
+    async def post(self) -> None:
+        desk = await self._desk()
+        if desk is None:
+            return
+        try:
+            grant = parse_grant(self.request.body)
+        except ShareError as e:
+            return self._answer(e.status, {"message": str(e)})
+        await self._reply(desk, desk.grant(grant))
+
+    @web.authenticated
+    @authorized("execute")
+    async def delete(self, kind: str, name: str) -> None:
+        desk = await self._desk()
+        if desk is not None:
+            await self._reply(desk, desk.revoke(kind, name))
+
+
 class StaticHandler(FileFindHandler):
     """The viewer's build (viewer.js, viewer.css): the same public files for everyone, served without
     authentication like Jupyter's own /static/ and JupyterLab's extension files. Behind JupyterHub an
@@ -268,5 +338,7 @@ def routes() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
         (r"/vnc/api/status", StatusHandler),
         (r"/vnc/api/desktop", DesktopHandler),
         (r"/vnc/api/activity", ActivityHandler),
+        (r"/vnc/api/shares", SharesHandler),
+        (r"/vnc/api/shares/(user|group)/([^/]+)", SharesHandler),
         (r"/vnc/static/(.*)", StaticHandler, {"path": str(STATIC_DIR)}),
     ]

@@ -118,6 +118,10 @@ class ShareBook:
         self._read_at = 0.0
         self._warned = False
 
+    def forget(self) -> None:
+        """The list just changed (the owner shared or revoked): read it afresh next time."""
+        self._list = None
+
     async def current(self, max_age: float = SHARES_MAX_AGE) -> ShareList:
         if self._list is not None and time.monotonic() - self._read_at < max_age:
             return self._list

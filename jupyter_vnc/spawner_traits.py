@@ -12,12 +12,14 @@ from typing import Any
 
 import jinja2
 from batchspawner import SlurmSpawner
+from jupyterhub import scopes as jupyterhub_scopes
 from tornado import web
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 
 from . import options, slurm_commands, slurm_syntax
 from .registry import RegistryConfigError, check_registry_url
 from .resources import template_path
+from .sharing import CONTROL_SCOPE
 
 # "As long as Slurm keeps the job" as JupyterHub's start_timeout (seconds); it has no "never".
 _NO_LIMIT = 365 * 24 * 3600
@@ -242,11 +244,22 @@ class DesktopSpawnerBase(SlurmSpawner):
 
     @default("server_token_scopes")
     def _default_server_token_scopes(self) -> Any:
-        # JupyterHub's "server" role, plus reading the server's own shares: the desktop lets a share
-        # recipient type only when the share carries custom:jupyter-vnc:control (sharing.py), and a
-        # recipient's own token cannot tell. Granted only where the owner may read their shares
-        # (JupyterHub's default "user" role may).
-        return ["users:activity!user", "access:servers!server", "read:shares!server"]
+        # JupyterHub's "server" role, plus this server's own shares: the desktop lets a share recipient
+        # type only when the share carries custom:jupyter-vnc:control (sharing.py), which a recipient's
+        # own token cannot tell; and the owner shares from the viewer (share_grants.py), which the hub
+        # allows only with the names looked up. The hub grants each only where the owner holds it.
+        scopes = [
+            "users:activity!user",
+            "access:servers!server",
+            "read:shares!server",
+            "shares!server",
+            "read:users:name",
+            "read:groups:name",
+        ]
+        if CONTROL_SCOPE in jupyterhub_scopes.scope_definitions:
+            # Only a scope the hub defines may be asked for: an unknown one would fail every spawn.
+            scopes.append(f"{CONTROL_SCOPE}!server")
+        return scopes
 
     # --- Slurm commands (batchspawner's batch_submit_cmd, batch_cancel_cmd, exec_prefix also apply) ----
     batch_query_all_cmd = Unicode(

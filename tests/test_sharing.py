@@ -8,6 +8,7 @@ seen by a window that has the focus, the X clipboard), never only in the page or
 from __future__ import annotations
 
 import asyncio
+import json
 import pwd
 import struct
 import subprocess
@@ -383,3 +384,158 @@ async def test_a_hub_admin_may_restart_and_stop_a_users_desktop(hub: HubBed, dav
         assert before == 0 and dave.server_api("vnc/api/status").json()["state"] == "stopped"
     finally:
         x.close()
+
+
+def _shares(dave: HubUser, method: str = "GET", path: str = "", **kwargs: object):  # type: ignore[no-untyped-def]
+    """dave's own viewer asking her server about her shares (share_grants.py), as the Share panel does."""
+    return dave.server_api("vnc/api/shares" + path, method=method, **kwargs)
+
+
+def _hub_shares(dave: HubUser) -> dict[str, list[str]]:
+    """What the hub itself holds: each recipient's scopes."""
+    return {
+        (item["user"] or item["group"])["name"]: sorted(item["scopes"])
+        for item in dave.api("GET", "/shares/dave/").json()["items"]
+    }
+
+
+async def test_the_owner_shares_narrows_and_revokes_from_her_desktop(dave: HubUser, erin: HubUser) -> None:
+    """The Share panel's API on the real hub: what it grants is what the hub holds and what erin's
+    connection gets; a bad request changes nothing; a revocation ends erin's open view."""
+    _up(dave)
+    assert _shares(dave).json() == {"shares": [], "watching": []}
+    for body, words in (
+        ({"user": "zed"}, "No such user: zed"),
+        ({"group": "no-such-group"}, "No such group: no-such-group"),
+        ({"user": "erin", "right": "admin"}, 'right must be "watch" or "control"'),
+        ({"user": "erin", "scopes": ["admin:users"]}, "unknown field(s): scopes"),
+        ({"user": "dave"}, "your own desktop"),
+    ):
+        r = _shares(dave, "POST", json=body)
+        assert r.status_code == 400 and words in r.json()["message"], (body, r.status_code, r.text)
+    assert _hub_shares(dave) == {}
+
+    r = _shares(dave, "POST", json={"user": "erin"})
+    assert r.status_code == 200, r.text
+    (row,) = r.json()["shares"]
+    assert (row["kind"], row["name"], row["right"], row["expires_at"]) == ("user", "erin", "watch", None)
+    assert _hub_shares(dave) == {"erin": ["access:servers!server=dave/"]}
+    token = erin.shared_config("dave")["token"]
+    assert _status(erin, token)[1]["you"] == {"user": "erin", "role": "view"}
+
+    # erin may watch; sharing dave's desktop on is not hers to do (the guest policy and the handler).
+    auth = {"Authorization": f"token {token}"}
+    for method, path in (("GET", ""), ("POST", ""), ("DELETE", "/user/erin")):
+        url = erin.server_url(owner="dave") + "vnc/api/shares" + path
+        r = erin.http.request(method, url, headers=auth, json={"user": "fred"})
+        assert r.status_code == 403, (method, r.status_code, r.text[:200])
+
+    assert _shares(dave, "POST", json={"user": "erin", "right": "control"}).status_code == 200
+    assert _hub_shares(dave) == {"erin": sorted(["access:servers!server=dave/", CONTROL])}
+    await _until(lambda: _status(erin, token)[1]["you"]["role"] == "control", 10, "erin given control")
+    r = _shares(dave, "POST", json={"user": "erin", "right": "watch"})
+    assert r.json()["shares"][0]["right"] == "watch"
+    assert _hub_shares(dave) == {"erin": ["access:servers!server=dave/"]}
+    await _until(lambda: _status(erin, token)[1]["you"]["role"] == "view", 10, "erin watching again")
+
+    client, conn = await _rfb(erin, token)
+    assert await _colours_seen(client) > 4
+    assert _shares(dave).json()["watching"] == [{"user": "erin", "role": "view", "connections": 1}]
+    r = _shares(dave, "DELETE", "/user/erin")
+    assert r.status_code == 200 and r.json()["shares"] == [], r.text
+    assert _hub_shares(dave) == {}
+    started = time.monotonic()
+    while (await asyncio.wait_for(conn.read_message(), 10)) is not None:  # type: ignore[attr-defined]
+        assert time.monotonic() - started < 10, "erin's view still open 10 s after the revocation"
+    assert conn.close_code == 4403  # type: ignore[attr-defined]
+    assert _status(erin, token)[0] == 403
+
+
+async def test_a_share_for_a_time_ends_by_itself(dave: HubUser, erin: HubUser) -> None:
+    """A share given for an hour is revoked at the hub when the hour is up, by the server, with nobody's
+    viewer open; the end is kept in dave's home, where a restarted server would find it."""
+    _up(dave)
+    before = time.time()
+    r = _shares(dave, "POST", json={"user": "erin", "minutes": 60})
+    assert r.status_code == 200, r.text
+    ends = r.json()["shares"][0]["expires_at"]
+    ends_at = time.mktime(time.strptime(ends, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    assert before + 3590 < ends_at < time.time() + 3610, ends
+    token = erin.shared_config("dave")["token"]
+    assert _status(erin, token)[0] == 200
+
+    record = Path(pwd.getpwnam("dave").pw_dir) / ".jupyter-vnc" / "shares" / "_default.json"
+    kept = json.loads(record.read_text())
+    assert list(kept) == ["user:erin"]
+    record.write_text(json.dumps({"user:erin": time.time() - 1}))  # the hour has passed (same file owner)
+    await _until(lambda: _hub_shares(dave) == {}, 40, "the server to end the share at the hub")
+    assert _status(erin, token)[0] == 403
+    assert json.loads(record.read_text()) == {}
+
+
+async def test_sharing_from_the_viewer_in_chromium(hub: HubBed, dave: HubUser) -> None:
+    """dave shares from her desktop's toolbar, erin opens the link and sees the desktop with control,
+    dave sees him watching, and one click on Revoke ends erin's view."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    _up(dave)
+    async with chromium() as browser:
+        alices = await browser.new_context(viewport={"width": 1280, "height": 800})
+        own = await log_in(alices, hub, "dave")
+        await own.goto(user_url(hub.url, "dave") + "vnc/")
+        toggle = own.locator("#jvnc-share-toggle")
+        await toggle.wait_for(state="visible", timeout=30_000)
+        await toggle.click()
+        panel = own.locator("#jvnc-share-panel")
+        assert await panel.is_visible()
+        assert await own.locator("#jvnc-share-empty").inner_text() == "Nobody: only you see this desktop."
+        message = own.locator("#jvnc-share-message")
+
+        await own.fill("#jvnc-share-name", "zed")
+        await own.click("#jvnc-share-add")
+        await message.filter(has_text="No such user: zed").wait_for(timeout=10_000)
+        assert await own.locator("#jvnc-share-list li").count() == 0
+
+        await own.fill("#jvnc-share-name", "erin")
+        await own.select_option("#jvnc-share-right", "control")
+        await own.select_option("#jvnc-share-minutes", "60")
+        await own.click("#jvnc-share-add")
+        await message.filter(has_text="Shared: erin may watch and control").wait_for(timeout=10_000)
+        row = own.locator('#jvnc-share-list li[data-share="user:erin"]')
+        assert "may watch and control" in await row.inner_text()
+        assert "ends in" in await row.inner_text()
+        link = await own.locator("#jvnc-share-link").input_value()
+        assert link == user_url(hub.url, "dave") + "vnc/"
+
+        bobs = await browser.new_context(viewport={"width": 1280, "height": 800})
+        page = await log_in(bobs, hub, "erin")
+        await page.goto(link)
+        if "oauth2/authorize" in page.url:
+            await page.click("form [type=submit]")
+        await page.wait_for_url(user_url(hub.url, "dave") + "vnc/**")
+        label = page.locator("#jvnc-share")
+        await label.filter(has_text="Shared by dave — you have control").wait_for(timeout=30_000)
+        assert await xfce_panel_colours(page) >= 4, "erin's canvas shows no desktop"
+        assert await page.locator("#jvnc-share-toggle").is_hidden()  # not his to share on
+
+        async def erin_listed_as_watching() -> bool:
+            await toggle.click()  # closing and opening the panel reads the list again
+            await toggle.click()
+            return "watching now" in await row.inner_text()
+
+        deadline = time.monotonic() + 20
+        while not await erin_listed_as_watching():
+            assert time.monotonic() < deadline, await row.inner_text()
+        await own.screenshot(path=str(ARTIFACTS / "share-panel.png"))
+
+        await row.get_by_role("button", name="Revoke the share with erin").click()
+        await message.filter(has_text="erin can no longer see this desktop").wait_for(timeout=10_000)
+        assert await own.locator("#jvnc-share-list li").count() == 0
+        # erin's view ends, and his viewer says so instead of trying again and again.
+        await (
+            page.locator("#jvnc-state-text")
+            .filter(has_text="you may no longer see this desktop")
+            .or_(page.locator("#jvnc-state-text").filter(has_text="no longer shared with you"))
+            .wait_for(timeout=20_000)
+        )
+        assert "retry" not in await page.locator("#jvnc-state-text").inner_text()
+        assert _hub_shares(dave) == {}

@@ -21,6 +21,10 @@ export interface ViewerConfig {
   labUrl: string;
   /** Link to the hub control panel. Empty: no link. */
   hubUrl: string;
+  /** GET/POST/DELETE the desktop's shares (the owner's Share panel). Empty: no hub, no sharing. */
+  sharesUrl: string;
+  /** The viewer page's path: the link a share recipient opens. */
+  viewerUrl: string;
   /** Clipboard sync with the remote desktop, both directions. */
   clipboard: boolean;
   /** document.title */
@@ -49,6 +53,8 @@ export const DEFAULT_CONFIG: Readonly<ViewerConfig> = Object.freeze({
   activityUrl: '',
   labUrl: '',
   hubUrl: '',
+  sharesUrl: '',
+  viewerUrl: '',
   clipboard: true,
   title: 'Desktop',
   xsrfToken: '',
@@ -76,6 +82,8 @@ export function parseConfig(raw: unknown): ViewerConfig {
     activityUrl: str(obj.activity_url, d.activityUrl),
     labUrl: str(obj.lab_url, d.labUrl),
     hubUrl: str(obj.hub_url, d.hubUrl),
+    sharesUrl: str(obj.shares_url, d.sharesUrl),
+    viewerUrl: str(obj.viewer_url, d.viewerUrl),
     clipboard: bool(obj.clipboard, d.clipboard),
     title: str(obj.title, d.title) || d.title,
     xsrfToken: str(obj.xsrf_token, d.xsrfToken),

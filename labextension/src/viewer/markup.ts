@@ -26,6 +26,7 @@ const MARKUP = `
   <div class="jvnc-actions" role="group" aria-label="Viewer actions">
     <button type="button" id="jvnc-clipboard-toggle" aria-expanded="false" aria-controls="jvnc-clipboard-panel" hidden>Clipboard</button>
     <button type="button" id="jvnc-settings-toggle" aria-expanded="false" aria-controls="jvnc-settings-panel">Settings</button>
+    <button type="button" id="jvnc-share-toggle" aria-expanded="false" aria-controls="jvnc-share-panel" hidden>Share</button>
     <button type="button" id="jvnc-fullscreen" hidden>Full screen</button>
     <button type="button" id="jvnc-connect-toggle">Disconnect</button>
     <button type="button" id="jvnc-restart" class="jvnc-danger" hidden>Restart desktop</button>
@@ -73,6 +74,49 @@ const MARKUP = `
       <option value="off">Keep desktop size</option>
     </select>
   </div>
+</section>
+
+<section id="jvnc-share-panel" class="jvnc-panel jvnc-share-panel" aria-label="Share" hidden>
+  <form id="jvnc-share-form" novalidate>
+    <div class="jvnc-field">
+      <label for="jvnc-share-name">Share with</label>
+      <select id="jvnc-share-kind" aria-label="User or group">
+        <option value="user">user</option>
+        <option value="group">group</option>
+      </select>
+      <input type="text" id="jvnc-share-name" autocomplete="off" spellcheck="false" placeholder="name on this hub">
+    </div>
+    <div class="jvnc-field">
+      <label for="jvnc-share-right">They may</label>
+      <select id="jvnc-share-right">
+        <option value="watch">watch</option>
+        <option value="control">watch and control</option>
+      </select>
+    </div>
+    <div class="jvnc-field">
+      <label for="jvnc-share-minutes">For</label>
+      <select id="jvnc-share-minutes">
+        <option value="">until I revoke it</option>
+        <option value="60">1 hour</option>
+        <option value="240">4 hours</option>
+        <option value="1440">1 day</option>
+        <option value="10080">1 week</option>
+      </select>
+    </div>
+    <div class="jvnc-panel-actions">
+      <button type="submit" id="jvnc-share-add">Share</button>
+    </div>
+  </form>
+  <p id="jvnc-share-message" class="jvnc-help jvnc-share-message" role="alert" hidden></p>
+  <p class="jvnc-share-heading">Shared with</p>
+  <ul id="jvnc-share-list" class="jvnc-share-list"></ul>
+  <p id="jvnc-share-empty" class="jvnc-help">Nobody: only you see this desktop.</p>
+  <div class="jvnc-field jvnc-share-linkrow">
+    <label for="jvnc-share-link">Their link</label>
+    <input type="text" id="jvnc-share-link" readonly>
+    <button type="button" id="jvnc-share-copy">Copy</button>
+  </div>
+  <p class="jvnc-help">Restart and stop stay yours. Revoking ends their open view at once.</p>
 </section>
 
 <div id="jvnc-idle" class="jvnc-idle" role="alert" hidden>

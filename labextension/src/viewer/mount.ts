@@ -12,6 +12,7 @@ import { websocketUrl, type ViewerConfig } from './config';
 import { ConnectionController, describeConnection, type ConnectionView } from './connection';
 import { addViewerMarkup } from './markup';
 import { cookieValue, fetchStatus, postActivity, postDesktop, type Credentials } from './server';
+import { mountSharePanel } from './share';
 import { clampLevel, loadSettings, rfbOptions, saveSettings, type ResizeMode, type ViewerSettings } from './settings';
 import {
   formatTimeLeft,
@@ -111,6 +112,8 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     clipboardPanel: byId<HTMLElement>('jvnc-clipboard-panel'),
     settingsToggle: byId<HTMLButtonElement>('jvnc-settings-toggle'),
     settingsPanel: byId<HTMLElement>('jvnc-settings-panel'),
+    shareToggle: byId<HTMLButtonElement>('jvnc-share-toggle'),
+    sharePanel: byId<HTMLElement>('jvnc-share-panel'),
     quality: byId<HTMLInputElement>('jvnc-quality'),
     qualityValue: byId<HTMLOutputElement>('jvnc-quality-value'),
     compression: byId<HTMLInputElement>('jvnc-compression'),
@@ -179,6 +182,7 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
   const panels: [HTMLButtonElement, HTMLElement][] = [
     [ui.clipboardToggle, ui.clipboardPanel],
     [ui.settingsToggle, ui.settingsPanel],
+    [ui.shareToggle, ui.sharePanel],
   ];
   const closePanels = (): void => {
     for (const [button, panel] of panels) {
@@ -280,6 +284,10 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     root.dataset.role = status.role;
     role = status.role;
     ui.restart.hidden = !config.desktopUrl || status.role === 'view' || status.role === 'control';
+    ui.shareToggle.hidden = !sharing || !ownScreen();
+    if (!ui.sharePanel.hidden) {
+      void sharing?.refresh(); // who is watching may have changed
+    }
     if (rfb) {
       rfb.viewOnly = status.role === 'view';
       Object.assign(rfb, rfbOptions(settings, ownScreen()));
@@ -302,6 +310,25 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     xsrfToken: cookieValue(document.cookie, '_xsrf') ?? (config.xsrfToken || null),
     token: config.token,
   });
+  // Sharing: the owner's (and an admin's) panel, behind a hub only (the hub keeps the shares).
+  const sharing = config.sharesUrl
+    ? mountSharePanel({
+        sharesUrl: config.sharesUrl,
+        link: new URL(config.viewerUrl || '.', window.location.href).href,
+        credentials,
+        byId,
+        signal,
+      })
+    : null;
+  ui.shareToggle.addEventListener(
+    'click',
+    () => {
+      if (!ui.sharePanel.hidden) {
+        void sharing?.refresh();
+      }
+    },
+    { signal },
+  );
   const refreshStatus = async (): Promise<DesktopStatus | null> => {
     if (!config.statusUrl) {
       return null;

@@ -49,6 +49,21 @@ describe('fetchStatus', () => {
     expect(await fetchStatus('/s', {}, html as unknown as typeof fetch)).toBeNull();
   });
 
+  it('takes a 403 for final: the desktop says why, or the login layer refused before it', async () => {
+    const own = async () => jsonResponse({ state: 'refused', message: 'this desktop is no longer shared with you' }, 403);
+    expect(await fetchStatus('/s', {}, own as unknown as typeof fetch)).toMatchObject({
+      state: 'refused',
+      message: 'this desktop is no longer shared with you',
+    });
+    const login = async () => jsonResponse({ status: 403, message: 'Forbidden' }, 403);
+    expect(await fetchStatus('/s', {}, login as unknown as typeof fetch)).toMatchObject({
+      state: 'refused',
+      message: 'you may no longer see this desktop (Forbidden)',
+    });
+    const page = async () => new Response('<html>403</html>', { status: 403, statusText: 'Forbidden' });
+    expect((await fetchStatus('/s', {}, page as unknown as typeof fetch))?.state).toBe('refused');
+  });
+
   it('sends the XSRF token when it has one (JupyterHub refuses a cookie-authenticated fetch without)', async () => {
     const ok = vi.fn(async (_url: string, _init: RequestInit) => jsonResponse({ state: 'running' }));
     await fetchStatus('/s', { xsrfToken: 'tok|en' }, ok as unknown as typeof fetch);

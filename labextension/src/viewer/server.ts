@@ -61,11 +61,20 @@ export async function fetchStatus(
   if (!response.ok && response.status !== 403) {
     return null;
   }
+  const body = await response.text().catch(() => '');
+  let status: DesktopStatus | null = null;
   try {
-    return parseStatus(await response.json());
+    status = parseStatus(JSON.parse(body));
   } catch {
-    return null;
+    status = null;
   }
+  if (status === null && response.status === 403) {
+    // Refused before the desktop's own handler (the server's login layer, once the hub has taken the
+    // access back): as final as the desktop's own refusal. Retrying would only ask again, forever.
+    const why = errorMessage(response.status, response.statusText, body);
+    return parseStatus({ state: 'refused', message: `you may no longer see this desktop (${why})` });
+  }
+  return status;
 }
 
 /** The most useful text out of an error response body: Jupyter's JSON `message` / `reason`, or its status. */
