@@ -214,6 +214,16 @@ async def test_launcher_tile_desktop_tab_panel_status_and_restart(
         assert await page.locator(f"{PANEL} iframe").count() == 0
         assert await xfce_panel_colours(page, PANEL_CANVAS) >= 4, "no XFCE panel in the JupyterLab tab"
         await page.screenshot(path=str(artifacts / "lab-desktop-panel.png"))
+        # Sharing from the tab too: the panel reads the share list with JupyterLab's own token.
+        async with page.expect_response(lambda r: r.url.endswith("/vnc/api/shares")) as listed:
+            await page.locator(f"{PANEL} #jvnc-share-toggle").click()
+        assert (await listed.value).status == 200
+        empty = page.locator(f"{PANEL} #jvnc-share-empty")
+        assert await empty.inner_text() == "Nobody: only you see this desktop."
+        assert await page.locator(f"{PANEL} #jvnc-share-message").is_hidden()
+        link = await page.locator(f"{PANEL} #jvnc-share-link").input_value()
+        assert link == user_url(hub.url, USER) + "vnc/"
+        await page.locator(f"{PANEL} #jvnc-share-toggle").click()
 
         # The command palette has all three; Restart asks first, then restarts the desktop, and the
         # panel's viewer connects to the new one.
