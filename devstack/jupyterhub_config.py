@@ -114,6 +114,23 @@ def _test_users_settings(spawner):
 
 c.Spawner.pre_spawn_hook = _test_users_settings
 
+
+# The spawn form and its submission come before the spawn: they see the same per-test-user settings.
+def _test_users_form(spawner):
+    _test_users_settings(spawner)
+    return spawner.render_options_form(spawner)
+
+
+def _test_users_form_options(formdata, spawner):
+    from jupyter_vnc.spawner_traits import form_options
+
+    _test_users_settings(spawner)
+    return form_options(formdata, spawner)
+
+
+c.VNCSlurmSpawner.options_form = _test_users_form
+c.VNCSlurmSpawner.options_from_form = _test_users_form_options
+
 # A site's own settings on top of the demo's: tests/test_site_settings.py restarts the hub with a file
 # of them (a job template, partitions to choose from, fixed options, Apptainer binds).
 if os.environ.get("JVNC_EXTRA_CONFIG"):

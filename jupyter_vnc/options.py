@@ -22,7 +22,12 @@ HOURS_RE = re.compile(r"[ \t]*[0-9]{1,4}(\.[0-9]{1,4})?[ \t]*")
 MAX_INPUT = 64  # longest string option looked at; anything longer is refused unread
 MIN_SIDE, MAX_SIDE = 320, 8192
 PARTITION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-FIELDS = ("gpus", "memory_gb", "hours", "resolution", "partition", "queue_hours")
+# What goes after #SBATCH --mail-user=: an address, or a local user name where the site's MailProg
+# delivers to those. A closed pattern: a user name with a newline must not add a line to the script.
+MAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}(@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*)?")
+FIELDS = ("gpus", "memory_gb", "hours", "resolution", "partition", "queue_hours", "email")
+# Spellings of yes and no that a form checkbox, a JSON body or a curl -d line may use.
+_YES, _NO = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 def parse_resolution(value: str) -> tuple[int, int]:
@@ -58,6 +63,8 @@ class Limits:
     # it), and the longest wait a user may ask for (0: any, including 0).
     default_queue_hours: float = 0.0
     max_queue_hours: float = 0.0
+    # Whether the site mails users who ask (Slurm's --mail-type), and to what address.
+    email_address: str = ""
     fixed: Sequence[str] = field(default_factory=tuple)  # fields the user may not change
 
     def defaults(self) -> dict[str, Any]:
@@ -72,6 +79,7 @@ class Limits:
                 if self.max_queue_hours
                 else self.default_queue_hours
             ),
+            "email": False,
         }
 
     def choices(self) -> list[str]:
@@ -106,6 +114,8 @@ class DesktopRequest:
     # Cancel the job if Slurm has not started it after this many hours (0: wait as long as it takes).
     # A default, so that a request kept from before this field existed still reads back.
     queue_hours: float = 0.0
+    # Slurm mails the user when the job starts or fails (where the site offers it).
+    email: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +125,15 @@ class DesktopRequest:
         """Slurm's ``--time`` value, ``H:MM:00``."""
         minutes = round(self.hours * 60)
         return f"{minutes // 60}:{minutes % 60:02d}:00"
+
+
+def mail_address(template: str, username: str) -> str:
+    """The address Slurm mails ``username`` at (the admin's ``email_address``, ``{username}`` filled
+    in); OptionsError when it is not one Slurm can be given safely."""
+    address = template.replace("{username}", username)
+    if not MAIL_RE.fullmatch(address):
+        raise OptionsError(f"e-mail cannot be sent for user {_show(username)} (address {_show(address)})")
+    return address
 
 
 def _as_int(name: str, value: Any) -> int:
@@ -141,6 +160,14 @@ def _as_hours(value: Any, name: str = "hours") -> float:
     if not math.isfinite(hours):
         raise OptionsError(f"{name} must be a finite number")
     return hours
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _YES | _NO:
+        return value.strip().lower() in _YES
+    raise OptionsError(f"{name} must be true or false, not {_show(value)}")
 
 
 def _show(value: Any) -> str:
@@ -219,7 +246,11 @@ def validate(raw: Mapping[str, Any] | None, limits: Limits) -> DesktopRequest:
             else f"queue_hours must be 0 (no limit) or more, not {queue_hours:g}"
         )
 
-    return DesktopRequest(gpus, memory, round(hours, 4), resolution, partition, queue_hours)
+    email = _as_bool("email", values["email"])
+    if email and not limits.email_address:
+        raise OptionsError("this site does not send e-mail about desktops; leave email out")
+
+    return DesktopRequest(gpus, memory, round(hours, 4), resolution, partition, queue_hours, email)
 
 
 def from_form(formdata: Mapping[str, Sequence[str]]) -> dict[str, Any]:

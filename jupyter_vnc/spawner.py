@@ -119,7 +119,14 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             subvars["gres"] = slurm_syntax.gres_with_gpus(gres, request.gpus)
         if request.partition:
             subvars["partition"] = request.partition
+        mail_user = ""
+        if request.email and self.email_address:
+            try:
+                mail_user = options.mail_address(self.email_address, self.user.name)
+            except options.OptionsError:
+                mail_user = ""  # refused when the request was made; a request kept from before
         subvars.update(
+            mail_user=mail_user,
             resolution=request.resolution,
             gpus=request.gpus,
             job_name=f"jupyter-vnc-{self.user.name}"[:64],

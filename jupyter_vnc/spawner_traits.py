@@ -103,6 +103,15 @@ class DesktopSpawnerBase(SlurmSpawner):
         help="""Longest queue wait a user may ask for, in hours (0: any, including 0 for "as long as
         Slurm keeps it"). Example: c.VNCSlurmSpawner.max_queue_hours = 48""",
     ).tag(config=True)
+    email_address = Unicode(
+        "",
+        help="""Offer "E-mail me when it starts" on the spawn form (and user_options["email"]): Slurm then
+        mails the user when the desktop's job starts or fails (--mail-type=BEGIN,FAIL), at this address,
+        {username} being the hub user's name. Empty: no e-mail offered. Slurm's MailProg (slurm.conf)
+        must be able to send it; a bare {username} suits a site whose mail delivers to local users.
+        Example: c.VNCSlurmSpawner.email_address = "{username}@example.org"
+        """,
+    ).tag(config=True)
     job_start_timeout = Float(
         300.0,
         help="""Seconds from the job running on its node to its desktop server answering the hub
@@ -367,6 +376,7 @@ class DesktopSpawnerBase(SlurmSpawner):
             default_partition=self.req_partition,
             default_queue_hours=self.default_queue_hours,
             max_queue_hours=self.max_queue_hours,
+            email_address=self.email_address,
             fixed=tuple(self.fixed_options),
         )
 
@@ -377,9 +387,9 @@ class DesktopSpawnerBase(SlurmSpawner):
 
     @default("options_form")
     def _default_options_form(self) -> Any:
-        return self._render_options_form
+        return self.render_options_form
 
-    def _render_options_form(self, spawner: DesktopSpawnerBase) -> str:
+    def render_options_form(self, spawner: DesktopSpawnerBase) -> str:
         limits = spawner.limits
         if not limits.choices():
             return ""  # nothing to choose: JupyterHub spawns at once
@@ -387,24 +397,38 @@ class DesktopSpawnerBase(SlurmSpawner):
             loader=jinja2.FileSystemLoader(str(template_path("spawn_form.html.j2").parent))
         )
         env.autoescape = True
-        return env.get_template("spawn_form.html.j2").render(limits=limits, defaults=limits.defaults())
+        email_to = ""
+        if limits.email_address:
+            try:
+                email_to = options.mail_address(limits.email_address, spawner.user.name)
+            except options.OptionsError:
+                email_to = ""  # this user cannot be mailed: no checkbox
+        return env.get_template("spawn_form.html.j2").render(
+            limits=limits, defaults=limits.defaults(), email_to=email_to
+        )
 
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:
         # A default, not a method: a site's own c.Spawner.options_from_form still takes effect (its
         # result is then checked by apply_user_options like any API request).
-        return _options_from_form
+        return form_options
 
     def validated_request(self) -> options.DesktopRequest:
         try:
-            return options.validate(self.user_options or {}, self.limits)
+            request = options.validate(self.user_options or {}, self.limits)
+            if request.email:
+                options.mail_address(self.email_address, self.user.name)
+            return request
         except options.OptionsError as e:
             raise web.HTTPError(400, f"Invalid desktop options: {e}") from e
 
 
-def _options_from_form(formdata: dict[str, list[str]], spawner: DesktopSpawnerBase) -> dict[str, Any]:
+def form_options(formdata: dict[str, list[str]], spawner: DesktopSpawnerBase) -> dict[str, Any]:
     """Form fields → user_options; invalid values go back to the form with the reason."""
     try:
-        return options.validate(options.from_form(formdata), spawner.limits).as_dict()
+        request = options.validate(options.from_form(formdata), spawner.limits)
+        if request.email:
+            options.mail_address(spawner.email_address, spawner.user.name)
+        return request.as_dict()
     except options.OptionsError as e:
         raise web.HTTPError(400, str(e)) from e

@@ -10,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jupyter_vnc import jobscript
-from jupyter_vnc.options import DesktopRequest, Limits, OptionsError, from_form, parse_resolution, validate
+from jupyter_vnc.options import (
+    DesktopRequest,
+    Limits,
+    OptionsError,
+    from_form,
+    mail_address,
+    parse_resolution,
+    validate,
+)
 from jupyter_vnc.resources import template_path
 
 # No service: also run against the lowest declared dependency versions (devstack/floors).
@@ -30,7 +38,7 @@ def test_defaults_fill_what_the_user_leaves_out() -> None:
 def test_a_full_request_as_the_api_sends_it() -> None:
     raw = {"gpus": 2, "memory_gb": 16, "hours": 8, "resolution": "2560x1440", "partition": "gpu"}
     request = validate({**raw, "queue_hours": 2}, LIMITS)
-    assert request.as_dict() == {**raw, "hours": 8.0, "queue_hours": 2.0}
+    assert request.as_dict() == {**raw, "hours": 8.0, "queue_hours": 2.0, "email": False}
     assert request.walltime == "8:00:00"
     assert validate({"hours": 0.5}, LIMITS).walltime == "0:30:00"
 
@@ -256,7 +264,7 @@ def test_any_other_resolution_is_refused_with_the_reason(value: str, message: st
         parse_resolution(value)
 
 
-ALLOWED = "allowed: gpus, memory_gb, hours, resolution, partition, queue_hours"
+ALLOWED = "allowed: gpus, memory_gb, hours, resolution, partition, queue_hours, email"
 
 
 @pytest.mark.parametrize(
@@ -340,3 +348,27 @@ def test_the_first_offered_partition_is_the_default_unless_the_site_names_one() 
 
 def test_a_default_queue_wait_stands_when_the_site_sets_no_maximum() -> None:
     assert validate({}, Limits(default_queue_hours=5, max_queue_hours=0)).queue_hours == 5
+
+
+def test_email_is_asked_for_only_where_the_site_sends_it() -> None:
+    mails = Limits(email_address="{username}@example.org")
+    for yes in (True, "1", "on", "true", " Yes "):
+        assert validate({"email": yes}, mails).email is True
+    for no in (False, "0", "off", "false", ""):
+        assert validate({"email": no}, mails).email is False
+    assert validate({}, mails).email is False
+    for wrong in ("maybe", 1, [True], "1; rm -rf ~"):
+        with pytest.raises(OptionsError, match="email must be true or false"):
+            validate({"email": wrong}, mails)
+    with pytest.raises(OptionsError, match="this site does not send e-mail"):
+        validate({"email": True}, LIMITS)
+    assert validate({"email": False}, LIMITS).email is False  # saying no is always fine
+
+
+def test_the_mail_address_is_one_slurm_can_be_given_safely() -> None:
+    assert mail_address("{username}@example.org", "alice") == "alice@example.org"
+    assert mail_address("{username}", "alice") == "alice"  # local delivery
+    assert mail_address("hpc+{username}@mail.uni-x.de", "a.b-c_d") == "hpc+a.b-c_d@mail.uni-x.de"
+    for name in ("al ice", "alice\n#SBATCH --uid=0", "$(id)", "a@b@c", "ünï"):
+        with pytest.raises(OptionsError, match="e-mail cannot be sent"):
+            mail_address("{username}@example.org", name)

@@ -10,8 +10,10 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import HubBed
+from browser import chromium
+from conftest import ROOT, HubBed
 from hubclient import HubUser, ProgressReader, spawn_watching_progress
+from test_lab_e2e import log_in
 from test_spawner import _logged_in, job_processes, squeue
 
 # Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
@@ -99,3 +101,97 @@ async def test_a_queued_desktop_outlasts_the_hubs_timeouts_and_a_users_own_limit
     # The page she left open all along followed it to the end.
     waiting.messages(timeout=10)
     assert waiting.events[-1].get("ready") is True, waiting.events[-3:]
+
+
+# Wraps the browser's own Notification: each one the page raises is also reported to the test (a binding
+# survives the page's move to the server; the notification itself is still made by the browser).
+RECORD_NOTIFICATIONS = """
+(() => {
+  const Real = window.Notification;
+  if (!Real) { return; }
+  class Recorded extends Real {
+    constructor(title, options) {
+      super(title, options);
+      window.jvncNoted(title, (options && options.body) || "", document.title);
+    }
+  }
+  Object.defineProperty(Recorded, "permission", { get: () => Real.permission });
+  Recorded.requestPermission = (...a) => Real.requestPermission(...a);
+  window.Notification = Recorded;
+})();
+"""
+
+
+async def test_the_spawn_page_follows_the_queue_in_its_title_and_notifies_when_ready_or_failed(
+    hub: HubBed,
+    mona: HubUser,
+    partition_down: None,
+    spawner_settings: Callable[[str, dict], None],
+) -> None:
+    """mona asks for mail and for a notification, and works in another tab: the tab's title shows the
+    Slurm state, Slurm gets her mail options, and the browser tells her when the desktop is ready; a
+    second desktop that Slurm cancels in the queue is reported with the reason."""
+    spawner_settings("mona", {"req_partition": PARTITION, "email_address": "{username}@example.org"})
+    deadline = time.monotonic() + 60
+    while squeue("mona"):
+        assert time.monotonic() < deadline, f"jobs left by earlier tests: {squeue('mona')}"
+        await asyncio.sleep(0.5)
+    notes: list[tuple[str, str, str]] = []
+    async with chromium() as browser:
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        await context.grant_permissions(["notifications"], origin=hub.url)
+        await context.expose_binding("jvncNoted", lambda _src, *note: notes.append(note))
+        await context.add_init_script(RECORD_NOTIFICATIONS)
+        page = await log_in(context, hub, "mona")
+        await page.goto(f"{hub.url}/hub/spawn/mona")
+        email = page.locator("#jvnc-email")
+        assert "Slurm mails mona@example.org" in await page.locator(".jupyter-vnc-options").inner_text()
+        await page.fill("input[name=gpus]", "0")
+        await page.fill("input[name=memory_gb]", "1")
+        await email.check()
+        await page.click("form [type=submit]")
+        await page.wait_for_url("**/spawn-pending/**", timeout=30_000)
+        state = page.locator("#jvnc-notify-state")
+        await state.filter(has_text="This tab will notify you").wait_for(timeout=10_000)
+        assert await page.locator("#jvnc-notify-button").is_hidden()  # already allowed: nothing to ask
+        deadline = time.monotonic() + 30
+        while "Waiting in the Slurm queue" not in (title := await page.title()):
+            assert time.monotonic() < deadline, title
+            await asyncio.sleep(0.3)
+        assert "PartitionDown" in title, title
+        (job_id,) = squeue("mona")
+        detail = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+        assert "MailUser=mona@example.org" in detail and "MailType=BEGIN,FAIL" in detail, detail
+        assert notes == []  # nothing to say while it waits
+
+        subprocess.run(["scontrol", "update", f"PartitionName={PARTITION}", "State=DOWN"], check=True)
+        subprocess.run(["scontrol", "update", f"PartitionName={PARTITION}", "State=UP"], check=True)
+        await page.wait_for_url("**/user/mona/**", timeout=90_000)
+        deadline = time.monotonic() + 10
+        while not notes:
+            assert time.monotonic() < deadline, "no notification when the desktop was ready"
+            await asyncio.sleep(0.2)
+        title, _, page_title = notes[0]
+        assert title == "Your desktop is ready" and page_title.startswith("Ready · "), notes
+
+        # A second desktop, cancelled by Slurm while it waits: the notification gives the reason.
+        mona.api("DELETE", "/users/mona/server")
+        mona.wait_stopped(timeout=60)
+        subprocess.run(["scontrol", "update", f"PartitionName={PARTITION}", "State=DOWN"], check=True)
+        assert mona.api("POST", "/users/mona/server", json={"gpus": 0, "memory_gb": 1}).status_code == 202
+        await page.goto(f"{hub.url}/hub/spawn-pending/mona")
+        deadline = time.monotonic() + 30
+        while not squeue("mona"):
+            assert time.monotonic() < deadline, "no job submitted"
+            await asyncio.sleep(0.3)
+        (second,) = squeue("mona")
+        subprocess.run(["scancel", second], check=True)
+        deadline = time.monotonic() + 60
+        while len(notes) < 2:
+            assert time.monotonic() < deadline, f"no notification of the failure: {notes}"
+            await asyncio.sleep(0.3)
+        title, body, page_title = notes[1]
+        assert title == "Your desktop could not start" and page_title.startswith("Failed · "), notes
+        assert second in body and "cancel" in body.lower(), body
+        assert (await page.title()).startswith("Failed · ")
+        await page.screenshot(path=str(ROOT / "test-artifacts" / "spawn-failed-notified.png"))

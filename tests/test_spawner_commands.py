@@ -97,8 +97,9 @@ async def test_the_admins_req_values_are_the_forms_defaults_and_the_scripts() ->
     assert spawner.limits.defaults() == {
         "gpus": 1, "memory_gb": 32, "hours": 8.0, "resolution": "1920x1080", "partition": "vis",
         "queue_hours": 24.0,  # default_queue_hours: no req_* for it, ours
+        "email": False,
     }  # fmt: skip
-    form = spawner._render_options_form(spawner)
+    form = spawner.render_options_form(spawner)
     assert re.search(r'name="memory_gb"[^>]*value="32"', form), form
     assert re.search(r'name="hours"[^>]*value="8(\.0)?"', form), form
     subvars = spawner.get_req_subvars()
@@ -114,6 +115,29 @@ async def test_the_admins_req_values_are_the_forms_defaults_and_the_scripts() ->
     spawner.user_options = {"memory_gb": 65}  # limits still bound the choice
     with pytest.raises(web.HTTPError, match="memory_gb must be between 1 and 64"):
         spawner.validated_request()
+
+
+async def test_a_user_who_asks_for_mail_gets_slurms_mail_options_and_only_then() -> None:
+    spawner = site_spawner(email_address="{username}@uni.example")
+    assert 'name="email"' in spawner.render_options_form(
+        spawner
+    ) and "alice@uni.example" in spawner.render_options_form(spawner)
+
+    async def script(options: dict) -> str:
+        spawner.user_options = options
+        spawner.request = spawner.validated_request()
+        subvars = {**spawner.get_req_subvars(), "cmd": spawner.cmd_formatted_for_batch()}
+        return await spawner._get_batch_script(**subvars)
+
+    asked = await script({"email": True})
+    assert "#SBATCH --mail-type=BEGIN,FAIL\n#SBATCH --mail-user=alice@uni.example\n" in asked
+    assert "--mail" not in await script({})
+    # A site without mail: no checkbox, and the option is refused before anything is submitted.
+    plain = site_spawner()
+    assert 'name="email"' not in plain.render_options_form(plain)
+    plain.user_options = {"email": True}
+    with pytest.raises(web.HTTPError, match="this site does not send e-mail"):
+        plain.validated_request()
 
 
 async def test_a_sites_own_per_job_query_is_honoured_and_unknown_is_not_ended() -> None:
