@@ -36,6 +36,11 @@ c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = 3
 # ...but at most two desktop jobs in Slurm per user, whatever they ask for (GPU nodes are shared).
 c.VNCSlurmSpawner.max_jobs_per_user = 2
+# An app tile next to the desktop's own in JupyterLab's launcher: the desktop opens with the app in it,
+# maximized, through VirtualGL where the node has a GPU.
+c.VNCSlurmSpawner.desktop_apps = [
+    {"name": "glxgears", "title": "OpenGL gears", "command": ["glxgears"], "gpu": True},
+]
 # Shows users why a desktop ended (walltime, cancelled, node failure) on the "not running" page.
 c.JupyterHub.template_paths = [str(templates_dir() / "hub")]
 c.JupyterHub.template_vars = {"jupyter_vnc_exits": exit_messages}

@@ -436,6 +436,20 @@ class VNCDesktop(LoggingConfigurable):
             return [self._gpu.virtualgl, *program]
         return program
 
+    # --- for programs started in the desktop from outside it (apps.py) -------------------------------
+
+    @property
+    def marker(self) -> str:
+        return self._marker
+
+    def session_environment(self) -> dict[str, str]:
+        """The environment the desktop session was started with (DISPLAY and XAUTHORITY included)."""
+        return dict(self._session_env)
+
+    def vglrun_for_apps(self) -> str:
+        """vglrun, where the desktop routes OpenGL through VirtualGL; empty where it does not."""
+        return self._gpu.virtualgl if self._gpu and self._use_virtualgl() else ""
+
     def _use_virtualgl(self) -> bool:
         if self.virtualgl == "off" or self._gpu is None:
             return False

@@ -9,14 +9,16 @@ started as a desktop job, JupyterLab offers it only where an Xvnc can run, and
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop, PeriodicCallback
-from traitlets import Bool, Int
+from traitlets import Bool, Dict, Int, List, default
 from traitlets.config import Configurable
 
+from . import apps as apps_config
 from . import jobinfo
 from .audience import Audience
 from .desktop import DesktopError, VNCDesktop
@@ -72,6 +74,38 @@ class VNCExtension(ExtensionApp):
         """,
     ).tag(config=True)
 
+    apps = List(
+        Dict(),
+        help="""Applications offered as JupyterLab launcher tiles: each opens the desktop and starts the app
+        in it, maximized, through VirtualGL where "gpu" is True and the desktop has it. Keys: name (a-z,
+        0-9, - and _; in the REST API), title, command (a list, or one command line), gpu, icon (an .svg
+        or .png file on the node). Unset: the hub's c.VNCSlurmSpawner.desktop_apps (the job gets them as
+        JUPYTER_VNC_APPS). Only these commands ever run: a request names an app, nothing more.
+        Example: c.VNCExtension.apps = [{"name": "paraview", "title": "ParaView", "command": ["paraview"],
+        "gpu": True, "icon": "/usr/share/icons/hicolor/scalable/apps/paraview.svg"}]
+        """,
+    ).tag(config=True)
+
+    @default("apps")
+    def _apps_from_the_hub(self) -> list[dict[str, Any]]:
+        value = os.environ.get(apps_config.ENV_VAR, "")
+        if not value:
+            return []
+        try:
+            raw = json.loads(value)
+        except ValueError:
+            self.log.error("jupyter-vnc: %s is not JSON; no apps offered", apps_config.ENV_VAR)
+            return []
+        return raw if isinstance(raw, list) else []
+
+    def _offered_apps(self) -> dict[str, apps_config.App]:
+        try:
+            return {app.name: app for app in apps_config.parse_apps(self.apps, "c.VNCExtension.apps")}
+        except apps_config.AppsError as e:
+            # The desktop itself still works; the admin reads why the tiles are missing.
+            self.log.error("jupyter-vnc: no apps offered: %s", e)
+            return {}
+
     def initialize_settings(self) -> None:
         if not self.enabled:
             self.log.info("jupyter-vnc: off in this server (c.VNCExtension.enabled = False)")
@@ -86,6 +120,7 @@ class VNCExtension(ExtensionApp):
         self.desktop = VNCDesktop(parent=self, log=self.log, desktop_job=desktop_job)
         page[PAGE_CONFIG_KEY] = "available" if desktop_job or self._desktop_can_run() else "unavailable"
         self.settings["jupyter_vnc_desktop"] = self.desktop
+        self.settings["jupyter_vnc_apps"] = self._offered_apps()
         hub_auth = getattr(self.serverapp.identity_provider, "hub_auth", None)
         if hub_auth is not None and self.guests_desktop_only:
             hold_guests_at_the_desktop(self.serverapp.identity_provider, self.serverapp.base_url, self.log)

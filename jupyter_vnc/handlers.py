@@ -16,6 +16,8 @@ from jupyter_server.base.handlers import APIHandler, FileFindHandler, JupyterHan
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from .app_launch import AppStartError, start_app
+from .apps import App, icon_type
 from .bridge import DesktopHandlerMixin, DesktopWebSocket
 from .desktop import DesktopError
 from .resources import templates_dir
@@ -320,6 +322,79 @@ class SharesHandler(DesktopHandlerMixin, APIHandler):
             await self._reply(desk, desk.revoke(kind, name))
 
 
+class AppsHandler(DesktopHandlerMixin, APIHandler):
+    """The admin's apps (apps.py). GET ``/vnc/api/apps``: ``{"apps": [{"name", "title", "gpu", "icon"}]}``;
+    GET ``/vnc/api/apps/<name>/icon``: its icon; POST ``/vnc/api/apps/<name>``: start it in the desktop
+    (starting the desktop first if needed), maximized. The owner and hub admins only: starting a program
+    is typing a command. The command is the admin's; a request only names the app."""
+
+    jupyter_vnc_desktop_route = False  # never a share recipient's (guests.py refuses them before this)
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.set_status(status)
+        self.finish(json.dumps(body))
+
+    def _app(self, name: str) -> App | None:
+        offered: dict[str, App] = self.settings.get("jupyter_vnc_apps") or {}
+        app = offered.get(name)
+        if app is None:
+            choice = ", ".join(sorted(offered)) or "none"
+            self._answer(404, {"message": f"no app named {name!r} in this desktop; offered: {choice}"})
+        return app
+
+    @web.authenticated
+    @authorized("read")
+    async def get(self) -> None:
+        offered: dict[str, App] = self.settings.get("jupyter_vnc_apps") or {}
+        self._answer(200, {"apps": [app.public() for app in offered.values()]})
+
+    @web.authenticated
+    @authorized("execute")
+    async def post(self, name: str) -> None:
+        if not (await self.http_role()).may_manage:
+            owner = os.environ.get("JUPYTERHUB_USER", "its owner")
+            return self._answer(403, {"message": f"only {owner} can start programs in this desktop"})
+        body = self.request.body.strip()
+        if body and body != b"{}":
+            return self._answer(
+                400, {"message": "send no body: the app's command is the site's, not the request's"}
+            )
+        app = self._app(name)
+        if app is None:
+            return
+        try:
+            await self.desktop.ensure_running()
+            pid = await start_app(self.desktop, app)
+        except DesktopError as e:
+            return self._answer(503, {"state": "failed", "message": str(e)})
+        except AppStartError as e:
+            return self._answer(502, {"message": str(e)})
+        self.log.info("jupyter-vnc: started %s (%s) in the desktop, pid %d", app.title, app.name, pid)
+        self._answer(200, {"app": app.name, "pid": pid, "message": f"{app.title} is starting"})
+
+
+class AppIconHandler(DesktopHandlerMixin, JupyterHandler):
+    """GET ``/vnc/api/apps/<name>/icon``: the app's icon file (an image, not JSON: no APIHandler)."""
+
+    jupyter_vnc_desktop_route = False
+    _track_activity = False
+
+    @web.authenticated
+    @authorized("read")
+    def get(self, name: str) -> None:
+        app = (self.settings.get("jupyter_vnc_apps") or {}).get(name)
+        try:
+            data = Path(app.icon).read_bytes() if app is not None and app.icon else None
+        except OSError:
+            data = None
+        if data is None:
+            raise web.HTTPError(404, f"no icon for {name!r}")
+        self.set_header("Content-Type", icon_type(app))
+        self.set_header("Cache-Control", "private, max-age=3600")
+        self.finish(data)
+
+
 class StaticHandler(FileFindHandler):
     """The viewer's build (viewer.js, viewer.css): the same public files for everyone, served without
     authentication like Jupyter's own /static/ and JupyterLab's extension files. Behind JupyterHub an
@@ -338,6 +413,9 @@ def routes() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
         (r"/vnc/api/status", StatusHandler),
         (r"/vnc/api/desktop", DesktopHandler),
         (r"/vnc/api/activity", ActivityHandler),
+        (r"/vnc/api/apps", AppsHandler),
+        (r"/vnc/api/apps/([^/]+)/icon", AppIconHandler),
+        (r"/vnc/api/apps/([^/]+)", AppsHandler),
         (r"/vnc/api/shares", SharesHandler),
         (r"/vnc/api/shares/(user|group)/([^/]+)", SharesHandler),
         (r"/vnc/static/(.*)", StaticHandler, {"path": str(STATIC_DIR)}),

@@ -14,9 +14,9 @@ import jinja2
 from batchspawner import SlurmSpawner
 from jupyterhub import scopes as jupyterhub_scopes
 from tornado import web
-from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
-from . import options, slurm_commands, slurm_syntax
+from . import apps, options, slurm_commands, slurm_syntax
 from .registry import RegistryConfigError, check_registry_url
 from .resources import template_path
 from .sharing import CONTROL_SCOPE
@@ -230,14 +230,39 @@ class DesktopSpawnerBase(SlurmSpawner):
         Example: c.VNCSlurmSpawner.idle_pause_minutes = 60""",
     ).tag(config=True)
 
+    # --- applications ------------------------------------------------------------------------------
+
+    desktop_apps = List(
+        Dict(),
+        help="""Applications offered as JupyterLab launcher tiles: each opens the desktop and starts the
+        app in it, maximized, through VirtualGL where "gpu" is True and the node has a GPU. Keys: name
+        (a-z, 0-9, - and _; used in the REST API), title, command (a list, or one command line), gpu,
+        icon (an .svg or .png file on the node). Checked when the hub starts. Only these commands ever
+        run: a click or a REST call names an app, nothing more. A server's own c.VNCExtension.apps wins.
+        Example: c.VNCSlurmSpawner.desktop_apps = [{"name": "paraview", "title": "ParaView",
+        "command": ["paraview"], "gpu": True, "icon": "/usr/share/icons/hicolor/scalable/apps/paraview.svg"}]
+        """,
+    ).tag(config=True)
+
+    @validate("desktop_apps")
+    def _check_desktop_apps(self, proposal: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            apps.parse_apps(proposal["value"], "c.VNCSlurmSpawner.desktop_apps")
+        except apps.AppsError as e:
+            raise TraitError(str(e)) from None
+        return proposal["value"]
+
     def job_settings(self) -> dict[str, str]:
         """Non-secret settings of the desktop's server, exported by the job script itself: through
         the environment they would not survive a site's sudo rule (env_reset keeps JUPYTERHUB_* only)."""
-        return {
+        settings = {
             "JUPYTER_VNC_IDLE_MINUTES": f"{self.idle_shutdown_minutes:g}",
             "JUPYTER_VNC_IDLE_WARNING_MINUTES": f"{self.idle_warning_minutes:g}",
             "JUPYTER_VNC_PAUSE_MINUTES": f"{self.idle_pause_minutes:g}",
         }
+        if self.desktop_apps:
+            settings[apps.ENV_VAR] = apps.to_env(apps.parse_apps(self.desktop_apps))
+        return settings
 
     def get_env(self) -> dict[str, str]:
         # Also in the environment, for a site's own job template from before job_settings: where sudo

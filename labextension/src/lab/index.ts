@@ -12,16 +12,27 @@ import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { ServerConnection } from '@jupyterlab/services';
 import { IStatusBar } from '@jupyterlab/statusbar';
-import { refreshIcon } from '@jupyterlab/ui-components';
+import { LabIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Poll } from '@lumino/polling';
 
+import { fetchAppIcon, fetchApps, startApp } from './apps';
 import { desktopIcon } from './icon';
-import { desktopOffered, desktopUrl, LabStatus, PAGE_CONFIG_KEY, parseLabStatus, WarningLedger } from './model';
+import {
+  appCaption,
+  desktopOffered,
+  desktopUrl,
+  type LabApp,
+  LabStatus,
+  PAGE_CONFIG_KEY,
+  parseLabStatus,
+  WarningLedger,
+} from './model';
 import { DesktopPanel } from './panel';
 import { DesktopStatusItem } from './statusitem';
 
 export namespace CommandIDs {
   export const open = 'jupyter-vnc:open';
+  export const openApp = 'jupyter-vnc:open-app';
   export const openPanel = 'jupyter-vnc:open-panel';
   export const restart = 'jupyter-vnc:restart';
 }
@@ -130,8 +141,41 @@ const plugin: JupyterFrontEndPlugin<void> = {
       },
     });
 
+    // The admin's apps: a tile each, after the desktop's own.
+    const appIcons = new Map<string, LabIcon>();
+    commands.addCommand(CommandIDs.openApp, {
+      label: args => String(args.title ?? args.name ?? 'App'),
+      caption: args => appCaption(args as unknown as LabApp),
+      icon: args => appIcons.get(String(args.name)) ?? desktopIcon,
+      execute: args => {
+        const name = String(args.name);
+        const title = String(args.title ?? name);
+        // Opened at once, in the click: a window opened after an await is a pop-up to the browser.
+        window.open(url, '_blank', 'noopener');
+        startApp(settings, name).catch((error: unknown) => {
+          Notification.error(`${title} could not be started: ${String((error as Error)?.message ?? error)}`, {
+            autoClose: false,
+          });
+        });
+      },
+    });
+
     if (launcher) {
       launcher.add({ command: CommandIDs.open, category: CATEGORY, rank: 0, args: { isLauncher: true } });
+      void fetchApps(settings).then(async offered => {
+        for (const [index, offeredApp] of offered.entries()) {
+          const icon = await fetchAppIcon(settings, offeredApp).catch(() => null);
+          if (icon) {
+            appIcons.set(offeredApp.name, icon);
+          }
+          launcher.add({
+            command: CommandIDs.openApp,
+            category: CATEGORY,
+            rank: index + 1,
+            args: { ...offeredApp },
+          });
+        }
+      });
     }
     if (palette) {
       for (const command of [CommandIDs.open, CommandIDs.openPanel, CommandIDs.restart]) {

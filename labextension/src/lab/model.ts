@@ -207,3 +207,40 @@ export function desktopOffered(pageConfigValue: unknown): boolean {
 export function desktopUrl(baseUrl: string): string {
   return `${baseUrl.replace(/\/+$/, '')}/vnc/`;
 }
+
+// ---- the admin's apps (launcher tiles; apps.ts fetches and starts them) ----
+
+export interface LabApp {
+  name: string;
+  title: string;
+  gpu: boolean;
+  icon: boolean;
+}
+
+const NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+/** The server's `{"apps": [...]}`; entries it cannot read are left out. */
+export function parseApps(raw: unknown): LabApp[] {
+  const list = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>).apps : null;
+  const apps: LabApp[] = [];
+  for (const item of Array.isArray(list) ? list : []) {
+    if (item === null || typeof item !== 'object') {
+      continue;
+    }
+    const app = item as Record<string, unknown>;
+    if (typeof app.name === 'string' && NAME.test(app.name) && typeof app.title === 'string' && app.title) {
+      apps.push({ name: app.name, title: app.title, gpu: app.gpu === true, icon: app.icon === true });
+    }
+  }
+  return apps;
+}
+
+/** The tile's caption: what clicking it does. */
+export function appCaption(app: LabApp): string {
+  return `Open the GPU Desktop with ${app.title}${app.gpu ? ' (on the GPU)' : ''}`;
+}
+
+/** An SVG for a PNG icon (LabIcon draws SVG only). */
+export function pngAsSvg(dataUrl: string): string {
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="24" height="24" viewBox="0 0 24 24"><image href="${dataUrl}" width="24" height="24"/></svg>`;
+}

@@ -13,8 +13,9 @@ describe('parseShareState', () => {
         { kind: 'robot', name: 'x' },
         { kind: 'user', name: '' },
         'junk',
+        null,
       ],
-      watching: [{ user: 'erin', role: 'control', connections: 2 }, { role: 'view' }],
+      watching: [{ user: 'erin', role: 'control', connections: 2 }, { role: 'view' }, null],
     });
     expect(state.shares).toEqual([
       { kind: 'user', name: 'erin', right: 'control', expiresAt: '2026-12-07T13:00:00Z' },

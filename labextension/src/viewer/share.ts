@@ -30,6 +30,9 @@ export function parseShareState(raw: unknown): ShareState {
   const obj = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};
   const shares: ShareRow[] = [];
   for (const item of Array.isArray(obj.shares) ? obj.shares : []) {
+    if (item === null || typeof item !== 'object') {
+      continue;
+    }
     const row = item as Record<string, unknown>;
     if ((row.kind === 'user' || row.kind === 'group') && typeof row.name === 'string' && row.name) {
       shares.push({
@@ -42,6 +45,9 @@ export function parseShareState(raw: unknown): ShareState {
   }
   const watching: Watcher[] = [];
   for (const item of Array.isArray(obj.watching) ? obj.watching : []) {
+    if (item === null || typeof item !== 'object') {
+      continue;
+    }
     const w = item as Record<string, unknown>;
     if (typeof w.user === 'string') {
       watching.push({

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+
+import { appCaption, parseApps, pngAsSvg } from './model';
+
+describe('parseApps', () => {
+  it('reads the apps it understands, never a command', () => {
+    const apps = parseApps({
+      apps: [
+        { name: 'paraview', title: 'ParaView', gpu: true, icon: true, command: ['rm'] },
+        { name: 'term', title: 'Terminal' },
+        { name: 'Bad Name', title: 'x' },
+        { name: 'notitle' },
+        null,
+      ],
+    });
+    expect(apps).toEqual([
+      { name: 'paraview', title: 'ParaView', gpu: true, icon: true },
+      { name: 'term', title: 'Terminal', gpu: false, icon: false },
+    ]);
+    expect(parseApps(null)).toEqual([]);
+    expect(parseApps({ apps: 'x' })).toEqual([]);
+  });
+});
+
+describe('appCaption', () => {
+  it('says what the tile does', () => {
+    expect(appCaption({ name: 'pv', title: 'ParaView', gpu: true, icon: false })).toBe(
+      'Open the GPU Desktop with ParaView (on the GPU)',
+    );
+    expect(appCaption({ name: 't', title: 'Terminal', gpu: false, icon: false })).toBe('Open the GPU Desktop with Terminal');
+  });
+});
+
+describe('pngAsSvg', () => {
+  it('wraps a PNG data URL in an SVG image', () => {
+    expect(pngAsSvg('data:image/png;base64,AAAA')).toContain('<image href="data:image/png;base64,AAAA"');
+  });
+});
