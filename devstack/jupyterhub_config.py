@@ -5,6 +5,7 @@ Host mode: the desktop runs straight on the (single, local) Slurm node; tests co
 
 import json
 import os
+import sys
 from pathlib import Path
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
@@ -87,6 +88,30 @@ c.VNCSlurmSpawner.registry_url = f"redis://127.0.0.1:{os.environ.get('JVNC_REDIS
 # The demo's Redis requires a password (devstack/redis writes it, readable by root only; devstack/hub
 # copies it into the hub's own state, readable by the hub's account only).
 c.VNCSlurmSpawner.registry_password_file = str(state / "redis-password")
+# The hub's "Desktops" page for admins (jupyter_vnc/admin_page.py), a service the hub runs: every live
+# desktop, queued ones with Slurm's reason, who watches, stop and cancel. In the hub's Services menu.
+_registry_args = ["--registry-url", c.VNCSlurmSpawner.registry_url]
+_registry_args += ["--registry-password-file", c.VNCSlurmSpawner.registry_password_file]
+# List the desktops and their kept state, stop them, and ask each desktop's server who watches.
+_page_scopes = ["list:users", "read:users", "read:servers", "admin:server_state", "servers", "access:servers"]
+c.JupyterHub.services.append(
+    {
+        "name": "desktops",
+        "url": f"http://127.0.0.1:{port + 110}",
+        "command": [sys.executable, "-m", "jupyter_vnc.admin_page", *_registry_args],
+        "display": True,
+        "oauth_no_confirm": True,
+        # The page is for admins: a user's token for it carries admin:servers only where they hold it.
+        "oauth_client_allowed_scopes": ["admin:servers"],
+    }
+)
+c.JupyterHub.load_roles.append(
+    {
+        "name": "desktops-page",
+        "scopes": _page_scopes,
+        "services": ["desktops"],
+    }
+)
 # Apptainer mode when an image is given (the tests set it to the image devstack/build-desktop-image
 # makes); the demo runs in host mode. The venv has the same path inside the image as on the host.
 if os.environ.get("JVNC_DESKTOP_IMAGE"):

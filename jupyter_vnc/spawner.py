@@ -342,7 +342,7 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             self.ip = self.state_gethost()
             self.started = time.time()
             self.ends_at = self.started + self.request.hours * 3600
-            await self._record("running", started=self.started, ends_at=self.ends_at)
+            await self._record("running", started=self.started, ends_at=self.ends_at, message="")
             self._event(f"Running on {info.node}; starting the desktop server", 60)
             await self._wait_for_server(info.node)
         except asyncio.CancelledError:
@@ -461,6 +461,9 @@ class VNCSlurmSpawner(DesktopSpawnerBase):
             if message != last:
                 self._event(message, progress)
                 last = message
+                if info.phase is Phase.QUEUED:
+                    # The admins' view (sessions, the Desktops page) shows why it waits.
+                    await self._record("queued", message=message)
             await asyncio.sleep(self.startup_poll_interval)
 
     async def _wait_for_port(self) -> bool:

@@ -217,6 +217,24 @@ async def test_launcher_tile_desktop_tab_panel_status_and_restart(
         # Sharing from the tab too: the panel reads the share list with JupyterLab's own token.
         async with page.expect_response(lambda r: r.url.endswith("/vnc/api/shares")) as listed:
             await page.locator(f"{PANEL} #jvnc-share-toggle").click()
+
+        # The viewer follows JupyterLab's theme: light here, dark once the user switches Lab to dark.
+        async def bar_brightness() -> float:
+            rgb = await page.locator(f"{PANEL} #jvnc-toolbar").evaluate(
+                "e => getComputedStyle(e).backgroundColor"
+            )
+            return sum(int(v) for v in re.findall(r"\d+", rgb)[:3]) / 3
+
+        assert await page.locator(PANEL).get_attribute("data-theme") == "light"
+        assert await bar_brightness() > 200
+        for theme in ("JupyterLab Dark", "JupyterLab Light"):
+            await page.locator(".lm-MenuBar-item", has_text="Settings").click()
+            await page.locator(".lm-Menu-item", has_text="Theme").hover()
+            await page.locator(".lm-Menu-item", has_text=theme).click()
+            await page.wait_for_selector(f"{PANEL}[data-theme={'dark' if 'Dark' in theme else 'light'}]")
+            if "Dark" in theme:
+                assert await bar_brightness() < 60
+                await page.screenshot(path=str(artifacts / "lab-desktop-panel-dark.png"))
         assert (await listed.value).status == 200
         empty = page.locator(f"{PANEL} #jvnc-share-empty")
         assert await empty.inner_text() == "Nobody: only you see this desktop."

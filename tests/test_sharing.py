@@ -539,3 +539,35 @@ async def test_sharing_from_the_viewer_in_chromium(hub: HubBed, dave: HubUser) -
         )
         assert "retry" not in await page.locator("#jvnc-state-text").inner_text()
         assert _hub_shares(dave) == {}
+
+
+async def test_the_keys_panel_sends_what_the_browser_would_keep(hub: HubBed, dave: HubUser) -> None:
+    """Esc, Tab and Ctrl+Alt+F2 from the Keys panel reach the window that has the focus on dave's
+    display; a watcher is not offered the panel."""
+    _, x = _up(dave)
+    try:
+        async with chromium() as browser:
+            context = await browser.new_context(viewport={"width": 1280, "height": 800})
+            page = await log_in(context, hub, "dave")
+            await page.goto(user_url(hub.url, "dave") + "vnc/")
+            await page.wait_for_selector("body[data-vnc-state=connected]", timeout=60_000)
+            toggle = page.locator("#jvnc-keys-toggle")
+            await toggle.wait_for(state="visible", timeout=30_000)
+            x.open_key_trap()
+            for combo in ("esc", "tab", "ctrl-alt-f2"):
+                await toggle.click()
+                await page.locator(f'#jvnc-keys-panel [data-combo="{combo}"]').click()
+                assert await page.locator("#jvnc-keys-panel").is_hidden()  # back to the desktop
+            want = ["Escape", "Tab", "Control_L", "Alt_L", "F2"]
+            await _until(lambda: x.key_presses() == want, 10, f"{want} on dave's display")
+
+            assert dave.api("POST", "/shares/dave/", json={"user": "erin"}).status_code == 200
+            bobs = await browser.new_context(viewport={"width": 1280, "height": 800})
+            watcher = await log_in(bobs, hub, "erin")
+            await watcher.goto(user_url(hub.url, "dave") + "vnc/")
+            if "oauth2/authorize" in watcher.url:
+                await watcher.click("form [type=submit]")
+            await watcher.locator("#jvnc-share").filter(has_text="View only").wait_for(timeout=30_000)
+            assert await watcher.locator("#jvnc-keys-toggle").is_hidden()
+    finally:
+        x.close()

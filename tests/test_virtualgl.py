@@ -164,6 +164,7 @@ async def test_a_gl_program_in_the_desktop_renders_through_virtualgl(
     assert not names.get("Xvnc", names.get("Xtigervnc")), "the X server itself must not run under VirtualGL"
     # ...but XFCE's own programs, which never draw with OpenGL, do not open the GPU for GTK's GL probe
     # (GDK_GL=disable in the session): only the GL program has a GL driver loaded.
+    wait_until(lambda: set(faker_in()) >= XFCE_PROGRAMS, 30, "all of XFCE's programs")
     drivers = {vglcheck.process_name(pid): vglcheck.maps_gl_driver(pid) for pid in server.desktop_pids()}
     assert drivers.get("glxspheres64"), drivers
     xfce = {n: d for n, d in drivers.items() if n.startswith("xf")}
@@ -189,6 +190,11 @@ async def test_without_virtualgl_the_same_program_carries_no_logo(
     assert await logo_share(server, 3) < 0.1
     # GTK's GL probe ran in a program that exited (xstartup): none of XFCE's programs, which stay for the
     # whole session, holds Mesa and LLVM for it.
+    wait_until(
+        lambda: {vglcheck.process_name(pid) for pid in server.desktop_pids()} >= XFCE_PROGRAMS,
+        30,
+        "all of XFCE's programs",
+    )
     names = {vglcheck.process_name(pid): pid for pid in server.desktop_pids()}
     xfce = {n: vglcheck.maps_gl_driver(pid) for n, pid in names.items() if n.startswith("xf")}
     assert set(xfce) >= XFCE_PROGRAMS and not any(xfce.values()), xfce

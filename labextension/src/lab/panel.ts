@@ -42,9 +42,16 @@ function loadStylesheet(href: string): Promise<void> {
   });
 }
 
+/** "light" or "dark", as JupyterLab's current theme is (it marks its page's body). */
+export function labTheme(body: HTMLElement): 'light' | 'dark' {
+  return body.dataset.jpThemeLight === 'false' ? 'dark' : 'light';
+}
+
 export class DesktopPanel extends Widget {
   private viewer: { dispose(): void } | null = null;
   private loadStarted = false;
+  // The viewer follows JupyterLab's theme, also when the user switches it.
+  private readonly themeWatch = new MutationObserver(() => this.followTheme());
 
   constructor(private readonly settings: ServerConnection.ISettings) {
     super();
@@ -60,6 +67,12 @@ export class DesktopPanel extends Widget {
     this.title.caption = 'GPU Desktop: the Linux desktop of this server';
     this.title.icon = desktopIcon;
     this.title.closable = true;
+    this.followTheme();
+    this.themeWatch.observe(document.body, { attributes: true, attributeFilter: ['data-jp-theme-light'] });
+  }
+
+  private followTheme(): void {
+    this.node.dataset.theme = labTheme(document.body);
   }
 
   dispose(): void {
@@ -68,6 +81,7 @@ export class DesktopPanel extends Widget {
     }
     this.viewer?.dispose();
     this.viewer = null;
+    this.themeWatch.disconnect();
     super.dispose();
   }
 

@@ -15,6 +15,13 @@ export type { ViewerHandle } from './mount';
 function mountPage(): void {
   const config = readConfig(document);
   document.title = config.title;
+  // The page follows the system's light or dark preference (JupyterLab's tab follows Lab's theme).
+  const light = window.matchMedia?.('(prefers-color-scheme: light)');
+  const theme = (): void => {
+    document.body.dataset.theme = light?.matches ? 'light' : 'dark';
+  };
+  theme();
+  light?.addEventListener('change', theme);
   mountViewer(document.body, config);
 }
 

@@ -25,6 +25,7 @@ const MARKUP = `
   <div class="jvnc-spacer"></div>
   <div class="jvnc-actions" role="group" aria-label="Viewer actions">
     <button type="button" id="jvnc-clipboard-toggle" aria-expanded="false" aria-controls="jvnc-clipboard-panel" hidden>Clipboard</button>
+    <button type="button" id="jvnc-keys-toggle" aria-expanded="false" aria-controls="jvnc-keys-panel" hidden>Keys</button>
     <button type="button" id="jvnc-settings-toggle" aria-expanded="false" aria-controls="jvnc-settings-panel">Settings</button>
     <button type="button" id="jvnc-share-toggle" aria-expanded="false" aria-controls="jvnc-share-panel" hidden>Share</button>
     <button type="button" id="jvnc-fullscreen" hidden>Full screen</button>
@@ -51,6 +52,11 @@ const MARKUP = `
     <button type="button" id="jvnc-clipboard-paste">Send browser clipboard</button>
     <button type="button" id="jvnc-clipboard-clear">Clear</button>
   </div>
+</section>
+
+<section id="jvnc-keys-panel" class="jvnc-panel jvnc-keys-panel" aria-label="Keys" hidden>
+  <p class="jvnc-help">Keys your browser or your own computer would keep for itself, sent to the desktop.</p>
+  <div id="jvnc-keys-list" class="jvnc-keys"></div>
 </section>
 
 <section id="jvnc-settings-panel" class="jvnc-panel" aria-label="Settings" hidden>

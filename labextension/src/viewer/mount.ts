@@ -10,6 +10,7 @@ import RFB from '@novnc/novnc';
 import { ClipboardSync } from './clipboard';
 import { websocketUrl, type ViewerConfig } from './config';
 import { ConnectionController, describeConnection, type ConnectionView } from './connection';
+import { addKeyButtons, sendCombo } from './keys';
 import { addViewerMarkup } from './markup';
 import { cookieValue, fetchStatus, postActivity, postDesktop, type Credentials } from './server';
 import { mountSharePanel } from './share';
@@ -112,6 +113,9 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     clipboardPanel: byId<HTMLElement>('jvnc-clipboard-panel'),
     settingsToggle: byId<HTMLButtonElement>('jvnc-settings-toggle'),
     settingsPanel: byId<HTMLElement>('jvnc-settings-panel'),
+    keysToggle: byId<HTMLButtonElement>('jvnc-keys-toggle'),
+    keysPanel: byId<HTMLElement>('jvnc-keys-panel'),
+    keysList: byId<HTMLElement>('jvnc-keys-list'),
     shareToggle: byId<HTMLButtonElement>('jvnc-share-toggle'),
     sharePanel: byId<HTMLElement>('jvnc-share-panel'),
     quality: byId<HTMLInputElement>('jvnc-quality'),
@@ -181,6 +185,7 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
 
   const panels: [HTMLButtonElement, HTMLElement][] = [
     [ui.clipboardToggle, ui.clipboardPanel],
+    [ui.keysToggle, ui.keysPanel],
     [ui.settingsToggle, ui.settingsPanel],
     [ui.shareToggle, ui.sharePanel],
   ];
@@ -285,6 +290,7 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     role = status.role;
     ui.restart.hidden = !config.desktopUrl || status.role === 'view' || status.role === 'control';
     ui.shareToggle.hidden = !sharing || !ownScreen();
+    ui.keysToggle.hidden = status.role === 'view';
     if (!ui.sharePanel.hidden) {
       void sharing?.refresh(); // who is watching may have changed
     }
@@ -310,6 +316,19 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     xsrfToken: cookieValue(document.cookie, '_xsrf') ?? (config.xsrfToken || null),
     token: config.token,
   });
+  // Keys the browser would keep: sent, then the keyboard goes back to the desktop.
+  addKeyButtons(
+    ui.keysList,
+    (combo) => {
+      if (rfb && !rfb.viewOnly) {
+        sendCombo(rfb, combo);
+        closePanels();
+        rfb.focus({ preventScroll: true });
+      }
+    },
+    signal,
+  );
+
   // Sharing: the owner's (and an admin's) panel, behind a hub only (the hub keeps the shares).
   const sharing = config.sharesUrl
     ? mountSharePanel({
