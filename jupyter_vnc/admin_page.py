@@ -92,6 +92,16 @@ def server_url(model: dict[str, Any], public_url: str) -> str:
     return url if urlparse(url).netloc else public_url.rstrip("/") + url
 
 
+def loopback_for_localhost(url: str) -> tuple[str, str]:
+    """(url, Host header): a ``*.localhost`` name (per-user domains on one machine, RFC 6761) is the
+    loopback address, which the system's resolver does not always know; other names are left to DNS."""
+    parsed = urlparse(url)
+    if not (parsed.hostname or "").endswith(".localhost"):
+        return url, ""
+    port = f":{parsed.port}" if parsed.port else ""
+    return parsed._replace(netloc=f"127.0.0.1{port}").geturl(), parsed.netloc
+
+
 class Desktops:
     """Reads the desktops once per page view (a few hub calls, one status call per running desktop)."""
 
@@ -128,13 +138,11 @@ class Desktops:
         base = server_url(model, self.public_url)
         if not model.get("ready") or not urlparse(base).netloc:
             return  # no address for it: a hub without per-user domains needs --public-url
-        url = url_path_join(base, "vnc/api/status")
+        url, host = loopback_for_localhost(url_path_join(base, "vnc/api/status"))
+        headers = {"Authorization": f"token {self.token}", **({"Host": host} if host else {})}
         try:
             reply = await AsyncHTTPClient().fetch(
-                url,
-                headers={"Authorization": f"token {self.token}"},
-                request_timeout=5,
-                follow_redirects=False,
+                url, headers=headers, request_timeout=5, follow_redirects=False
             )
             row["viewers"] = json.loads(reply.body).get("watchers", [])
         except (HTTPClientError, OSError, ValueError):

@@ -49,7 +49,8 @@ async def test_admins_see_every_desktop_and_stop_one(
             await asyncio.sleep(0.3)
         (nick_job,) = squeue("nick")
         assert omar.api("POST", "/shares/omar/", json={"user": "nick"}).status_code == 200
-        page_url = f"{hub.url}/services/desktops/"
+        # The service's own origin on a hub with per-user domains (as the hub's Services menu links it).
+        page_url = hub.url.replace("://", "://desktops--service.", 1) + "/services/desktops/"
         async with chromium() as browser:
             # nick (no admin) is refused.
             users = await browser.new_context()
@@ -84,7 +85,10 @@ async def test_admins_see_every_desktop_and_stop_one(
             assert await queued.get_attribute("data-state") == "queued" and nick_job in text, text
             assert "PartitionDown" in text, text
             # The same as JSON.
-            listing = await admin.evaluate(f"fetch('{page_url}api/desktops').then(r => r.json())")
+            reply = await admin.goto(page_url + "api/desktops")
+            assert reply is not None and reply.status == 200, reply and await reply.text()
+            listing = await reply.json()
+            await admin.goto(page_url)
             by_user = {d["user"]: d for d in listing["desktops"]}
             assert by_user["omar"]["viewers"] == [{"user": "nick", "role": "view", "connections": 1}]
             assert by_user["nick"]["state"] == "queued" and by_user["nick"]["job_id"] == nick_job
