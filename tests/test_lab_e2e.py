@@ -229,8 +229,8 @@ async def test_launcher_tile_desktop_tab_panel_status_and_restart(
         assert await bar_brightness() > 200
         for theme in ("JupyterLab Dark", "JupyterLab Light"):
             await page.locator(".lm-MenuBar-item", has_text="Settings").click()
-            await page.locator(".lm-Menu-item", has_text="Theme").hover()
-            await page.locator(".lm-Menu-item", has_text=theme).click()
+            await page.locator(".lm-Menu-item").filter(has_text=re.compile(r"^Theme$")).hover()
+            await page.locator(".lm-Menu-item").filter(has_text=re.compile(rf"^{theme}$")).click()
             await page.wait_for_selector(f"{PANEL}[data-theme={'dark' if 'Dark' in theme else 'light'}]")
             if "Dark" in theme:
                 assert await bar_brightness() < 60
