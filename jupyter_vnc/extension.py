@@ -15,11 +15,11 @@ from typing import Any, ClassVar
 
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import IOLoop, PeriodicCallback
-from traitlets import Bool, Dict, Int, List, default
+from traitlets import Bool, Dict, Int, List, Unicode, default
 from traitlets.config import Configurable
 
 from . import apps as apps_config
-from . import jobinfo
+from . import jobinfo, native_client
 from .audience import Audience
 from .desktop import DesktopError, VNCDesktop
 from .guests import GuestsAtTheDesktopOnly, hold_guests_at_the_desktop
@@ -86,6 +86,27 @@ class VNCExtension(ExtensionApp):
         """,
     ).tag(config=True)
 
+    native_client = Bool(
+        True,
+        help="""Show the desktop's owner, in the viewer's Settings, the ssh command that forwards a port
+        of their own computer to the desktop's unix socket, and the vncviewer command to use it: for
+        TurboVNC's or TigerVNC's own viewer. Only the owner's account can open the socket (sshd opens it
+        as the user who logged in). Users need ssh to the job's node, usually allowed while their job
+        runs there (pam_slurm_adopt). Example: c.VNCExtension.native_client = False
+        """,
+    ).tag(config=True)
+
+    ssh_login_host = Unicode(
+        help="""The host users ssh through to reach a job's node (ssh -J), e.g. the cluster's login node.
+        Empty: ssh goes to the node directly. Default: the hub's c.VNCSlurmSpawner.ssh_login_host (the
+        job gets it as JUPYTER_VNC_SSH_LOGIN). Example: c.VNCExtension.ssh_login_host = "login.example.org"
+        """,
+    ).tag(config=True)
+
+    @default("ssh_login_host")
+    def _login_host_from_the_hub(self) -> str:
+        return os.environ.get(native_client.ENV_VAR, "")
+
     @default("apps")
     def _apps_from_the_hub(self) -> list[dict[str, Any]]:
         value = os.environ.get(apps_config.ENV_VAR, "")
@@ -121,6 +142,12 @@ class VNCExtension(ExtensionApp):
         page[PAGE_CONFIG_KEY] = "available" if desktop_job or self._desktop_can_run() else "unavailable"
         self.settings["jupyter_vnc_desktop"] = self.desktop
         self.settings["jupyter_vnc_apps"] = self._offered_apps()
+        try:
+            login = native_client.check_login_host(self.ssh_login_host)
+        except ValueError as e:
+            self.log.error("jupyter-vnc: %s; the native-client commands are not shown", e)
+            login = None
+        self.settings["jupyter_vnc_ssh_login"] = login if self.native_client else None
         hub_auth = getattr(self.serverapp.identity_provider, "hub_auth", None)
         if hub_auth is not None and self.guests_desktop_only:
             hold_guests_at_the_desktop(self.serverapp.identity_provider, self.serverapp.base_url, self.log)

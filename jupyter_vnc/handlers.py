@@ -16,6 +16,7 @@ from jupyter_server.base.handlers import APIHandler, FileFindHandler, JupyterHan
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from . import native_client
 from .app_launch import AppStartError, start_app
 from .apps import App, icon_type
 from .bridge import DesktopHandlerMixin, DesktopWebSocket
@@ -169,7 +170,11 @@ class StatusHandler(DesktopHandlerMixin, APIHandler):
                 json.dumps({"state": "refused", "message": "this desktop is no longer shared with you"})
             )
             return
-        self.finish(json.dumps({**await self.desktop.status(), **people, "idle": self.idle.status()}))
+        status = {**await self.desktop.status(), **people, "idle": self.idle.status()}
+        login = self.settings.get("jupyter_vnc_ssh_login")
+        if login is not None and people["you"]["role"] in ("owner", "admin") and self.desktop.running:
+            status["native_client"] = native_client.commands(self.desktop.socket_path, login)
+        self.finish(json.dumps(status))
 
     async def people(self) -> dict[str, Any] | None:
         """Who asks and as what; the owner (and an admin) also learns who else is connected. None: the

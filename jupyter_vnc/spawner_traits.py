@@ -16,7 +16,7 @@ from jupyterhub import scopes as jupyterhub_scopes
 from tornado import web
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
 
-from . import apps, options, slurm_commands, slurm_syntax
+from . import apps, native_client, options, slurm_commands, slurm_syntax
 from .registry import RegistryConfigError, check_registry_url
 from .resources import template_path
 from .sharing import CONTROL_SCOPE
@@ -252,6 +252,22 @@ class DesktopSpawnerBase(SlurmSpawner):
             raise TraitError(str(e)) from None
         return proposal["value"]
 
+    ssh_login_host = Unicode(
+        "",
+        help="""The host users ssh through to reach a compute node (ssh -J), e.g. the cluster's login node:
+        the desktop's Settings panel then shows its owner the ssh -L command that brings the desktop to
+        their own VNC viewer (TurboVNC's, TigerVNC's), with the same privacy as the browser's. Empty: the
+        command ssh-es to the node directly. Example: c.VNCSlurmSpawner.ssh_login_host = "login.example.org"
+        """,
+    ).tag(config=True)
+
+    @validate("ssh_login_host")
+    def _check_ssh_login_host(self, proposal: dict[str, Any]) -> str:
+        try:
+            return native_client.check_login_host(proposal["value"])
+        except ValueError as e:
+            raise TraitError(str(e)) from None
+
     def job_settings(self) -> dict[str, str]:
         """Non-secret settings of the desktop's server, exported by the job script itself: through
         the environment they would not survive a site's sudo rule (env_reset keeps JUPYTERHUB_* only)."""
@@ -262,6 +278,8 @@ class DesktopSpawnerBase(SlurmSpawner):
         }
         if self.desktop_apps:
             settings[apps.ENV_VAR] = apps.to_env(apps.parse_apps(self.desktop_apps))
+        if self.ssh_login_host:
+            settings[native_client.ENV_VAR] = self.ssh_login_host
         return settings
 
     def get_env(self) -> dict[str, str]:

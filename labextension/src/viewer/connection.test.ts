@@ -38,6 +38,7 @@ function status(state: DesktopState, message = '', extra: Partial<DesktopStatus>
     paused: false,
     shutdownIn: null,
     shutdownMinutes: null,
+    nativeClient: null,
     ...extra,
   };
 }

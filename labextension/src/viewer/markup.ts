@@ -80,6 +80,21 @@ const MARKUP = `
       <option value="off">Keep desktop size</option>
     </select>
   </div>
+  <div id="jvnc-native" class="jvnc-native" hidden>
+    <p class="jvnc-share-heading">Your own VNC viewer</p>
+    <p class="jvnc-help">On your computer, run the first command (it keeps running), then the second, with
+      TurboVNC's or TigerVNC's viewer. Only your account can use it.</p>
+    <div class="jvnc-field jvnc-share-linkrow">
+      <label for="jvnc-native-ssh">1. ssh</label>
+      <input type="text" id="jvnc-native-ssh" readonly>
+      <button type="button" class="jvnc-copy" data-copy="jvnc-native-ssh">Copy</button>
+    </div>
+    <div class="jvnc-field jvnc-share-linkrow">
+      <label for="jvnc-native-viewer">2. viewer</label>
+      <input type="text" id="jvnc-native-viewer" readonly>
+      <button type="button" class="jvnc-copy" data-copy="jvnc-native-viewer">Copy</button>
+    </div>
+  </div>
 </section>
 
 <section id="jvnc-share-panel" class="jvnc-panel jvnc-share-panel" aria-label="Share" hidden>

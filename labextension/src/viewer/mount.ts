@@ -113,6 +113,9 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     clipboardPanel: byId<HTMLElement>('jvnc-clipboard-panel'),
     settingsToggle: byId<HTMLButtonElement>('jvnc-settings-toggle'),
     settingsPanel: byId<HTMLElement>('jvnc-settings-panel'),
+    native: byId<HTMLElement>('jvnc-native'),
+    nativeSsh: byId<HTMLInputElement>('jvnc-native-ssh'),
+    nativeViewer: byId<HTMLInputElement>('jvnc-native-viewer'),
     keysToggle: byId<HTMLButtonElement>('jvnc-keys-toggle'),
     keysPanel: byId<HTMLElement>('jvnc-keys-panel'),
     keysList: byId<HTMLElement>('jvnc-keys-list'),
@@ -291,6 +294,11 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     ui.restart.hidden = !config.desktopUrl || status.role === 'view' || status.role === 'control';
     ui.shareToggle.hidden = !sharing || !ownScreen();
     ui.keysToggle.hidden = status.role === 'view';
+    ui.native.hidden = !status.nativeClient;
+    if (status.nativeClient) {
+      ui.nativeSsh.value = status.nativeClient.ssh;
+      ui.nativeViewer.value = status.nativeClient.viewer;
+    }
     if (!ui.sharePanel.hidden) {
       void sharing?.refresh(); // who is watching may have changed
     }
@@ -316,6 +324,19 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     xsrfToken: cookieValue(document.cookie, '_xsrf') ?? (config.xsrfToken || null),
     token: config.token,
   });
+  // Copy buttons beside read-only commands (the native client's).
+  for (const button of root.querySelectorAll<HTMLButtonElement>('button[data-copy]')) {
+    button.addEventListener(
+      'click',
+      () => {
+        const field = byId<HTMLInputElement>(button.dataset.copy ?? '');
+        field.select();
+        void navigator.clipboard?.writeText(field.value).catch(() => undefined);
+      },
+      { signal },
+    );
+  }
+
   // Keys the browser would keep: sent, then the keyboard goes back to the desktop.
   addKeyButtons(
     ui.keysList,

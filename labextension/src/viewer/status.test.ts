@@ -80,7 +80,15 @@ describe('parseStatus', () => {
       paused: false,
       shutdownIn: null,
       shutdownMinutes: null,
+      nativeClient: null,
     });
+  });
+
+  it('reads the native-client commands only when both are there', () => {
+    const commands = { ssh: 'ssh -N -L 5901:/tmp/d/vnc.sock alice@node1', viewer: 'vncviewer localhost::5901' };
+    expect(parseStatus({ state: 'running', native_client: commands })?.nativeClient).toEqual(commands);
+    expect(parseStatus({ state: 'running', native_client: { ssh: 'ssh' } })?.nativeClient).toBeNull();
+    expect(parseStatus({ state: 'running', native_client: 'ssh' })?.nativeClient).toBeNull();
   });
 
   it('reads who may do what, and the idle state', () => {

@@ -41,6 +41,15 @@ export interface DesktopStatus {
   shutdownIn: number | null;
   /** Minutes without input after which the idle shutdown ends the desktop; null when there is none. */
   shutdownMinutes: number | null;
+  /** For the owner: the ssh and vncviewer commands that bring the desktop to their own VNC viewer. */
+  nativeClient: { ssh: string; viewer: string } | null;
+}
+
+function nativeClient(value: unknown): { ssh: string; viewer: string } | null {
+  const obj = value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : {};
+  return typeof obj.ssh === 'string' && obj.ssh && typeof obj.viewer === 'string' && obj.viewer
+    ? { ssh: obj.ssh, viewer: obj.viewer }
+    : null;
 }
 
 function role(value: unknown): Role {
@@ -101,6 +110,7 @@ export function parseStatus(raw: unknown): DesktopStatus | null {
     paused: idle.paused === true,
     shutdownIn: seconds(idle.shutdown_in),
     shutdownMinutes: seconds(idle.shutdown_minutes),
+    nativeClient: nativeClient(obj.native_client),
   };
 }
 
