@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -178,6 +179,12 @@ async def test_launcher_tile_desktop_tab_panel_status_and_restart(
         chosen = {"gpus": 1, "memory_gb": 1, "hours": 1.0, "resolution": "1280x720"}
         assert {k: info["user_options"].get(k) for k in chosen} == chosen, info["user_options"]
 
+        # iris's own defaults for the viewer, in JupyterLab's settings (Settings Editor -> GPU Desktop).
+        assert iris.open_server(path="lab").status_code == 200
+        mine = {"raw": json.dumps({"quality": 3, "resize": "scale"})}
+        put = iris.server_api("lab/api/settings/jupyter-vnc:plugin", method="PUT", json=mine)
+        assert put.status_code == 204, put.text
+
         # The launcher: its own "Desktop" section with the "GPU Desktop" tile.
         await open_lab(page, hub)
         section = page.locator(".jp-Launcher-section", has_text="Desktop")
@@ -214,6 +221,9 @@ async def test_launcher_tile_desktop_tab_panel_status_and_restart(
         assert await page.locator(f"{PANEL} iframe").count() == 0
         assert await xfce_panel_colours(page, PANEL_CANVAS) >= 4, "no XFCE panel in the JupyterLab tab"
         await page.screenshot(path=str(artifacts / "lab-desktop-panel.png"))
+        # The tab's viewer starts from iris's defaults (this browser has no choice of its own yet).
+        assert await page.locator(f"{PANEL} #jvnc-quality").input_value() == "3"
+        assert await page.locator(f"{PANEL} #jvnc-resize").input_value() == "scale"
         # Sharing from the tab too: the panel reads the share list with JupyterLab's own token.
         async with page.expect_response(lambda r: r.url.endswith("/vnc/api/shares")) as listed:
             await page.locator(f"{PANEL} #jvnc-share-toggle").click()

@@ -184,6 +184,43 @@ async def test_clipboard_panel_crosses_both_ways(server_factory, need_xclip: Non
             await page.screenshot(path=str(artifacts / "viewer-clipboard.png"))
 
 
+async def test_the_user_chooses_which_way_the_clipboard_goes(server_factory, need_xclip: None) -> None:
+    """Settings -> Clipboard "Only to the desktop": what the desktop copies stays there; "Only from the
+    desktop": what the user types in the panel stays in the browser. Kept for the next page."""
+    server = server_factory("kate")
+    async with chromium() as browser:
+        page = await open_viewer(browser, server)
+        await page.click("#jvnc-settings-toggle")
+        await page.select_option("#jvnc-clipboard-direction", "to-desktop")
+        await page.click("#jvnc-clipboard-toggle")
+        panel = page.locator("#jvnc-clipboard-text")
+        async with copied_on_the_desktop(server, TO_BROWSER):
+            await asyncio.sleep(2)  # Xvnc announces a new selection to its viewers at once
+            assert await panel.input_value() == ""
+        await panel.fill(TO_DESKTOP)
+
+        async def on_the_desktop() -> bool:
+            return await asyncio.to_thread(x_clipboard, server) == TO_DESKTOP
+
+        await until(on_the_desktop, 10, "the panel's text in the desktop's clipboard")
+
+        await page.reload()
+        await page.wait_for_selector("body[data-vnc-state=connected]", timeout=30_000)
+        assert await page.locator("#jvnc-clipboard-direction").input_value() == "to-desktop"
+        await page.click("#jvnc-settings-toggle")
+        await page.select_option("#jvnc-clipboard-direction", "from-desktop")
+        await page.click("#jvnc-clipboard-toggle")
+        await page.locator("#jvnc-clipboard-text").fill("typed but kept in the browser")
+        await asyncio.sleep(1.5)  # the panel sends 0.3 s after the last keystroke
+        assert await asyncio.to_thread(x_clipboard, server) != "typed but kept in the browser"
+        async with copied_on_the_desktop(server, TO_BROWSER):
+
+            async def in_the_panel() -> bool:
+                return await page.locator("#jvnc-clipboard-text").input_value() == TO_BROWSER
+
+            await until(in_the_panel, 10, "the desktop's copied text in the panel")
+
+
 async def test_no_clipboard_panel_and_nothing_crosses_when_the_clipboard_is_off(
     server_factory, need_xclip: None
 ) -> None:

@@ -10,8 +10,10 @@ import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyte
 import { ICommandPalette, Notification, showDialog, Dialog, WidgetTracker } from '@jupyterlab/apputils';
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ServerConnection } from '@jupyterlab/services';
 import { IStatusBar } from '@jupyterlab/statusbar';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { LabIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Poll } from '@lumino/polling';
 
@@ -29,6 +31,7 @@ import {
 } from './model';
 import { DesktopPanel } from './panel';
 import { DesktopStatusItem } from './statusitem';
+import { parseDefaults, type ViewerSettings } from '../viewer/settings';
 
 export namespace CommandIDs {
   export const open = 'jupyter-vnc:open';
@@ -70,14 +73,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-vnc:plugin',
   description: 'GPU Desktop: launcher tile, JupyterLab tab, status bar item and walltime warnings.',
   autoStart: true,
-  optional: [ILauncher, ICommandPalette, IStatusBar, ILayoutRestorer],
+  optional: [ILauncher, ICommandPalette, IStatusBar, ILayoutRestorer, ISettingRegistry, ITranslator],
   activate: (
     app: JupyterFrontEnd,
     launcher: ILauncher | null,
     palette: ICommandPalette | null,
     statusBar: IStatusBar | null,
     restorer: ILayoutRestorer | null,
+    registry: ISettingRegistry | null,
+    translator: ITranslator | null,
   ) => {
+    const trans = (translator ?? nullTranslator).load('jupyter_vnc');
     if (!desktopOffered(PageConfig.getOption(PAGE_CONFIG_KEY))) {
       // No Xvnc on this server, or jupyter-vnc is off in it: no tile or command that could only fail, and
       // no status to poll.
@@ -88,10 +94,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // The server's own base URL: /user/<name>/ or /user/<name>/<server>/ behind JupyterHub.
     const url = desktopUrl(PageConfig.getBaseUrl());
     const tracker = new WidgetTracker<DesktopPanel>({ namespace: 'jupyter-vnc' });
+    // The user's defaults for the viewer (Settings → Settings Editor → GPU Desktop), kept current.
+    let viewerDefaults: Partial<ViewerSettings> = {};
+    if (registry) {
+      void registry
+        .load(plugin.id)
+        .then(loaded => {
+          const read = (): void => {
+            viewerDefaults = parseDefaults(loaded.composite);
+          };
+          read();
+          loaded.changed.connect(read);
+        })
+        .catch(() => undefined);
+    }
 
     commands.addCommand(CommandIDs.open, {
-      label: args => (args.isLauncher ? 'GPU Desktop' : 'Open GPU Desktop in a Browser Tab'),
-      caption: 'Open the Linux desktop of this server in a new browser tab',
+      label: args => (args.isLauncher ? trans.__('GPU Desktop') : trans.__('Open GPU Desktop in a Browser Tab')),
+      caption: trans.__('Open the Linux desktop of this server in a new browser tab'),
       icon: args => (args.isPalette ? undefined : desktopIcon),
       execute: () => {
         window.open(url, '_blank', 'noopener');
@@ -99,13 +119,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     commands.addCommand(CommandIDs.openPanel, {
-      label: 'Open GPU Desktop in a JupyterLab Tab',
-      caption: 'Show the Linux desktop of this server in a JupyterLab tab',
+      label: trans.__('Open GPU Desktop in a JupyterLab Tab'),
+      caption: trans.__('Show the Linux desktop of this server in a JupyterLab tab'),
       icon: args => (args.isPalette ? undefined : desktopIcon),
       execute: () => {
         let panel = tracker.currentWidget;
         if (!panel || panel.isDisposed) {
-          panel = new DesktopPanel(settings);
+          panel = new DesktopPanel(settings, () => viewerDefaults);
           void tracker.add(panel);
           shell.add(panel, 'main');
         }
@@ -115,23 +135,28 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     commands.addCommand(CommandIDs.restart, {
-      label: 'Restart GPU Desktop',
-      caption: 'End every program on the desktop and start a fresh one',
+      label: trans.__('Restart GPU Desktop'),
+      caption: trans.__('End every program on the desktop and start a fresh one'),
       icon: args => (args.isPalette ? undefined : refreshIcon),
       execute: async () => {
         const answer = await showDialog({
-          title: 'Restart the GPU Desktop?',
-          body: 'Every program running on the desktop ends, and unsaved work in them is lost. The Slurm job and JupyterLab keep running.',
-          buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Restart' })],
+          title: trans.__('Restart the GPU Desktop?'),
+          body: trans.__(
+            'Every program running on the desktop ends, and unsaved work in them is lost. The Slurm job and JupyterLab keep running.',
+          ),
+          buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: trans.__('Restart') })],
         });
         if (!answer.button.accept) {
           return;
         }
         const restarted = restartDesktop(settings);
         Notification.promise(restarted, {
-          pending: { message: 'Restarting the GPU Desktop…', options: { autoClose: false } },
-          success: { message: () => 'The GPU Desktop was restarted.', options: { autoClose: 5000 } },
-          error: { message: (reason: unknown) => `Restarting the GPU Desktop failed: ${String((reason as Error)?.message ?? reason)}` },
+          pending: { message: trans.__('Restarting the GPU Desktop…'), options: { autoClose: false } },
+          success: { message: () => trans.__('The GPU Desktop was restarted.'), options: { autoClose: 5000 } },
+          error: {
+            message: (reason: unknown) =>
+              trans.__('Restarting the GPU Desktop failed: %1', String((reason as Error)?.message ?? reason)),
+          },
         });
         try {
           await restarted;
@@ -153,7 +178,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         // Opened at once, in the click: a window opened after an await is a pop-up to the browser.
         window.open(url, '_blank', 'noopener');
         startApp(settings, name).catch((error: unknown) => {
-          Notification.error(`${title} could not be started: ${String((error as Error)?.message ?? error)}`, {
+          Notification.error(trans.__('%1 could not be started: %2', title, String((error as Error)?.message ?? error)), {
             autoClose: false,
           });
         });
@@ -179,7 +204,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
     if (palette) {
       for (const command of [CommandIDs.open, CommandIDs.openPanel, CommandIDs.restart]) {
-        palette.addItem({ command, category: 'GPU Desktop', args: { isPalette: true } });
+        palette.addItem({ command, category: trans.__('GPU Desktop'), args: { isPalette: true } });
       }
     }
     if (restorer) {

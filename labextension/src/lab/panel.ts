@@ -11,6 +11,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
 import { parseConfig, type ViewerConfig } from '../viewer/config';
+import type { ViewerSettings } from '../viewer/settings';
 import { desktopIcon } from './icon';
 
 /** What the tab uses of the viewer bundle (src/viewer/main.ts, loaded from the server at run time). */
@@ -53,7 +54,11 @@ export class DesktopPanel extends Widget {
   // The viewer follows JupyterLab's theme, also when the user switches it.
   private readonly themeWatch = new MutationObserver(() => this.followTheme());
 
-  constructor(private readonly settings: ServerConnection.ISettings) {
+  constructor(
+    private readonly settings: ServerConnection.ISettings,
+    /** The user's defaults for the viewer (JupyterLab's settings for jupyter-vnc), read as the tab loads. */
+    private readonly defaults: () => Partial<ViewerSettings> = () => ({}),
+  ) {
     super();
     this.id = 'jupyter-vnc-desktop';
     this.addClass('jvnc-DesktopPanel');
@@ -141,6 +146,6 @@ export class DesktopPanel extends Widget {
     const raw: unknown = await response.json();
     const fields = raw !== null && typeof raw === 'object' ? raw : {};
     // No "JupyterLab" link in the toolbar: the viewer is in JupyterLab.
-    return parseConfig({ ...fields, token: this.settings.token, lab_url: '' });
+    return { ...parseConfig({ ...fields, token: this.settings.token, lab_url: '' }), defaults: this.defaults() };
   }
 }

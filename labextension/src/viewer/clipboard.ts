@@ -3,6 +3,8 @@
  * browser's async clipboard API where the browser allows it (secure context, focused page, permission).
  */
 
+import type { ClipboardDirection } from './settings';
+
 export interface ClipboardRfb {
   addEventListener(type: string, listener: (event: Event) => void): void;
   clipboardPasteFrom(text: string): void;
@@ -28,6 +30,8 @@ export class ClipboardSync {
   constructor(
     private readonly el: ClipboardElements,
     private readonly clipboard: Clipboard | undefined = navigator.clipboard,
+    /** Which way text may go now (the user's setting); both ways unless told. */
+    private readonly direction: () => ClipboardDirection = () => 'both',
   ) {
     el.textarea.addEventListener('input', () => {
       clearTimeout(this.typingTimer);
@@ -55,6 +59,9 @@ export class ClipboardSync {
   }
 
   private fromRemote(text: string): void {
+    if (!fromDesktopAllowed(this.direction())) {
+      return; // the user keeps the desktop's clipboard out of this browser
+    }
     this.lastFromRemote = text;
     this.el.textarea.value = text;
     if (this.clipboard?.writeText && document.hasFocus()) {
@@ -64,6 +71,9 @@ export class ClipboardSync {
   }
 
   private send(text: string): void {
+    if (!toDesktopAllowed(this.direction())) {
+      return; // the user keeps this browser's clipboard out of the desktop
+    }
     this.lastSent = text;
     try {
       this.rfb?.clipboardPasteFrom(text);
@@ -94,6 +104,11 @@ export class ClipboardSync {
     }
   }
 }
+
+export const toDesktopAllowed = (direction: ClipboardDirection): boolean =>
+  direction === 'both' || direction === 'to-desktop';
+export const fromDesktopAllowed = (direction: ClipboardDirection): boolean =>
+  direction === 'both' || direction === 'from-desktop';
 
 async function clipboardReadGranted(): Promise<boolean> {
   try {

@@ -6,6 +6,7 @@
  */
 
 import { withQuery } from './server';
+import type { ViewerSettings } from './settings';
 import { parseStatus, type DesktopStatus } from './status';
 
 export interface ViewerConfig {
@@ -25,6 +26,8 @@ export interface ViewerConfig {
   sharesUrl: string;
   /** The viewer page's path: the link a share recipient opens. */
   viewerUrl: string;
+  /** The user's own default settings (JupyterLab's settings, in the Lab tab); the viewer's own changes win. */
+  defaults?: Partial<ViewerSettings>;
   /** Clipboard sync with the remote desktop, both directions. */
   clipboard: boolean;
   /** document.title */

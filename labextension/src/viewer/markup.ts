@@ -80,6 +80,15 @@ const MARKUP = `
       <option value="off">Keep desktop size</option>
     </select>
   </div>
+  <div class="jvnc-field" id="jvnc-clipboard-direction-field">
+    <label for="jvnc-clipboard-direction">Clipboard</label>
+    <select id="jvnc-clipboard-direction">
+      <option value="both">Both ways</option>
+      <option value="to-desktop">Only to the desktop</option>
+      <option value="from-desktop">Only from the desktop</option>
+      <option value="off">Off</option>
+    </select>
+  </div>
   <div id="jvnc-native" class="jvnc-native" hidden>
     <p class="jvnc-share-heading">Your own VNC viewer</p>
     <p class="jvnc-help">On your computer, run the first command (it keeps running), then the second, with

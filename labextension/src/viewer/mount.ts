@@ -14,7 +14,15 @@ import { addKeyButtons, sendCombo } from './keys';
 import { addViewerMarkup } from './markup';
 import { cookieValue, fetchStatus, postActivity, postDesktop, type Credentials } from './server';
 import { mountSharePanel } from './share';
-import { clampLevel, loadSettings, rfbOptions, saveSettings, type ResizeMode, type ViewerSettings } from './settings';
+import {
+  clampLevel,
+  loadSettings,
+  rfbOptions,
+  saveSettings,
+  type ClipboardDirection,
+  type ResizeMode,
+  type ViewerSettings,
+} from './settings';
 import {
   formatTimeLeft,
   pausedLabel,
@@ -126,6 +134,8 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     compression: byId<HTMLInputElement>('jvnc-compression'),
     compressionValue: byId<HTMLOutputElement>('jvnc-compression-value'),
     resize: byId<HTMLSelectElement>('jvnc-resize'),
+    clipboardDirection: byId<HTMLSelectElement>('jvnc-clipboard-direction'),
+    clipboardDirectionField: byId<HTMLElement>('jvnc-clipboard-direction-field'),
     fullscreen: byId<HTMLButtonElement>('jvnc-fullscreen'),
     connectToggle: byId<HTMLButtonElement>('jvnc-connect-toggle'),
     restart: byId<HTMLButtonElement>('jvnc-restart'),
@@ -140,7 +150,7 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
 
   // ---- settings -------------------------------------------------------------------------------------
   const store = storage();
-  const settings: ViewerSettings = loadSettings(store);
+  const settings: ViewerSettings = loadSettings(store, config.defaults);
   let rfb: RFB | null = null;
   // Whether the screen is this user's to resize: the owner's (and an admin's), not a share recipient's.
   let role = 'owner';
@@ -150,13 +160,14 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     ui.quality.value = ui.qualityValue.value = String(settings.quality);
     ui.compression.value = ui.compressionValue.value = String(settings.compression);
     ui.resize.value = settings.resize;
+    ui.clipboardDirection.value = settings.clipboard;
     if (rfb) {
       Object.assign(rfb, rfbOptions(settings, ownScreen()));
     }
   };
   const changeSettings = (change: Partial<ViewerSettings>): void => {
     Object.assign(settings, change);
-    saveSettings(store, settings);
+    saveSettings(store, change);
     applySettings();
   };
   ui.quality.addEventListener('input', () => changeSettings({ quality: clampLevel(ui.quality.value, settings.quality) }));
@@ -164,6 +175,9 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
     changeSettings({ compression: clampLevel(ui.compression.value, settings.compression) }),
   );
   ui.resize.addEventListener('change', () => changeSettings({ resize: ui.resize.value as ResizeMode }));
+  ui.clipboardDirection.addEventListener('change', () =>
+    changeSettings({ clipboard: ui.clipboardDirection.value as ClipboardDirection }),
+  );
   applySettings();
 
   // ---- toolbar: collapse, panels, full screen -------------------------------------------------------
@@ -239,13 +253,20 @@ export function mountViewer(root: HTMLElement, config: ViewerConfig): ViewerHand
 
   // ---- clipboard ------------------------------------------------------------------------------------
   let clipboard: ClipboardSync | null = null;
+  if (!config.clipboard) {
+    ui.clipboardDirectionField.remove(); // the site allows no clipboard: nothing to choose
+  }
   if (config.clipboard) {
     ui.clipboardToggle.hidden = false;
-    clipboard = new ClipboardSync({
-      textarea: byId<HTMLTextAreaElement>('jvnc-clipboard-text'),
-      pasteButton: byId<HTMLButtonElement>('jvnc-clipboard-paste'),
-      clearButton: byId<HTMLButtonElement>('jvnc-clipboard-clear'),
-    });
+    clipboard = new ClipboardSync(
+      {
+        textarea: byId<HTMLTextAreaElement>('jvnc-clipboard-text'),
+        pasteButton: byId<HTMLButtonElement>('jvnc-clipboard-paste'),
+        clearButton: byId<HTMLButtonElement>('jvnc-clipboard-clear'),
+      },
+      navigator.clipboard,
+      () => settings.clipboard,
+    );
     // Coming back to the desktop from another window: bring along what was copied there.
     window.addEventListener('focus', () => void clipboard?.pullFromBrowser(false), { signal });
     ui.screen.addEventListener('pointerdown', () => void clipboard?.pullFromBrowser(false), true);

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 
-import { clampLevel, DEFAULT_SETTINGS, loadSettings, rfbOptions, saveSettings, type StorageLike } from './settings';
+import {
+  clampLevel,
+  DEFAULT_SETTINGS,
+  loadSettings,
+  parseDefaults,
+  rfbOptions,
+  saveSettings,
+  type StorageLike,
+} from './settings';
 
 class MemoryStorage implements StorageLike {
   readonly items = new Map<string, string>();
@@ -32,7 +40,13 @@ describe('loadSettings / saveSettings', () => {
 
   it('round-trips', () => {
     const storage = new MemoryStorage();
-    const settings = { quality: 9, compression: 0, resize: 'scale' as const, toolbarCollapsed: true };
+    const settings = {
+      quality: 9,
+      compression: 0,
+      resize: 'scale' as const,
+      clipboard: 'to-desktop' as const,
+      toolbarCollapsed: true,
+    };
     saveSettings(storage, settings);
     expect(loadSettings(storage)).toEqual(settings);
     expect(storage.items.get('jupyter-vnc.quality')).toBe('9');
@@ -53,6 +67,20 @@ describe('loadSettings / saveSettings', () => {
     };
     expect(loadSettings(throwing)).toEqual(DEFAULT_SETTINGS);
     expect(() => saveSettings(throwing, DEFAULT_SETTINGS)).not.toThrow();
+  });
+});
+
+describe("the user's defaults", () => {
+  it('apply where this browser has no choice of its own, and a change here keeps only that one', () => {
+    const storage = new MemoryStorage();
+    const defaults = parseDefaults({ quality: 3, resize: 'scale', clipboard: 'off', compression: 'x', junk: 1 });
+    expect(defaults).toEqual({ quality: 3, resize: 'scale', clipboard: 'off' });
+    expect(loadSettings(storage, defaults)).toMatchObject({ quality: 3, compression: 2, resize: 'scale', clipboard: 'off' });
+    saveSettings(storage, { compression: 7 });
+    expect([...storage.items.keys()]).toEqual(['jupyter-vnc.compression']);
+    expect(loadSettings(storage, { ...defaults, quality: 5 })).toMatchObject({ quality: 5, compression: 7 });
+    expect(parseDefaults(null)).toEqual({});
+    expect(parseDefaults({ quality: 42, clipboard: 'sideways' })).toEqual({ quality: 9 });
   });
 });
 

@@ -2,6 +2,8 @@
 
 /** How the remote screen meets the window: remote resize (the default), local scaling, or neither. */
 export type ResizeMode = 'remote' | 'scale' | 'off';
+/** Which way text copied on one side reaches the other (where the site allows a clipboard at all). */
+export type ClipboardDirection = 'both' | 'to-desktop' | 'from-desktop' | 'off';
 
 export interface ViewerSettings {
   /** noVNC qualityLevel: JPEG quality 0 (low) .. 9 (high). */
@@ -9,6 +11,7 @@ export interface ViewerSettings {
   /** noVNC compressionLevel: 0 (none) .. 9 (best, most server CPU). */
   compression: number;
   resize: ResizeMode;
+  clipboard: ClipboardDirection;
   toolbarCollapsed: boolean;
 }
 
@@ -17,11 +20,32 @@ export const DEFAULT_SETTINGS: Readonly<ViewerSettings> = Object.freeze({
   quality: 6,
   compression: 2,
   resize: 'remote',
+  clipboard: 'both',
   toolbarCollapsed: false,
 });
 
 const PREFIX = 'jupyter-vnc.';
 const RESIZE_MODES: readonly ResizeMode[] = ['remote', 'scale', 'off'];
+const DIRECTIONS: readonly ClipboardDirection[] = ['both', 'to-desktop', 'from-desktop', 'off'];
+
+/** The user's own defaults (JupyterLab's settings for jupyter-vnc), each checked; unknown values dropped. */
+export function parseDefaults(raw: unknown): Partial<ViewerSettings> {
+  const obj = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};
+  const out: Partial<ViewerSettings> = {};
+  if (typeof obj.quality === 'number') {
+    out.quality = clampLevel(obj.quality, DEFAULT_SETTINGS.quality);
+  }
+  if (typeof obj.compression === 'number') {
+    out.compression = clampLevel(obj.compression, DEFAULT_SETTINGS.compression);
+  }
+  if (RESIZE_MODES.includes(obj.resize as ResizeMode)) {
+    out.resize = obj.resize as ResizeMode;
+  }
+  if (DIRECTIONS.includes(obj.clipboard as ClipboardDirection)) {
+    out.clipboard = obj.clipboard as ClipboardDirection;
+  }
+  return out;
+}
 
 /** The part of the Storage interface used here, so tests can pass a Map-backed fake. */
 export interface StorageLike {
@@ -46,26 +70,32 @@ function safeGet(storage: StorageLike | null, key: string): string | null {
   }
 }
 
-export function loadSettings(storage: StorageLike | null): ViewerSettings {
-  const d = DEFAULT_SETTINGS;
+/**
+ * The settings in force: what the user changed in this browser's viewer, else their own defaults
+ * (JupyterLab's settings, in the JupyterLab tab), else noVNC's.
+ */
+export function loadSettings(storage: StorageLike | null, defaults: Partial<ViewerSettings> = {}): ViewerSettings {
+  const d = { ...DEFAULT_SETTINGS, ...defaults };
   const resize = safeGet(storage, 'resize');
+  const clipboard = safeGet(storage, 'clipboard');
   return {
     quality: clampLevel(safeGet(storage, 'quality'), d.quality),
     compression: clampLevel(safeGet(storage, 'compression'), d.compression),
     resize: RESIZE_MODES.includes(resize as ResizeMode) ? (resize as ResizeMode) : d.resize,
+    clipboard: DIRECTIONS.includes(clipboard as ClipboardDirection) ? (clipboard as ClipboardDirection) : d.clipboard,
     toolbarCollapsed: safeGet(storage, 'toolbarCollapsed') === 'true',
   };
 }
 
-export function saveSettings(storage: StorageLike | null, settings: ViewerSettings): void {
+/** Keeps what the user just changed (only that: the rest keeps following their defaults). */
+export function saveSettings(storage: StorageLike | null, change: Partial<ViewerSettings>): void {
   if (!storage) {
     return;
   }
   try {
-    storage.setItem(PREFIX + 'quality', String(settings.quality));
-    storage.setItem(PREFIX + 'compression', String(settings.compression));
-    storage.setItem(PREFIX + 'resize', settings.resize);
-    storage.setItem(PREFIX + 'toolbarCollapsed', String(settings.toolbarCollapsed));
+    for (const [key, value] of Object.entries(change)) {
+      storage.setItem(PREFIX + key, String(value));
+    }
   } catch {
     // Full or disabled storage: the settings still apply to this page.
   }
