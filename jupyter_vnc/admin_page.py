@@ -19,8 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
+import signal
+import sys
 import time
 from dataclasses import asdict
 from typing import Any
@@ -31,7 +35,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-from tornado.ioloop import IOLoop
+from tornado.ioloop import IOLoop, PeriodicCallback
 
 from .cli.hubapi import HubAPI, HubError
 from .cli.sessions import from_registry
@@ -40,6 +44,7 @@ from .resources import template_path
 from .slurm import node_of_status
 
 ADMIN_SCOPE = "admin:servers"
+PR_SET_PDEATHSIG = 1
 PROGRESS_WAIT = 1.0  # seconds to read a queued spawn's event stream for its latest message
 
 
@@ -274,8 +279,28 @@ def main(argv: list[str] | None = None) -> None:
     public = args.public_url or os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL", "").removesuffix("/hub/")
     desktops = Desktops(hub, token, public, args.registry_url, args.registry_password_file)
     app = make_app(desktops, os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/desktops/"))
+    end_with_the_hub()
     app.listen(service.port or 80, service.hostname or "127.0.0.1")
     IOLoop.current().start()
+
+
+def end_with_the_hub() -> None:
+    """A hub that is killed (SIGKILL, OOM) cannot stop the services it runs: one left behind would hold
+    its port, and the hub's next start could not start the page again. So the page ends when the hub
+    that started it is gone: at once where Linux can tell it (PR_SET_PDEATHSIG), and by a look at its
+    parent every few seconds otherwise."""
+    hub = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != hub:  # gone before the request took effect
+        sys.exit(0)
+
+    def check() -> None:
+        if os.getppid() != hub:
+            IOLoop.current().stop()
+
+    PeriodicCallback(check, 2000).start()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from . import jobinfo, native_client
 from .audience import Audience
 from .desktop import DesktopError, VNCDesktop
 from .guests import GuestsAtTheDesktopOnly, hold_guests_at_the_desktop
-from .handlers import routes
+from .handlers import routes, static_url
 from .idle import DesktopIdle
 from .share_grants import EXPIRY_CHECK_SECONDS, ShareDesk
 
@@ -32,6 +32,7 @@ _OFF = {"0", "false", "no", "off"}
 # JupyterLab's page config entry that tells the JupyterLab extension whether to offer the desktop
 # ("available" or "unavailable"; absent where this extension is off): labextension/src/lab/model.ts.
 PAGE_CONFIG_KEY = "jupyterVncDesktop"
+ASSETS_KEY = "jupyterVncViewerAssets"
 
 
 class VNCExtension(ExtensionApp):
@@ -140,6 +141,10 @@ class VNCExtension(ExtensionApp):
         desktop_job = jobinfo.claim_desktop_job(os.environ)
         self.desktop = VNCDesktop(parent=self, log=self.log, desktop_job=desktop_job)
         page[PAGE_CONFIG_KEY] = "available" if desktop_job or self._desktop_can_run() else "unavailable"
+        # The viewer's script and style, by their versioned URLs: JupyterLab fetches them into the
+        # browser's cache while the user looks at the launcher, so the tile's new tab finds them there.
+        base = self.serverapp.base_url
+        page[ASSETS_KEY] = [static_url(base, "viewer.js"), static_url(base, "viewer.css")]
         self.settings["jupyter_vnc_desktop"] = self.desktop
         self.settings["jupyter_vnc_apps"] = self._offered_apps()
         try:

@@ -5,13 +5,18 @@ Stop that ends the job."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from browser import chromium
 from conftest import ROOT, HubBed
+from fixtures_jupyter import free_port, wait_until
 from hubclient import HubUser, server_path, user_url
 from test_lab_e2e import log_in
 from test_queue_wait import PARTITION
@@ -103,3 +108,42 @@ async def test_admins_see_every_desktop_and_stop_one(
             assert squeue("omar") == [omar_job]  # the other desktop untouched
     finally:
         subprocess.run(["scontrol", "update", f"PartitionName={PARTITION}", "State=UP"], check=True)
+
+
+def test_the_page_ends_with_a_hub_that_was_killed(tmp_path: Path) -> None:
+    """A hub killed with SIGKILL cannot stop its services: the page must not outlive it (it would hold
+    its port, and the hub's next start could not run the page again)."""
+    port = free_port()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "JUPYTERHUB_API_TOKEN": "unused",
+        "JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api",
+        "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}",
+        "JUPYTERHUB_SERVICE_PREFIX": "/services/desktops/",
+        "JUPYTERHUB_CLIENT_ID": "service-desktops",
+    }
+    hub = subprocess.Popen(
+        ["bash", "-c", f"{sys.executable} -m jupyter_vnc.admin_page & echo $!; wait"],
+        env=env, stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert hub.stdout is not None
+    page = int(hub.stdout.readline())
+    wait_until(lambda: _listening(port), 20, "the page listening")
+    hub.kill()
+    hub.wait()
+    wait_until(
+        lambda: not Path(f"/proc/{page}").exists() or _zombie(page), 10, "the page to end with its hub"
+    )
+    assert not _listening(port)
+
+
+def _listening(port: int) -> bool:
+    with contextlib.closing(socket.socket()) as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
+    except OSError:
+        return True

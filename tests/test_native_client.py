@@ -28,14 +28,14 @@ pytestmark = pytest.mark.users("liam", "kate")
 
 def test_the_commands_name_the_socket_the_node_and_the_login_host() -> None:
     sock = Path("/tmp/jvnc-1000-x/vnc sock")  # a space: quoted for the shell
-    assert commands(sock, "", "alice", "gpu07") == {
-        "ssh": "ssh -N -L '5901:/tmp/jvnc-1000-x/vnc sock' alice@gpu07",
+    assert commands(sock, "", "liam", "gpu07") == {
+        "ssh": "ssh -N -L '5901:/tmp/jvnc-1000-x/vnc sock' liam@gpu07",
         "viewer": "vncviewer localhost::5901",
     }
-    assert commands(sock, "login.example.org", "alice", "gpu07")["ssh"].startswith(
-        "ssh -N -J alice@login.example.org -L "
+    assert commands(sock, "login.example.org", "liam", "gpu07")["ssh"].startswith(
+        "ssh -N -J liam@login.example.org -L "
     )
-    assert "-J bob@login " in commands(sock, "bob@login", "alice", "gpu07")["ssh"]
+    assert "-J kate@login " in commands(sock, "kate@login", "liam", "gpu07")["ssh"]
 
 
 @pytest.fixture

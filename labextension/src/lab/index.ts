@@ -21,12 +21,14 @@ import { fetchAppIcon, fetchApps, startApp } from './apps';
 import { desktopIcon } from './icon';
 import {
   appCaption,
+  ASSETS_KEY,
   desktopOffered,
   desktopUrl,
   type LabApp,
   LabStatus,
   PAGE_CONFIG_KEY,
   parseLabStatus,
+  viewerAssets,
   WarningLedger,
 } from './model';
 import { DesktopPanel } from './panel';
@@ -183,6 +185,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
           });
         });
       },
+    });
+
+    // The viewer's script and style into the browser's cache once JupyterLab is up (idle, low priority):
+    // the tile's new tab, and this page's desktop tab, then find them there.
+    void app.restored.then(() => {
+      for (const href of viewerAssets(PageConfig.getOption(ASSETS_KEY))) {
+        const link = document.createElement('link');
+        link.rel = 'prefetch';
+        link.href = href;
+        document.head.appendChild(link);
+      }
     });
 
     if (launcher) {

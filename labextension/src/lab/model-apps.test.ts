@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { appCaption, parseApps, pngAsSvg } from './model';
+import { appCaption, parseApps, pngAsSvg, viewerAssets } from './model';
 
 describe('parseApps', () => {
   it('reads the apps it understands, never a command', () => {
@@ -34,5 +34,16 @@ describe('appCaption', () => {
 describe('pngAsSvg', () => {
   it('wraps a PNG data URL in an SVG image', () => {
     expect(pngAsSvg('data:image/png;base64,AAAA')).toContain('<image href="data:image/png;base64,AAAA"');
+  });
+});
+
+describe('viewerAssets', () => {
+  it('reads the versioned URLs from the page config, JSON or already parsed', () => {
+    const urls = ['/user/a/vnc/static/viewer.js?v=1', '/user/a/vnc/static/viewer.css?v=2'];
+    expect(viewerAssets(JSON.stringify(urls))).toEqual(urls);
+    expect(viewerAssets(urls)).toEqual(urls);
+    expect(viewerAssets(undefined)).toEqual([]);
+    expect(viewerAssets('not json')).toEqual([]);
+    expect(viewerAssets(['https://evil.example/x.js', '//evil.example/x.js', 7])).toEqual([]); // this server's paths only
   });
 });

@@ -193,6 +193,21 @@ export class WarningLedger {
  * a desktop can run (jupyter_vnc/extension.py, PAGE_CONFIG_KEY). Absent where jupyter-vnc is turned off.
  */
 export const PAGE_CONFIG_KEY = 'jupyterVncDesktop';
+/** The viewer's script and style by their versioned URLs (a JSON list in the page config). */
+export const ASSETS_KEY = 'jupyterVncViewerAssets';
+
+/** The versioned viewer.js and viewer.css URLs out of the page config's value; [] when absent or odd. */
+export function viewerAssets(value: unknown): string[] {
+  let list: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      list = JSON.parse(value);
+    } catch {
+      return [];
+    }
+  }
+  return Array.isArray(list) ? list.filter((u): u is string => typeof u === 'string' && u.startsWith('/') && !u.startsWith('//')) : [];
+}
 
 /**
  * Whether to show the desktop at all (launcher tile, commands, status bar, walltime warnings), from the

@@ -13,6 +13,7 @@ import { Widget } from '@lumino/widgets';
 import { parseConfig, type ViewerConfig } from '../viewer/config';
 import type { ViewerSettings } from '../viewer/settings';
 import { desktopIcon } from './icon';
+import { ASSETS_KEY, viewerAssets } from './model';
 
 /** What the tab uses of the viewer bundle (src/viewer/main.ts, loaded from the server at run time). */
 export interface ViewerBundle {
@@ -113,14 +114,17 @@ export class DesktopPanel extends Widget {
 
   private async load(): Promise<void> {
     const base = PageConfig.getBaseUrl();
-    const script = URLExt.join(base, 'vnc/static/viewer.js');
+    // The versioned URLs, where the server gives them: the same cache entries as the viewer page's.
+    const [versionedScript, versionedStyle] = viewerAssets(PageConfig.getOption(ASSETS_KEY));
+    const script = versionedScript ?? URLExt.join(base, 'vnc/static/viewer.js');
+    const style = versionedStyle ?? URLExt.join(base, 'vnc/static/viewer.css');
     try {
       const [bundle, config] = await Promise.all([
         // webpackIgnore: the browser loads the server's bundle as a native ES module; the lab build
         // must not try to resolve or bundle it (noVNC's top-level await does not belong in it).
         import(/* webpackIgnore: true */ script) as Promise<ViewerBundle>,
         this.fetchConfig(),
-        loadStylesheet(URLExt.join(base, 'vnc/static/viewer.css')),
+        loadStylesheet(new URL(style, window.location.href).href),
       ]);
       if (!this.isDisposed) {
         this.viewer = bundle.mountViewer(this.node, config);
