@@ -73,12 +73,19 @@ class HubAPI:
 
     def stop_server(self, user: str, server: str, timeout: float = 60) -> None:
         path = f"/users/{quote(user)}/servers/{quote(server)}" if server else f"/users/{quote(user)}/server"
-        code, body = self.call("DELETE", path)
-        if code == 404:
-            raise HubError(f"no such user or server: {user}/{server}")
-        if code not in (202, 204):
-            raise HubError(f"the hub refused to stop {user}/{server} (HTTP {code}: {_message(body)})")
         deadline = time.monotonic() + timeout
+        while True:
+            code, body = self.call("DELETE", path)
+            if code == 404:
+                raise HubError(f"no such user or server: {user}/{server}")
+            if code in (202, 204):
+                break
+            # A desktop still queued: the hub interrupts its spawn, waits one second, and answers 500
+            # ("pending spawn") when the spawn has not ended by then. Asked again, it stops what is left.
+            if code == 500 and time.monotonic() < deadline:
+                time.sleep(1)
+                continue
+            raise HubError(f"the hub refused to stop {user}/{server} (HTTP {code}: {_message(body)})")
         while time.monotonic() < deadline:
             code, model = self.call("GET", f"/users/{quote(user)}")
             if code != 200 or server not in (model.get("servers") or {}):
