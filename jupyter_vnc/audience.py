@@ -83,6 +83,10 @@ class Audience:
     def leave(self, seat: Seat) -> None:
         self._seats.pop(seat, None)
 
+    def connected(self) -> int:
+        """How many viewers are connected now, the owner's included."""
+        return len(self._seats)
+
     def watchers(self) -> list[dict[str, Any]]:
         """Everyone but the owner, for the owner's viewer:
         ``[{"user": "bob", "role": "view", "connections": 1}]``."""

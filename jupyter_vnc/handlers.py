@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -16,7 +18,7 @@ from jupyter_server.base.handlers import APIHandler, FileFindHandler, JupyterHan
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from . import native_client
+from . import desktop_size, native_client
 from .app_launch import AppStartError, start_app
 from .apps import App, icon_type
 from .bridge import DesktopHandlerMixin, DesktopWebSocket
@@ -239,6 +241,9 @@ class DesktopHandler(DesktopHandlerMixin, APIHandler):
                 parsed = None
             if not isinstance(parsed, dict):
                 return self._refuse("request body must be empty or a JSON object")
+        size = self.get_argument("size", "")
+        if size:
+            return await self._fit(size)
         restart = self.get_argument("restart", "0")
         if restart not in _YES | _NO:
             return self._refuse("restart must be 1 or 0")
@@ -252,6 +257,26 @@ class DesktopHandler(DesktopHandlerMixin, APIHandler):
             self.finish(json.dumps({"state": "failed", "message": str(e)}))
             return
         self.finish(json.dumps(await self.desktop.status()))
+
+    async def _fit(self, size: str) -> None:
+        """``?size=WxH``: JupyterLab's size for the viewer it is about to open (desktop_size.py). Applied
+        only to a running (or starting) desktop nobody is looking at: viewers size it themselves. Never
+        starts a desktop."""
+        try:
+            width, height = desktop_size.parse_size(size)
+        except desktop_size.SizeError as e:
+            return self._refuse(str(e))
+        if self.desktop.state == "starting":
+            with contextlib.suppress(DesktopError):
+                await self.desktop.ensure_running()
+        if not self.desktop.running or self.audience.connected():
+            return self.finish(json.dumps({"fitted": False, **await self.desktop.status()}))
+        try:
+            await desktop_size.resize(self.desktop.socket_path, width, height)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, desktop_size.SizeError) as e:
+            self.log.info("jupyter-vnc: the desktop was not sized to %s: %s", size, e)
+            return self.finish(json.dumps({"fitted": False, **await self.desktop.status()}))
+        self.finish(json.dumps({"fitted": True, **await self.desktop.status()}))
 
     @web.authenticated
     @authorized("execute")

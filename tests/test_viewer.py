@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from browser import CANVAS_COLOURS, chromium
-from fixtures_jupyter import UserServer
+from fixtures_jupyter import UserServer, wait_until
 from playwright.async_api import Browser, Page
+from rfbstreams import websocket_stream
 from test_desktop import xvnc_argv
+
+from testkit.rfb import RFBClient
 
 # Whose servers, jobs and homes these tests use (tests/isolation.py: modules of other users run beside).
 pytestmark = pytest.mark.users("jack", "kate")
@@ -247,3 +253,42 @@ async def test_no_clipboard_panel_and_nothing_crosses_when_the_clipboard_is_off(
             assert await asyncio.to_thread(x_clipboard, server) == TO_BROWSER  # still the desktop's own
             assert await page.evaluate("() => window.received") == []
         assert await page.evaluate("() => document.body.dataset.vncState") == "connected"
+
+
+def _fit(server: UserServer, size: str) -> tuple[int, dict]:
+    req = urllib.request.Request(f"{server.url}/vnc/api/desktop?size={size}", data=b"{}", method="POST")
+    req.add_header("Authorization", f"token {server.token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+async def test_jupyterlab_sizes_the_desktop_ahead_only_while_nobody_looks(server_factory) -> None:
+    """JupyterLab tells the server the size the tile's tab will have (``?size=WxH``): a desktop nobody
+    is connected to takes it (the X server's own screen, read back); one with a viewer keeps the
+    viewer's; a wrong size is refused; a desktop that is not running is not started for it."""
+    idle = server_factory("kate", "--VNCDesktop.prestart=False")
+    code, body = _fit(idle, "1400x900")
+    assert code == 200 and body["fitted"] is False and body["state"] == "stopped"
+
+    server = server_factory("kate", "--VNCDesktop.resolution=1280x720")
+    wait_until(lambda: server.status()["state"] == "running", 30, "kate's desktop running")
+    code, body = _fit(server, "1400x900")
+    assert code == 200 and body["fitted"] is True, body
+    assert (server.status()["width"], server.status()["height"]) == (1400, 900)
+    dims = subprocess.run(["xdpyinfo"], env=desktop_env(server), capture_output=True, text=True).stdout
+    assert "dimensions:    1400x900 pixels" in dims
+    for wrong in ("1400", "99999x900", "1400x900;rm", "100x100"):
+        code, body = _fit(server, wrong)
+        assert code == 400 and "size" in body["message"], (wrong, body)
+
+    stream, connection = await websocket_stream(server.ws_url, server.token)
+    try:
+        await RFBClient(stream).handshake()
+        code, body = _fit(server, "1600x1000")
+        assert code == 200 and body["fitted"] is False  # a viewer is connected: its size stays
+        assert (server.status()["width"], server.status()["height"]) == (1400, 900)
+    finally:
+        connection.close()

@@ -20,6 +20,7 @@ import { Poll } from '@lumino/polling';
 import { fetchAppIcon, fetchApps, startApp } from './apps';
 import { desktopIcon } from './icon';
 import {
+  aheadSize,
   appCaption,
   ASSETS_KEY,
   desktopOffered,
@@ -33,7 +34,7 @@ import {
 } from './model';
 import { DesktopPanel } from './panel';
 import { DesktopStatusItem } from './statusitem';
-import { parseDefaults, type ViewerSettings } from '../viewer/settings';
+import { loadSettings, parseDefaults, type ViewerSettings } from '../viewer/settings';
 
 export namespace CommandIDs {
   export const open = 'jupyter-vnc:open';
@@ -43,6 +44,14 @@ export namespace CommandIDs {
 }
 
 const CATEGORY = 'Desktop';
+
+function localStore(): Storage | null {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+}
 const POLL_MS = 15_000;
 
 /** GET vnc/api/status; a readable reason on failure. */
@@ -100,16 +109,28 @@ const plugin: JupyterFrontEndPlugin<void> = {
     let viewerDefaults: Partial<ViewerSettings> = {};
     if (registry) {
       void registry
-        .load(plugin.id)
-        .then(loaded => {
-          const read = (): void => {
-            viewerDefaults = parseDefaults(loaded.composite);
-          };
-          read();
-          loaded.changed.connect(read);
-        })
-        .catch(() => undefined);
+          .load(plugin.id)
+          .then(loaded => {
+            const read = (): void => {
+              viewerDefaults = parseDefaults(loaded.composite);
+            };
+            read();
+            loaded.changed.connect(read);
+          })
+          .catch(() => undefined);
     }
+
+    // The tile's new tab will be this window's size: the desktop is given that size now, while nobody
+    // looks at it, so the first picture after the click is the final one (no resize, no new layout).
+    // (Not waiting for the settings: the registry may answer late, and a desktop sized to the window is
+    // harmless for a viewer that scales.)
+    void app.restored.then(() => {
+      const size = aheadSize(window.innerWidth, window.innerHeight, loadSettings(localStore(), viewerDefaults));
+      if (size) {
+        const fit = URLExt.join(settings.baseUrl, 'vnc', 'api', 'desktop') + `?size=${size}`;
+        void ServerConnection.makeRequest(fit, { method: 'POST', body: '{}' }, settings).catch(() => undefined);
+      }
+    });
 
     commands.addCommand(CommandIDs.open, {
       label: args => (args.isLauncher ? trans.__('GPU Desktop') : trans.__('Open GPU Desktop in a Browser Tab')),

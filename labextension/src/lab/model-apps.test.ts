@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { appCaption, parseApps, pngAsSvg, viewerAssets } from './model';
+import { aheadSize, appCaption, parseApps, pngAsSvg, viewerAssets } from './model';
 
 describe('parseApps', () => {
   it('reads the apps it understands, never a command', () => {
@@ -45,5 +45,16 @@ describe('viewerAssets', () => {
     expect(viewerAssets(undefined)).toEqual([]);
     expect(viewerAssets('not json')).toEqual([]);
     expect(viewerAssets(['https://evil.example/x.js', '//evil.example/x.js', 7])).toEqual([]); // this server's paths only
+  });
+});
+
+describe('aheadSize', () => {
+  it("is the new tab's screen area where the viewer fits the desktop to it", () => {
+    expect(aheadSize(1700, 1100, { resize: 'remote', toolbarCollapsed: false })).toBe('1700x1070');
+    expect(aheadSize(1700, 1100, { resize: 'remote', toolbarCollapsed: true })).toBe('1700x1100');
+    expect(aheadSize(1700.6, 1100.4, { resize: 'remote', toolbarCollapsed: true })).toBe('1700x1100');
+    expect(aheadSize(1700, 1100, { resize: 'scale', toolbarCollapsed: false })).toBeNull();
+    expect(aheadSize(1700, 1100, { resize: 'off', toolbarCollapsed: false })).toBeNull();
+    expect(aheadSize(300, 1100, { resize: 'remote', toolbarCollapsed: false })).toBeNull();
   });
 });

@@ -259,3 +259,23 @@ export function appCaption(app: LabApp): string {
 export function pngAsSvg(dataUrl: string): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="24" height="24" viewBox="0 0 24 24"><image href="${dataUrl}" width="24" height="24"/></svg>`;
 }
+
+/** The viewer's toolbar height (viewer.css --jvnc-bar-height). */
+export const TOOLBAR_PX = 30;
+
+/**
+ * "WxH" for the desktop ahead of the tile's click: the screen area a viewer in a new tab of this window
+ * gets; null where the viewer will not fit the desktop to its window (scaling, or a fixed size).
+ */
+export function aheadSize(
+  innerWidth: number,
+  innerHeight: number,
+  viewer: { resize: string; toolbarCollapsed: boolean },
+): string | null {
+  if (viewer.resize !== 'remote') {
+    return null;
+  }
+  const width = Math.floor(innerWidth);
+  const height = Math.floor(innerHeight - (viewer.toolbarCollapsed ? 0 : TOOLBAR_PX));
+  return width >= 320 && height >= 320 ? `${width}x${height}` : null;
+}
