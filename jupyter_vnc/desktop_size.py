@@ -11,12 +11,11 @@ unix socket, on a short connection of its own (Raw encoding only, so it can read
 from __future__ import annotations
 
 import asyncio
-import re
 import struct
 from pathlib import Path
 
-SIZE_RE = re.compile(r"([0-9]{3,5})x([0-9]{3,5})")
-MIN_SIDE, MAX_SIDE = 320, 8192
+from .options import parse_resolution
+
 EXTENDED_DESKTOP_SIZE = -308
 RAW = 0
 
@@ -26,13 +25,11 @@ class SizeError(Exception):
 
 
 def parse_size(value: str) -> tuple[int, int]:
-    m = SIZE_RE.fullmatch(value or "")
-    if not m:
-        raise SizeError(f"size must look like 1400x870, not {value[:20]!r}")
-    width, height = int(m.group(1)), int(m.group(2))
-    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-        raise SizeError(f"size {value} is outside {MIN_SIDE}..{MAX_SIDE} pixels per side")
-    return width, height
+    """``"1400x870"`` -> ``(1400, 870)``, within the sizes a desktop may have (options.parse_resolution)."""
+    try:
+        return parse_resolution(value)
+    except ValueError as e:
+        raise SizeError(str(e).replace("resolution", "size", 1)) from None
 
 
 async def resize(socket_path: Path, width: int, height: int, timeout: float = 5.0) -> tuple[int, int]:

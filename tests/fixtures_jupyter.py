@@ -64,6 +64,16 @@ class UserServer:
         except urllib.error.HTTPError as e:
             return e.code, e.read()
 
+    def post(self, path: str, body: bytes = b"") -> tuple[int, dict]:
+        """POST with the server's token; the status and the JSON answer (a refusal's too)."""
+        req = urllib.request.Request(self.url + path, data=body, method="POST")
+        req.add_header("Authorization", f"token {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
     def status(self) -> dict:
         code, body = self.request("/vnc/api/status")
         assert code == 200, (code, body)

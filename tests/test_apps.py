@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,16 +29,6 @@ TERMINAL = {"name": "term", "title": "Terminal", "command": ["xterm", "-title", 
 
 def _apps_env(*apps: dict) -> dict[str, str]:
     return {"JUPYTER_VNC_APPS": json.dumps(list(apps))}
-
-
-def _post(server: UserServer, path: str, body: bytes = b"") -> tuple[int, dict]:
-    req = urllib.request.Request(server.url + path, data=body, method="POST")
-    req.add_header("Authorization", f"token {server.token}")
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def _x_env(server: UserServer) -> dict[str, str]:
@@ -103,13 +92,13 @@ async def test_an_app_starts_by_name_maximized_and_ends_with_the_desktop(
     assert code == 200 and svg == ICON.read_bytes()
 
     # Refused, and nothing started: an unknown app, a request that brings its own command.
-    code, refused = _post(server, "/vnc/api/apps/rm")
+    code, refused = server.post("/vnc/api/apps/rm")
     assert code == 404 and refused["message"] == "no app named 'rm' in this desktop; offered: term, term2"
-    code, refused = _post(server, "/vnc/api/apps/term", json.dumps({"command": ["rm", "-rf", "~"]}).encode())
+    code, refused = server.post("/vnc/api/apps/term", json.dumps({"command": ["rm", "-rf", "~"]}).encode())
     assert code == 400 and "the app's command is the site's" in refused["message"]
 
     # Started by name: the desktop starts for it; the window comes up maximized by xfwm4.
-    code, started = _post(server, "/vnc/api/apps/term")
+    code, started = server.post("/vnc/api/apps/term")
     assert code == 200 and started["app"] == "term", started
     pid = started["pid"]
     assert procs.program(pid) == "xterm" and pid in server.desktop_pids()  # ends with the desktop
@@ -140,7 +129,7 @@ async def test_a_gpu_app_runs_through_virtualgl_and_gets_gtk_gl_back(
     }
     server = server_factory("liam", "--VNCDesktop.virtualgl=session", env=_apps_env(spheres))
     wait_until(lambda: server.status()["state"] == "running", 30, "the desktop running")
-    code, started = _post(server, "/vnc/api/apps/spheres")
+    code, started = server.post("/vnc/api/apps/spheres")
     assert code == 200, started
     pid = started["pid"]
     wait_until(lambda: vglcheck.maps_virtualgl(pid), 20, "VirtualGL's faker in the app")

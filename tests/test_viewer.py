@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -256,13 +253,7 @@ async def test_no_clipboard_panel_and_nothing_crosses_when_the_clipboard_is_off(
 
 
 def _fit(server: UserServer, size: str) -> tuple[int, dict]:
-    req = urllib.request.Request(f"{server.url}/vnc/api/desktop?size={size}", data=b"{}", method="POST")
-    req.add_header("Authorization", f"token {server.token}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return server.post(f"/vnc/api/desktop?size={size}", b"{}")
 
 
 async def test_jupyterlab_sizes_the_desktop_ahead_only_while_nobody_looks(server_factory) -> None:
