@@ -209,8 +209,9 @@ class ActivityHandler(DesktopHandlerMixin, APIHandler):
 
 
 class DesktopHandler(DesktopHandlerMixin, APIHandler):
-    """POST: start the desktop, or restart it (``?restart=1``, the "Restart desktop" button).
-    DELETE: end it and every process in it."""
+    """POST: start the desktop, or restart it (``?restart=1``, the "Restart desktop" button), or size an
+    unwatched one to the viewer JupyterLab is about to open (``?size=WxH``). DELETE: end it and every
+    process in it. The owner and hub admins only."""
 
     def _refuse(self, message: str, status: int = 400) -> None:
         self.set_status(status)
