@@ -38,56 +38,12 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from .cli.hubapi import HubAPI, HubError
-from .cli.sessions import from_registry
-from .registry import Session
+from .cli.sessions import from_registry, server_models, sessions_from_hub
 from .resources import template_path
-from .slurm import node_of_status
 
 ADMIN_SCOPE = "admin:servers"
 PR_SET_PDEATHSIG = 1
 PROGRESS_WAIT = 1.0  # seconds to read a queued spawn's event stream for its latest message
-
-
-def _server_models(users: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {
-        (user["name"], name): server for user in users for name, server in (user.get("servers") or {}).items()
-    }
-
-
-def sessions_from_hub(models: dict[tuple[str, str], dict[str, Any]]) -> list[Session]:
-    """Without a shared registry: what the hub knows of each server (its options and kept state)."""
-    out = []
-    for (user, name), server in models.items():
-        state = server.get("state") or {}
-        options = server.get("user_options") or {}
-        out.append(
-            Session(
-                user=user,
-                server=name,
-                job_id=str(state.get("job_id", "?")),
-                state="running" if server.get("ready") else "queued" if server.get("pending") else "unknown",
-                node=node_of_status(str(state.get("job_status", ""))) or str(state.get("node", "")),
-                gpus=int(options.get("gpus") or 0),
-                memory_gb=int(options.get("memory_gb") or 0),
-                resolution=str(options.get("resolution") or ""),
-                partition=str(options.get("partition") or ""),
-                submitted=_epoch(server.get("started")) or time.time(),
-                started=float(state["started"]) if isinstance(state.get("started"), int | float) else None,
-                ends_at=float(state["ends_at"]) if isinstance(state.get("ends_at"), int | float) else None,
-            )
-        )
-    return out
-
-
-def _epoch(iso: Any) -> float | None:
-    if not isinstance(iso, str):
-        return None
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def server_url(model: dict[str, Any], public_url: str) -> str:
@@ -121,7 +77,7 @@ class Desktops:
 
     async def listing(self) -> list[dict[str, Any]]:
         users = await asyncio.to_thread(self.hub.users)
-        models = _server_models(users)
+        models = server_models(users)
         if self.registry_url:
             sessions, _ = await from_registry(self.registry_url, self.password_file)
         else:

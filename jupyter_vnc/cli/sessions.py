@@ -7,6 +7,8 @@ import json
 import sys
 import time
 from dataclasses import asdict
+from datetime import datetime
+from typing import Any
 
 from ..registry import RegistryUnavailable, Session, open_registry
 from ..slurm import node_of_status
@@ -52,23 +54,55 @@ async def from_registry(url: str, password_file: str = "") -> tuple[list[Session
         await registry.close()
 
 
+def server_models(users: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (user["name"], name): server for user in users for name, server in (user.get("servers") or {}).items()
+    }
+
+
+def sessions_from_hub(models: dict[tuple[str, str], dict[str, Any]]) -> list[Session]:
+    """Without a shared registry: what the hub knows of each server (its options and kept state); a
+    server still spawning is "queued", as the registry says it."""
+    out = []
+    for (user, name), server in models.items():
+        state = server.get("state") or {}
+        options = server.get("user_options") or {}
+        out.append(
+            Session(
+                user=user,
+                server=name,
+                job_id=str(state.get("job_id", "?")),
+                state="running" if server.get("ready") else "queued" if server.get("pending") else "unknown",
+                node=node_of_status(str(state.get("job_status", ""))) or str(state.get("node", "")),
+                gpus=_whole(options.get("gpus")),
+                memory_gb=_whole(options.get("memory_gb")),
+                resolution=str(options.get("resolution") or ""),
+                partition=str(options.get("partition") or ""),
+                submitted=_epoch(server.get("started")) or time.time(),
+                started=float(state["started"]) if isinstance(state.get("started"), int | float) else None,
+                ends_at=float(state["ends_at"]) if isinstance(state.get("ends_at"), int | float) else None,
+            )
+        )
+    return out
+
+
+def _whole(value: Any) -> int:
+    """A count the hub kept (validated when asked for); 0 for anything else, never an exception."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _epoch(iso: Any) -> float | None:
+    if not isinstance(iso, str):
+        return None
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def from_hub(settings: HubSettings) -> list[Session]:
     """Without a shared registry: the hub's view (job ids need the admin:server_state scope)."""
-    out = []
-    for user in HubAPI(settings.hub_url, settings.token).users():
-        for name, server in (user.get("servers") or {}).items():
-            state = server.get("state") or {}
-            out.append(
-                Session(
-                    user=user["name"],
-                    server=name,
-                    job_id=str(state.get("job_id", "?")),
-                    state="running" if server.get("ready") else (server.get("pending") or "unknown"),
-                    node=node_of_status(str(state.get("job_status", ""))),
-                    submitted=time.time(),
-                )
-            )
-    return out
+    return sessions_from_hub(server_models(HubAPI(settings.hub_url, settings.token).users()))
 
 
 def run(settings: HubSettings, as_json: bool, show_all: bool) -> int:
